@@ -1,0 +1,224 @@
+//! queue/maildir: delivers each accepted message into a maildir, durably, before the
+//! client hears `250`. See README.md beside this file.
+
+use std::cell::Cell;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::address::Address;
+use crate::config::Config;
+use crate::log::Level;
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
+
+/// The plugin instance.
+pub struct Maildir {
+    dir: PathBuf,
+    subdirs: Option<String>,
+    perms: u32,
+    host: String,
+    counter: Cell<u32>,
+}
+
+/// `queue/maildir DIR [SUBDIR-PATTERN [MODE]]`: the pattern may use `%l` (local part),
+/// `%d` (domain) and `%u` (`local@domain`); MODE is octal (default 700) for the
+/// directories created; files get the same bits without execute.
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+    let Some(dir) = spec.args.first() else {
+        return Err("maildir directory not specified (queue/maildir DIR [SUBDIRS [MODE]])".into());
+    };
+    let subdirs = match spec.args.get(1) {
+        None => None,
+        Some(p) if p.contains("%l") || p.contains("%d") || p.contains("%u") => Some(p.clone()),
+        Some(p) => return Err(format!("sub directory {p:?} does not contain %l, %d or %u")),
+    };
+    let perms = match spec.args.get(2) {
+        None => 0o700,
+        Some(m) if m.len() == 3 => {
+            u32::from_str_radix(m, 8).map_err(|_| format!("mode {m:?} is not an octal number"))?
+        }
+        Some(m) => return Err(format!("mode {m:?} is not a three-digit octal number")),
+    };
+    if spec.args.len() > 3 {
+        return Err(format!("too many arguments: {}", spec.args.join(" ")));
+    }
+    let host: String = crate::session::hostname()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .collect();
+    Ok(Box::new(Maildir {
+        dir: PathBuf::from(dir),
+        subdirs,
+        perms,
+        host,
+        counter: Cell::new(0),
+    }))
+}
+
+impl Plugin for Maildir {
+    fn hooks(&self) -> Vec<Hook> {
+        vec![Hook::Queue]
+    }
+
+    fn run(&self, _hook: Hook, cx: &mut Context<'_>, _args: Args<'_>) -> Outcome {
+        let result = match &self.subdirs {
+            Some(pattern) => self.deliver_each(cx, pattern),
+            None => {
+                let rcpts: Vec<String> = cx.txn.recipients.iter().map(Address::address).collect();
+                for r in rcpts {
+                    cx.txn.header.add("Delivered-To", &r, Some(0));
+                }
+                self.deliver(cx, &self.dir, None)
+            }
+        };
+        match result {
+            Ok(()) => {
+                let id = cx
+                    .txn
+                    .header
+                    .get("Message-Id")
+                    .map(|v| v.lines().next().unwrap_or("").trim().to_string())
+                    .unwrap_or_default();
+                Outcome::ok_with(format!("Queued! {id}").trim_end().to_string())
+            }
+            Err((step, e)) => {
+                cx.log(
+                    Level::Error,
+                    format_args!("maildir delivery failed ({step}): {e}"),
+                );
+                Outcome::with(Verdict::Declined, format!("queue error ({step})"))
+            }
+        }
+    }
+}
+
+type Failure = (&'static str, io::Error);
+
+impl Maildir {
+    /// One copy per recipient into `DIR/<pattern>`.
+    fn deliver_each(&self, cx: &mut Context<'_>, pattern: &str) -> Result<(), Failure> {
+        let rcpts = cx.txn.recipients.clone();
+        for rcpt in &rcpts {
+            let user = sanitize(rcpt.user());
+            let host = sanitize(rcpt.host().unwrap_or(""));
+            let sub = pattern
+                .replace("%l", &user)
+                .replace("%d", &host)
+                .replace("%u", &format!("{user}@{host}"));
+            let dir = self.dir.join(sub);
+            self.deliver(cx, &dir, Some(rcpt))?;
+        }
+        Ok(())
+    }
+
+    /// Writes tmp/NAME, fsyncs it, links it into new/ and fsyncs new/ (the maildir
+    /// protocol plus the syncs that make it durable before we answer 250).
+    fn deliver(&self, cx: &mut Context<'_>, dir: &Path, rcpt: Option<&Address>) -> Result<(), Failure> {
+        self.make_dirs(dir).map_err(|e| ("mkdir", e))?;
+        let name = self.unique_name();
+        let tmp = dir.join("tmp").join(&name);
+        let new = dir.join("new").join(&name);
+        let written = self.write_file(cx, &tmp, rcpt);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let linked = std::fs::hard_link(&tmp, &new).or_else(|e| match e.raw_os_error() {
+            // Filesystems without hard links: rename is atomic too.
+            Some(nix::libc::EPERM) | Some(nix::libc::EOPNOTSUPP) => std::fs::rename(&tmp, &new),
+            _ => Err(e),
+        });
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| ("link", e))?;
+        File::open(dir.join("new"))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&new);
+                ("fsync", e)
+            })
+    }
+
+    fn write_file(&self, cx: &mut Context<'_>, path: &Path, rcpt: Option<&Address>) -> Result<(), Failure> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(self.perms & 0o666)
+            .open(path)
+            .map_err(|e| ("open", e))?;
+        let mut out = BufWriter::with_capacity(64 * 1024, file);
+        let sender = cx.txn.sender.clone().unwrap_or_else(Address::null);
+        let write = |out: &mut BufWriter<File>, cx: &mut Context<'_>| -> io::Result<()> {
+            writeln!(out, "Return-Path: {sender}")?;
+            if let Some(r) = rcpt {
+                writeln!(out, "Delivered-To: {}", r.address())?;
+            }
+            cx.txn.write_message(out)?;
+            Ok(())
+        };
+        write(&mut out, cx).map_err(|e| ("write", e))?;
+        let file = out.into_inner().map_err(|e| ("write", e.into_error()))?;
+        file.sync_all().map_err(|e| ("fsync", e))
+    }
+
+    fn make_dirs(&self, dir: &Path) -> io::Result<()> {
+        let mut builder = DirBuilder::new();
+        builder.recursive(true).mode(self.perms);
+        for sub in ["tmp", "new", "cur"] {
+            let d = dir.join(sub);
+            if !d.is_dir() {
+                builder.create(&d)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `time.P<pid>M<microseconds>Q<counter>.host`, as qpsmtpd names maildir files.
+    fn unique_name(&self) -> String {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let n = self.counter.get();
+        self.counter.set(n + 1);
+        format!(
+            "{}.P{}M{}Q{}.{}",
+            now.as_secs(),
+            std::process::id(),
+            now.subsec_micros(),
+            n,
+            self.host
+        )
+    }
+}
+
+/// qpsmtpd's `tr/-A-Za-z0-9+_.,@=/_/c` for path components built from addresses.
+/// A name that is only dots would climb out of the maildir, so it becomes `_`.
+fn sanitize(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-+_.,@=".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.chars().all(|c| c == '.') {
+        "_".to_string()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_components_cannot_escape() {
+        assert_eq!(sanitize("../../etc"), ".._.._etc");
+        assert_eq!(sanitize("a b/c"), "a_b_c");
+        assert_eq!(sanitize(".."), "_");
+        assert_eq!(sanitize(""), "_");
+    }
+}

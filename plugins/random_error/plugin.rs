@@ -1,0 +1,79 @@
+//! random_error: fails a configurable share of sessions with temporary errors, to test
+//! that clients retry. See README.md beside this file.
+
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::Config;
+use crate::log::Level;
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
+
+/// The plugin instance.
+pub struct RandomError {
+    /// Chance that one hook fails, so that six hooks together fail `percent` of the time.
+    per_hook: f64,
+    state: Cell<u64>,
+}
+
+/// `random_error [percent]` (default 1).
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+    let percent = match spec.args.as_slice() {
+        [] => 1.0,
+        [p] => p
+            .parse::<f64>()
+            .ok()
+            .filter(|p| (0.0..=100.0).contains(p))
+            .ok_or_else(|| format!("the percentage must be a number from 0 to 100, not {p:?}"))?,
+        more => return Err(format!("Invalid args: '{}'", more.join(" "))),
+    };
+    // (1 - x)^6 = 1 - p: six chances to fail per message (qpsmtpd's formula).
+    let per_hook = 1.0 - (1.0 - percent / 100.0).powf(1.0 / 6.0);
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        ^ ((std::process::id() as u64) << 32)
+        | 1;
+    Ok(Box::new(RandomError {
+        per_hook,
+        state: Cell::new(seed),
+    }))
+}
+
+impl RandomError {
+    /// xorshift64*: uniform in [0, 1). Not for cryptography; plenty for test failures.
+    fn next(&self) -> f64 {
+        let mut x = self.state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state.set(x);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl Plugin for RandomError {
+    fn hooks(&self) -> Vec<Hook> {
+        vec![
+            Hook::Connect,
+            Hook::Helo,
+            Hook::Ehlo,
+            Hook::Mail,
+            Hook::Rcpt,
+            Hook::Data,
+            Hook::DataPost,
+        ]
+    }
+
+    fn run(&self, _hook: Hook, cx: &mut Context<'_>, _args: Args<'_>) -> Outcome {
+        if self.next() >= self.per_hook {
+            return Outcome::declined();
+        }
+        cx.log(Level::Info, "random failure");
+        let verdict = if self.next() < 0.4 {
+            Verdict::DenySoftDisconnect
+        } else {
+            Verdict::DenySoft
+        };
+        Outcome::with(verdict, "random failure")
+    }
+}

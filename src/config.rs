@@ -1,0 +1,481 @@
+//! The config directory: qpsmtpd's control files, read once per process on first use.
+//!
+//! Lookup of a name (reference §10): the value from `qpsmtpd-rs.toml` in the config
+//! directory if it sets that name, else the file `<dir>/<name>`, else
+//! `$QMAIL/control/<name>` (qmail compatibility, as qpsmtpd does), else nothing. File syntax
+//! is qpsmtpd's: one item per line, leading and trailing blanks trimmed, blank lines and
+//! lines starting with `#` dropped, no inline comments, and `$include <path>` splicing in
+//! a file or every file of a directory. A missing file is "not set"; a file that exists
+//! but cannot be read is an error, never silently empty.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::cdb::Cdb;
+
+/// The TOML file that may hold any config item instead of its own file.
+pub const TOML_FILE: &str = "qpsmtpd-rs.toml";
+
+/// The config directory used when neither `--config` nor `QPSMTPD_CONFIG` names one.
+pub const DEFAULT_DIR: &str = "/etc/qpsmtpd-rs";
+
+/// Nesting limit for `$include` (qpsmtpd detects loops; a depth limit also stops them).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// One config line and where it came from (for error messages that name file and line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The trimmed text.
+    pub text: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Its 1-based line number (0 for values from the TOML file).
+    pub line: usize,
+}
+
+/// A config value: the list of its lines.
+#[derive(Debug, Clone, Default)]
+pub struct Lines(Rc<[Entry]>);
+
+impl Lines {
+    /// The lines' texts.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|e| e.text.as_str())
+    }
+
+    /// The first line, as qpsmtpd's scalar `config()` returns.
+    pub fn first(&self) -> Option<&str> {
+        self.0.first().map(|e| e.text.as_str())
+    }
+
+    /// The lines with their origins.
+    pub fn entries(&self) -> &[Entry] {
+        &self.0
+    }
+
+    /// Is the value unset or empty?
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A value made of the given lines (for the `config` hook and tests).
+    pub fn from_texts(texts: &[String], origin: &Path) -> Lines {
+        Lines(
+            texts
+                .iter()
+                .map(|t| Entry {
+                    text: t.clone(),
+                    file: origin.to_path_buf(),
+                    line: 0,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Why a config item could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file exists but reading it failed.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file was read but its content is invalid.
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The line (0 when unknown).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, reason } => {
+                write!(f, "cannot read {}: {reason}", path.display())
+            }
+            ConfigError::Invalid {
+                path,
+                line: 0,
+                reason,
+            } => {
+                write!(f, "{}: {reason}", path.display())
+            }
+            ConfigError::Invalid { path, line, reason } => {
+                write!(f, "{}, line {line}: {reason}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The config directory with its per-process cache.
+#[derive(Debug)]
+pub struct Config {
+    dir: PathBuf,
+    qmail_control: Option<PathBuf>,
+    toml: Option<(PathBuf, toml::Table)>,
+    cache: RefCell<HashMap<String, Lines>>,
+}
+
+impl Config {
+    /// Opens a config directory. `qmail_control` is the fallback directory
+    /// (`$QMAIL/control`). Parses `qpsmtpd-rs.toml` if the directory has one.
+    pub fn open(dir: &Path, qmail_control: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let toml_path = dir.join(TOML_FILE);
+        let toml = match std::fs::read_to_string(&toml_path) {
+            Ok(text) => {
+                let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
+                    path: toml_path.clone(),
+                    line: line_of_offset(&text, e.span().map_or(0, |s| s.start)),
+                    reason: e.message().to_string(),
+                })?;
+                Some((toml_path, table))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(read_error(&toml_path, &e)),
+        };
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            qmail_control,
+            toml,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// A config with no directory at all (every item unset); for tests and `--help`.
+    pub fn empty() -> Config {
+        Config {
+            dir: PathBuf::from("/nonexistent"),
+            qmail_control: None,
+            toml: None,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The config directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// All lines of a config item (empty if unset).
+    pub fn lines(&self, name: &str) -> Result<Lines, ConfigError> {
+        if let Some(hit) = self.cache.borrow().get(name) {
+            return Ok(hit.clone());
+        }
+        let lines = Lines(self.load(name)?.into());
+        self.cache.borrow_mut().insert(name.to_string(), lines.clone());
+        Ok(lines)
+    }
+
+    /// The first line of a config item.
+    pub fn first(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.lines(name)?.first().map(str::to_string))
+    }
+
+    /// The first line parsed as a number; a value that is not a number is an error.
+    pub fn number(&self, name: &str) -> Result<Option<u64>, ConfigError> {
+        let lines = self.lines(name)?;
+        let Some(entry) = lines.entries().first() else {
+            return Ok(None);
+        };
+        entry
+            .text
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid {
+                path: entry.file.clone(),
+                line: entry.line,
+                reason: format!("{name} must be a whole number, not {:?}", entry.text),
+            })
+    }
+
+    /// The file that provides a name, if any (the TOML file when it sets the name).
+    pub fn source_of(&self, name: &str) -> Option<PathBuf> {
+        if let Some((path, table)) = &self.toml
+            && table.contains_key(name)
+        {
+            return Some(path.clone());
+        }
+        self.file_path(name)
+    }
+
+    /// Names set both in the TOML file and as files (the TOML value wins); for `--check`.
+    pub fn shadowed_files(&self) -> Vec<PathBuf> {
+        let Some((_, table)) = &self.toml else {
+            return Vec::new();
+        };
+        table
+            .keys()
+            .map(|k| self.dir.join(k))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    /// Opens `<name>.cdb` (qpsmtpd's `config($name, 'map')`).
+    pub fn cdb(&self, name: &str) -> Result<Option<Cdb>, ConfigError> {
+        let file = format!("{name}.cdb");
+        let Some(path) = self.file_path(&file) else {
+            return Ok(None);
+        };
+        Cdb::open(&path).map_err(|e| read_error(&path, &e))
+    }
+
+    /// Where the file for `name` is: the config dir first, then qmail's control dir.
+    fn file_path(&self, name: &str) -> Option<PathBuf> {
+        if name.is_empty() || name.contains('\0') {
+            return None;
+        }
+        std::iter::once(&self.dir)
+            .chain(self.qmail_control.as_ref())
+            .map(|d| d.join(name))
+            .find(|p| std::fs::symlink_metadata(p).is_ok())
+    }
+
+    fn load(&self, name: &str) -> Result<Vec<Entry>, ConfigError> {
+        if let Some((path, table)) = &self.toml
+            && let Some(value) = table.get(name)
+        {
+            let texts = toml_lines(name, value).map_err(|reason| ConfigError::Invalid {
+                path: path.clone(),
+                line: 0,
+                reason,
+            })?;
+            let mut out = Vec::new();
+            for text in texts {
+                self.push_line(&mut out, &text, path, 0, 0)?;
+            }
+            return Ok(out);
+        }
+        match self.file_path(name) {
+            Some(path) => self.read_file(&path, 0),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn read_file(&self, path: &Path, depth: usize) -> Result<Vec<Entry>, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|e| read_error(path, &e))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut out = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            self.push_line(&mut out, raw, path, i + 1, depth)?;
+        }
+        Ok(out)
+    }
+
+    /// Adds one raw line: trimmed, comments dropped, `$include` expanded.
+    fn push_line(
+        &self,
+        out: &mut Vec<Entry>,
+        raw: &str,
+        file: &Path,
+        line: usize,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
+        let text = raw.trim();
+        if text.is_empty() || text.starts_with('#') {
+            return Ok(());
+        }
+        if let Some(target) = include_target(text) {
+            if depth >= MAX_INCLUDE_DEPTH {
+                return Err(ConfigError::Invalid {
+                    path: file.to_path_buf(),
+                    line,
+                    reason: format!("$include nested too deeply (a loop?) at {target}"),
+                });
+            }
+            let path = self.include_path(target);
+            for f in include_files(&path).map_err(|e| read_error(&path, &e))? {
+                out.extend(self.read_file(&f, depth + 1)?);
+            }
+            return Ok(());
+        }
+        out.push(Entry {
+            text: text.to_string(),
+            file: file.to_path_buf(),
+            line,
+        });
+        Ok(())
+    }
+
+    /// An absolute include path is used as is; a relative one is looked up like a name.
+    fn include_path(&self, target: &str) -> PathBuf {
+        let p = Path::new(target);
+        if p.is_absolute() {
+            return p.to_path_buf();
+        }
+        self.file_path(target).unwrap_or_else(|| self.dir.join(target))
+    }
+}
+
+/// `$include <path>` (qpsmtpd: `^\s*\$include\s+(\S+)\s*$`).
+fn include_target(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("$include")?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let target = rest.trim();
+    (!target.is_empty() && !target.contains(char::is_whitespace)).then_some(target)
+}
+
+/// The files an include names: the file itself, or every plain file of a directory that
+/// does not start with `.`, in sorted order.
+fn include_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A TOML value as config lines: a string (split at newlines), a number, a boolean
+/// (`1`/`0`), or an array of those.
+fn toml_lines(name: &str, value: &toml::Value) -> Result<Vec<String>, String> {
+    fn scalar(v: &toml::Value) -> Option<String> {
+        match v {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            toml::Value::Float(f) => Some(f.to_string()),
+            toml::Value::Boolean(b) => Some(if *b { "1" } else { "0" }.to_string()),
+            _ => None,
+        }
+    }
+    let bad = || format!("{name}: expected a string, number, boolean or an array of them");
+    let items: Vec<String> = match value {
+        toml::Value::Array(items) => items.iter().map(scalar).collect::<Option<_>>().ok_or_else(bad)?,
+        other => vec![scalar(other).ok_or_else(bad)?],
+    };
+    Ok(items
+        .iter()
+        .flat_map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect())
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1)
+}
+
+fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn texts(l: &Lines) -> Vec<&str> {
+        l.iter().collect()
+    }
+
+    #[test]
+    fn qpsmtpd_file_syntax() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join("relayclients"),
+            "# comment\n\n  127.0.0.1  \n192.0.\n   # indented comment\n2001:DB8::1/32\n",
+        )
+        .unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        assert_eq!(
+            texts(&c.lines("relayclients").unwrap()),
+            ["127.0.0.1", "192.0.", "2001:DB8::1/32"]
+        );
+        assert_eq!(c.first("relayclients").unwrap().as_deref(), Some("127.0.0.1"));
+        assert!(c.lines("missing").unwrap().is_empty());
+        let lines = c.lines("relayclients").unwrap();
+        let e = &lines.entries()[1];
+        assert_eq!(e.line, 4);
+    }
+
+    #[test]
+    fn include_file_and_directory() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("more")).unwrap();
+        fs::write(d.path().join("more/b"), "b1\n").unwrap();
+        fs::write(d.path().join("more/a"), "a1\n").unwrap();
+        fs::write(d.path().join("more/.hidden"), "no\n").unwrap();
+        fs::write(d.path().join("extra"), "x1\n").unwrap();
+        fs::write(
+            d.path().join("plugins"),
+            "first\n$include extra\n$include more\nlast\n",
+        )
+        .unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        assert_eq!(
+            texts(&c.lines("plugins").unwrap()),
+            ["first", "x1", "a1", "b1", "last"]
+        );
+    }
+
+    #[test]
+    fn include_loop_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("a"), "$include a\n").unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        assert!(matches!(c.lines("a"), Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("me")).unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        assert!(matches!(c.lines("me"), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn toml_overrides_files_and_qmail_control_is_a_fallback() {
+        let d = tempfile::tempdir().unwrap();
+        let q = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("me"), "file.example\n").unwrap();
+        fs::write(q.path().join("databytes"), "1000\n").unwrap();
+        fs::write(q.path().join("me"), "qmail.example\n").unwrap();
+        fs::write(
+            d.path().join(TOML_FILE),
+            "me = \"toml.example\"\nrcpthosts = [\"a.example\", \".b.example\"]\ntls_before_auth = true\n",
+        )
+        .unwrap();
+        let c = Config::open(d.path(), Some(q.path().to_path_buf())).unwrap();
+        assert_eq!(c.first("me").unwrap().as_deref(), Some("toml.example"));
+        assert_eq!(texts(&c.lines("rcpthosts").unwrap()), ["a.example", ".b.example"]);
+        assert_eq!(c.first("tls_before_auth").unwrap().as_deref(), Some("1"));
+        assert_eq!(c.number("databytes").unwrap(), Some(1000));
+        assert_eq!(c.shadowed_files(), vec![d.path().join("me")]);
+    }
+
+    #[test]
+    fn bad_toml_names_the_line() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(TOML_FILE), "me = \"ok\"\ndatabytes = = 3\n").unwrap();
+        let err = Config::open(d.path(), None).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { line: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn number_rejects_garbage() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("databytes"), "lots\n").unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        assert!(c.number("databytes").is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! qpsmtpd-rs: qpsmtpd, the plugin-driven SMTP receiver, in Rust.
+//!
+//! One process serves one connection on stdin/stdout, started by a super-server
+//! (tcpserver, s6-tcpserver, xinetd, systemd `Accept=yes`), and exits when it ends.
+//!
+//! ```text
+//! main.rs    flags → peer facts → startup::open (config, logging, plugins) → server::serve
+//! server.rs  the driver: reads lines and message data with timeouts, writes replies
+//! session/   the SMTP state machine (no I/O): check → hooks → reply, per command
+//! plugin/    the hook contract, the chain and the registry of built-in plugins
+//! plugins/   (top level) one folder per built-in plugin: code and README side by side
+//! ```
+//!
+//! The session is sans-I/O so that the same transcript runs in-process in tests and
+//! through the real binary over a socket.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod addrlist;
+pub mod cdb;
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod header;
+pub mod io;
+pub mod log;
+pub mod peer;
+pub mod plugin;
+pub mod reply;
+pub mod server;
+pub mod session;
+pub mod startup;
+pub mod transaction;
+
+/// The version shown in the greeting, HELP and Received headers.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,317 @@
+//! Logging: qpsmtpd's levels, lines tagged with the connection id, and sinks chosen by
+//! `config/logging` (the `logging/*` plugins).
+//!
+//! Without `config/logging`, lines go to stderr when the binary runs by hand (fd 0 is not
+//! a socket) and to syslog (mail facility) under a super-server. Nothing is ever written
+//! to stderr when fd 2 is the client's connection (xinetd, systemd `Accept=yes` without
+//! `StandardError=journal`): that would put log text into the SMTP stream.
+
+use std::fmt;
+use std::io::Write;
+use std::os::fd::AsFd;
+
+/// qpsmtpd's log levels (syslog severities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// LOGEMERG, 0
+    Emerg = 0,
+    /// LOGALERT, 1
+    Alert = 1,
+    /// LOGCRIT, 2
+    Crit = 2,
+    /// LOGERROR, 3
+    Error = 3,
+    /// LOGWARN, 4
+    Warn = 4,
+    /// LOGNOTICE, 5
+    Notice = 5,
+    /// LOGINFO, 6
+    Info = 6,
+    /// LOGDEBUG, 7
+    Debug = 7,
+}
+
+impl Level {
+    /// The level used when neither `loglevel` nor a logging plugin says otherwise.
+    pub const DEFAULT: Level = Level::Notice;
+
+    /// Parses `6`, `LOGINFO`, `info` or `LOG_INFO`.
+    pub fn parse(s: &str) -> Option<Level> {
+        if let Ok(n) = s.parse::<u8>() {
+            return Level::from_number(n);
+        }
+        let upper = s.to_ascii_uppercase();
+        let name = upper
+            .strip_prefix("LOG_")
+            .or_else(|| upper.strip_prefix("LOG"))
+            .unwrap_or(&upper);
+        Some(match name {
+            "EMERG" | "RADAR" => Level::Emerg,
+            "ALERT" => Level::Alert,
+            "CRIT" => Level::Crit,
+            "ERROR" | "ERR" => Level::Error,
+            "WARN" | "WARNING" => Level::Warn,
+            "NOTICE" => Level::Notice,
+            "INFO" => Level::Info,
+            "DEBUG" => Level::Debug,
+            _ => return None,
+        })
+    }
+
+    /// The level with this number (0–7).
+    pub fn from_number(n: u8) -> Option<Level> {
+        Some(match n {
+            0 => Level::Emerg,
+            1 => Level::Alert,
+            2 => Level::Crit,
+            3 => Level::Error,
+            4 => Level::Warn,
+            5 => Level::Notice,
+            6 => Level::Info,
+            7 => Level::Debug,
+            _ => return None,
+        })
+    }
+}
+
+/// The level from the `loglevel` config file, else [`Level::DEFAULT`].
+pub fn configured_level(config: &crate::config::Config) -> Result<Level, String> {
+    match config.first("loglevel").map_err(|e| e.to_string())? {
+        Some(l) => Level::parse(&l).ok_or_else(|| format!("loglevel: unknown log level {l:?}")),
+        None => Ok(Level::DEFAULT),
+    }
+}
+
+/// One log line before formatting.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Severity.
+    pub level: Level,
+    /// The connection id.
+    pub id: &'a str,
+    /// The plugin that logged, if any.
+    pub plugin: Option<&'a str>,
+    /// The hook it was running, if any.
+    pub hook: Option<&'a str>,
+    /// The message (control characters are escaped by [`Record::line`]).
+    pub msg: &'a str,
+}
+
+impl Record<'_> {
+    /// `<id> (<hook>) <plugin>: <msg>` as qpsmtpd's `logging/warn` writes it, with control
+    /// characters escaped so client input cannot forge log lines.
+    pub fn line(&self) -> String {
+        let mut s = String::with_capacity(self.msg.len() + 40);
+        s.push_str(self.id);
+        match (self.hook, self.plugin) {
+            (Some(h), Some(p)) => {
+                s.push_str(" (");
+                s.push_str(h);
+                s.push_str(") ");
+                s.push_str(p);
+                s.push(':');
+            }
+            (None, Some(p)) => {
+                s.push(' ');
+                s.push_str(p);
+                s.push(':');
+            }
+            _ => {}
+        }
+        s.push(' ');
+        escape_into(&mut s, self.msg);
+        s
+    }
+}
+
+/// Appends `msg` with control characters shown as `\r`, `\n`, `\xNN`.
+pub fn escape_into(out: &mut String, msg: &str) {
+    for c in msg.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push(' '),
+            c if c.is_control() => {
+                let _ = fmt::Write::write_fmt(out, format_args!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Where log lines go: the `logging/*` plugins implement this.
+pub trait LogSink {
+    /// The most verbose level this sink wants.
+    fn level(&self) -> Level;
+    /// Writes one line (already filtered by level).
+    fn write(&self, record: &Record<'_>);
+}
+
+/// The per-connection logger.
+pub struct Logger {
+    id: String,
+    sinks: Vec<Box<dyn LogSink>>,
+    max: Option<Level>,
+}
+
+impl Logger {
+    /// A logger writing to these sinks.
+    pub fn new(id: &str, sinks: Vec<Box<dyn LogSink>>) -> Logger {
+        let max = sinks.iter().map(|s| s.level()).max();
+        Logger {
+            id: id.to_string(),
+            sinks,
+            max,
+        }
+    }
+
+    /// A logger that drops everything.
+    pub fn silent(id: &str) -> Logger {
+        Logger::new(id, Vec::new())
+    }
+
+    /// The connection id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Would a line at this level be written anywhere? (Check before formatting.)
+    pub fn enabled(&self, level: Level) -> bool {
+        self.max.is_some_and(|m| level <= m)
+    }
+
+    /// Writes a line from a plugin or the core.
+    pub fn write(&self, level: Level, plugin: Option<&str>, hook: Option<&str>, msg: &str) {
+        let record = Record {
+            level,
+            id: &self.id,
+            plugin,
+            hook,
+            msg,
+        };
+        for sink in &self.sinks {
+            if level <= sink.level() {
+                sink.write(&record);
+            }
+        }
+    }
+
+    /// Writes a core line; formatting happens only if some sink wants the level.
+    pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        if self.enabled(level) {
+            self.write(level, None, None, &args.to_string());
+        }
+    }
+}
+
+/// Is it safe to write to fd 2? Not when fd 2 is the client's connection (the same open
+/// socket as fd 0, as xinetd and systemd's default `StandardError=inherit` arrange) or
+/// when fd 2 is closed.
+pub fn stderr_is_safe() -> bool {
+    let stdin = std::io::stdin();
+    let stderr = std::io::stderr();
+    let Ok(err) = nix::sys::stat::fstat(stderr.as_fd()) else {
+        return false;
+    };
+    match nix::sys::stat::fstat(stdin.as_fd()) {
+        Ok(inp) => !(inp.st_dev == err.st_dev && inp.st_ino == err.st_ino && is_socket(&err)),
+        Err(_) => true,
+    }
+}
+
+fn is_socket(st: &nix::sys::stat::FileStat) -> bool {
+    (st.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFSOCK
+}
+
+/// Writes one line to stderr in a single `write` (lines from concurrent processes sharing
+/// a log pipe stay whole).
+pub fn write_stderr_line(line: &str) {
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+    let _ = std::io::stderr().lock().write_all(&buf);
+}
+
+/// A sink writing to stderr (the default for runs by hand; `logging/warn` builds one too).
+pub struct StderrSink {
+    level: Level,
+}
+
+impl StderrSink {
+    /// A stderr sink at `level`.
+    pub fn new(level: Level) -> StderrSink {
+        StderrSink { level }
+    }
+}
+
+impl LogSink for StderrSink {
+    fn level(&self) -> Level {
+        self.level
+    }
+    fn write(&self, record: &Record<'_>) {
+        write_stderr_line(&record.line());
+    }
+}
+
+/// A sink that keeps lines in memory (tests).
+#[derive(Default)]
+pub struct MemorySink {
+    /// The lines written so far.
+    pub lines: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+}
+
+impl LogSink for MemorySink {
+    fn level(&self) -> Level {
+        Level::Debug
+    }
+    fn write(&self, record: &Record<'_>) {
+        self.lines.borrow_mut().push(record.line());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_names() {
+        assert_eq!(Level::parse("LOGINFO"), Some(Level::Info));
+        assert_eq!(Level::parse("LOG_WARNING"), Some(Level::Warn));
+        assert_eq!(Level::parse("3"), Some(Level::Error));
+        assert_eq!(Level::parse("debug"), Some(Level::Debug));
+        assert_eq!(Level::parse("9"), None);
+        assert_eq!(Level::parse("loud"), None);
+    }
+
+    #[test]
+    fn record_format_escapes_control_characters() {
+        let r = Record {
+            level: Level::Info,
+            id: "42",
+            plugin: Some("relay"),
+            hook: Some("connect"),
+            msg: "a\r\nb\x01",
+        };
+        assert_eq!(r.line(), "42 (connect) relay: a\\r\\nb\\x01");
+    }
+
+    #[test]
+    fn logger_filters_by_level() {
+        let sink = MemorySink::default();
+        let lines = sink.lines.clone();
+        struct Capped(MemorySink);
+        impl LogSink for Capped {
+            fn level(&self) -> Level {
+                Level::Notice
+            }
+            fn write(&self, r: &Record<'_>) {
+                self.0.write(r)
+            }
+        }
+        let log = Logger::new("7", vec![Box::new(Capped(sink))]);
+        log.log(Level::Info, format_args!("hidden"));
+        log.log(Level::Notice, format_args!("shown"));
+        assert_eq!(*lines.borrow(), vec!["7 shown".to_string()]);
+        assert!(!log.enabled(Level::Debug));
+    }
+}

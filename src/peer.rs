@@ -1,0 +1,260 @@
+//! Connection facts from wherever the super-server puts them.
+//!
+//! | Source | Variables |
+//! |---|---|
+//! | command-line flags | `--remote-ip`, `--remote-port`, `--remote-host`, `--local-ip`, `--local-port` (win over everything) |
+//! | ucspi-tcp `tcpserver`, s6-tcpserver | `TCPREMOTEIP`, `TCPREMOTEPORT`, `TCPREMOTEHOST`, `TCPREMOTEINFO`, `TCPLOCALIP`, `TCPLOCALPORT`, `TCPLOCALHOST` (and ucspi-tcp6's `TCP6*`) |
+//! | systemd `Accept=yes` | `REMOTE_ADDR`, `REMOTE_PORT` |
+//! | inetd, xinetd, systemd | `getpeername`/`getsockname` on fd 0; xinetd's `REMOTE_HOST` (a numeric address) |
+//! | a piped transcript | none of the above: remote `127.0.0.1`, local `127.0.0.1` port 25 |
+//!
+//! IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) are shown as IPv4. Values that do not
+//! parse as addresses are ignored, never fatal. `RELAYCLIENT` set to anything (even
+//! empty) makes the client a relay client, as in qmail-smtpd; the `relay` plugin's
+//! `norelayclients` can take that back.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
+
+use nix::sys::socket::{SockaddrLike, SockaddrStorage, getpeername, getsockname};
+
+use crate::connection::Connection;
+
+/// Remote address used when nothing else says where the client is (a piped session).
+pub const DEFAULT_REMOTE_IP: &str = "127.0.0.1";
+
+/// What fd 0 is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketFacts {
+    /// fd 0 is a socket.
+    pub is_socket: bool,
+    /// The peer's address, if fd 0 is a connected IP socket.
+    pub peer: Option<SocketAddr>,
+    /// Our address on that socket.
+    pub local: Option<SocketAddr>,
+}
+
+/// Connection facts given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--remote-ip`
+    pub remote_ip: Option<String>,
+    /// `--remote-port`
+    pub remote_port: Option<u16>,
+    /// `--remote-host`
+    pub remote_host: Option<String>,
+    /// `--local-ip`
+    pub local_ip: Option<String>,
+    /// `--local-port`
+    pub local_port: Option<u16>,
+}
+
+/// Looks at fd 0.
+pub fn probe_stdin() -> SocketFacts {
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    let is_socket = nix::sys::stat::fstat(fd)
+        .map(|st| (st.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFSOCK)
+        .unwrap_or(false);
+    if !is_socket {
+        return SocketFacts::default();
+    }
+    let addr = |r: nix::Result<SockaddrStorage>| r.ok().and_then(|s| to_std(&s));
+    SocketFacts {
+        is_socket,
+        peer: addr(getpeername::<SockaddrStorage>(std::os::fd::AsRawFd::as_raw_fd(
+            &fd,
+        ))),
+        local: addr(getsockname::<SockaddrStorage>(std::os::fd::AsRawFd::as_raw_fd(
+            &fd,
+        ))),
+    }
+}
+
+fn to_std(s: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = s.as_sockaddr_in() {
+        return Some(SocketAddr::from(*v4));
+    }
+    if s.family() == Some(nix::sys::socket::AddressFamily::Inet6) {
+        let v6 = SocketAddr::from(*s.as_sockaddr_in6()?);
+        return Some(SocketAddr::new(v6.ip().to_canonical(), v6.port()));
+    }
+    None
+}
+
+/// A per-connection id: the start time (hex seconds) and the process id.
+pub fn connection_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{secs:x}.{}", std::process::id())
+}
+
+/// Builds the connection facts from flags, environment and socket.
+pub fn connection(
+    id: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    sock: &SocketFacts,
+    flags: &Overrides,
+) -> Connection {
+    let ip_from = |name: &str| env(name).and_then(|v| canonical_ip(&v));
+    let port_from = |name: &str| env(name).and_then(|v| v.trim().parse::<u16>().ok());
+    let remote_ip = flags
+        .remote_ip
+        .as_deref()
+        .and_then(canonical_ip)
+        .or_else(|| ip_from("TCPREMOTEIP"))
+        .or_else(|| ip_from("TCP6REMOTEIP"))
+        .or_else(|| ip_from("REMOTE_ADDR"))
+        .or_else(|| sock.peer.map(|a| a.ip().to_string()))
+        .or_else(|| ip_from("REMOTE_HOST"))
+        .unwrap_or_else(|| DEFAULT_REMOTE_IP.to_string());
+    let remote_port = flags
+        .remote_port
+        .or_else(|| port_from("TCPREMOTEPORT"))
+        .or_else(|| port_from("TCP6REMOTEPORT"))
+        .or_else(|| port_from("REMOTE_PORT"))
+        .or_else(|| sock.peer.map(|a| a.port()));
+    let local_ip = flags
+        .local_ip
+        .as_deref()
+        .and_then(canonical_ip)
+        .or_else(|| ip_from("TCPLOCALIP"))
+        .or_else(|| ip_from("TCP6LOCALIP"))
+        .or_else(|| sock.local.map(|a| a.ip().to_string()))
+        .unwrap_or_else(|| {
+            if sock.is_socket {
+                String::new()
+            } else {
+                "127.0.0.1".to_string()
+            }
+        });
+    let local_port = flags
+        .local_port
+        .or_else(|| port_from("TCPLOCALPORT"))
+        .or_else(|| port_from("TCP6LOCALPORT"))
+        .or_else(|| sock.local.map(|a| a.port()))
+        .or(if sock.is_socket { None } else { Some(25) });
+    let remote_host = flags
+        .remote_host
+        .clone()
+        .or_else(|| env("TCPREMOTEHOST"))
+        .or_else(|| env("TCP6REMOTEHOST"))
+        .map(|h| sanitize_host(&h))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("[{remote_ip}]"));
+    let remote_info = match env("TCPREMOTEINFO").map(|i| sanitize_host(&i)) {
+        Some(info) if !info.is_empty() => format!("{info}@{remote_host}"),
+        _ => remote_host.clone(),
+    };
+    let mut conn = Connection::new(id, &remote_ip);
+    conn.remote_port = remote_port;
+    conn.remote_host = remote_host;
+    conn.remote_info = remote_info;
+    conn.local_ip = local_ip;
+    conn.local_port = local_port;
+    conn.local_host = env("TCPLOCALHOST").map(|h| sanitize_host(&h)).unwrap_or_default();
+    conn.network = sock.is_socket;
+    conn.relay_client = env("RELAYCLIENT").is_some();
+    conn
+}
+
+/// Parses an address (with or without `[]`, with a `%zone`), v4-mapped shown as IPv4.
+pub fn canonical_ip(s: &str) -> Option<String> {
+    let s = s.trim().trim_start_matches('[').trim_end_matches(']');
+    let s = s.split('%').next().unwrap_or(s);
+    s.parse::<IpAddr>().ok().map(|ip| ip.to_canonical().to_string())
+}
+
+/// qpsmtpd's `tr/a-zA-Z\.\-0-9\[\]//cd`: names from DNS or ident may hold anything.
+fn sanitize_host(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(*c))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn build(vars: &[(&str, &str)], sock: SocketFacts, flags: Overrides) -> Connection {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        connection("t", &|k| map.get(k).cloned(), &sock, &flags)
+    }
+
+    #[test]
+    fn tcpserver_variables() {
+        let c = build(
+            &[
+                ("TCPREMOTEIP", "192.0.2.10"),
+                ("TCPREMOTEPORT", "4321"),
+                ("TCPLOCALIP", "192.0.2.1"),
+                ("TCPLOCALPORT", "25"),
+                ("TCPREMOTEHOST", "client.example\r\nX-Evil: 1"),
+                ("TCPREMOTEINFO", "joe"),
+            ],
+            SocketFacts::default(),
+            Overrides::default(),
+        );
+        assert_eq!(c.remote_ip, "192.0.2.10");
+        assert_eq!(c.remote_port, Some(4321));
+        assert_eq!(c.remote_host, "client.exampleX-Evil:1");
+        assert_eq!(c.remote_info, "joe@client.exampleX-Evil:1");
+        assert_eq!((c.local_ip.as_str(), c.local_port), ("192.0.2.1", Some(25)));
+        assert!(!c.relay_client);
+    }
+
+    #[test]
+    fn systemd_xinetd_and_socket() {
+        let c = build(
+            &[("REMOTE_ADDR", "::ffff:198.51.100.7"), ("REMOTE_PORT", "999")],
+            SocketFacts::default(),
+            Overrides::default(),
+        );
+        assert_eq!((c.remote_ip.as_str(), c.remote_port), ("198.51.100.7", Some(999)));
+        assert_eq!(c.remote_host, "[198.51.100.7]");
+        let sock = SocketFacts {
+            is_socket: true,
+            peer: Some("[2001:db8::5]:1234".parse().unwrap()),
+            local: Some("[2001:db8::1]:25".parse().unwrap()),
+        };
+        let c = build(&[("REMOTE_HOST", "203.0.113.9")], sock, Overrides::default());
+        assert_eq!((c.remote_ip.as_str(), c.remote_port), ("2001:db8::5", Some(1234)));
+        assert_eq!(c.local_ip, "2001:db8::1");
+        assert!(c.network);
+        let c = build(
+            &[("REMOTE_HOST", "203.0.113.9")],
+            SocketFacts::default(),
+            Overrides::default(),
+        );
+        assert_eq!(c.remote_ip, "203.0.113.9");
+    }
+
+    #[test]
+    fn piped_defaults_flags_and_garbage() {
+        let c = build(
+            &[("TCPREMOTEIP", "not an ip")],
+            SocketFacts::default(),
+            Overrides::default(),
+        );
+        assert_eq!(c.remote_ip, DEFAULT_REMOTE_IP);
+        assert_eq!((c.local_ip.as_str(), c.local_port), ("127.0.0.1", Some(25)));
+        assert!(!c.network);
+        let flags = Overrides {
+            remote_ip: Some("203.0.113.5".into()),
+            remote_host: Some("mx.example".into()),
+            ..Overrides::default()
+        };
+        let c = build(
+            &[("TCPREMOTEIP", "192.0.2.1"), ("RELAYCLIENT", "")],
+            SocketFacts::default(),
+            flags,
+        );
+        assert_eq!(
+            (c.remote_ip.as_str(), c.remote_host.as_str()),
+            ("203.0.113.5", "mx.example")
+        );
+        assert!(c.relay_client);
+    }
+}

@@ -1,0 +1,366 @@
+//! The ordered plugin chain: loading `config/plugins` and running hooks (reference §6.2).
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use super::{Args, Context, Env, Hook, Outcome, Plugin, PluginSpec, Verdict, registry};
+use crate::config::{Config, ConfigError, Entry, Lines};
+use crate::connection::Connection;
+use crate::log::{Level, Logger};
+use crate::reply::Reply;
+use crate::transaction::Transaction;
+
+/// A plugin line that cannot be loaded: the client gets `421`, the log names file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The config file with the bad line.
+    pub file: PathBuf,
+    /// The line number (0 if unknown).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}, line {}: {}", self.file.display(), self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        }
+    }
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(e: ConfigError) -> LoadError {
+        match e {
+            ConfigError::Read { path, reason } => LoadError {
+                file: path,
+                line: 0,
+                message: format!("cannot read: {reason}"),
+            },
+            ConfigError::Invalid { path, line, reason } => LoadError {
+                file: path,
+                line,
+                message: reason,
+            },
+        }
+    }
+}
+
+/// One loaded plugin.
+pub struct Loaded {
+    /// How it was configured.
+    pub spec: PluginSpec,
+    /// The hooks it registered.
+    pub hooks: Vec<Hook>,
+    plugin: Box<dyn Plugin>,
+}
+
+/// The plugins in config order, indexed by hook.
+pub struct Chain {
+    plugins: Vec<Loaded>,
+    by_hook: Vec<Vec<usize>>,
+    config_depth: Cell<u8>,
+}
+
+impl Default for Chain {
+    fn default() -> Chain {
+        Chain::new()
+    }
+}
+
+impl Chain {
+    /// An empty chain.
+    pub fn new() -> Chain {
+        Chain {
+            plugins: Vec::new(),
+            by_hook: vec![Vec::new(); Hook::ALL.len()],
+            config_depth: Cell::new(0),
+        }
+    }
+
+    /// Adds a plugin at the end of the chain.
+    pub fn push(&mut self, spec: PluginSpec, plugin: Box<dyn Plugin>) {
+        let hooks = plugin.hooks();
+        let index = self.plugins.len();
+        for hook in &hooks {
+            let list = &mut self.by_hook[hook.index()];
+            if !list.contains(&index) {
+                list.push(index);
+            }
+        }
+        self.plugins.push(Loaded { spec, hooks, plugin });
+    }
+
+    /// Loads every line of `config/plugins`. Unknown plugins and arguments a plugin
+    /// refuses are errors here, before any client input is read.
+    pub fn load(config: &Config) -> Result<Chain, LoadError> {
+        let lines = config.lines("plugins")?;
+        let mut chain = Chain::new();
+        for entry in lines.entries() {
+            let spec = parse_spec(entry)?;
+            let plugin = registry::build(&spec, config).map_err(|message| LoadError {
+                file: entry.file.clone(),
+                line: entry.line,
+                message,
+            })?;
+            chain.push(spec, plugin);
+        }
+        Ok(chain)
+    }
+
+    /// The loaded plugins in order.
+    pub fn plugins(&self) -> &[Loaded] {
+        &self.plugins
+    }
+
+    /// Does any plugin register this hook?
+    pub fn has(&self, hook: Hook) -> bool {
+        !self.by_hook[hook.index()].is_empty()
+    }
+
+    /// Runs a hook: plugins in order until one answers something other than `DECLINED`.
+    /// A plugin that panics is logged and skipped, as qpsmtpd skips one that dies. After
+    /// each answer the `deny` or `ok` hooks hear about it.
+    pub fn run(
+        &self,
+        hook: Hook,
+        conn: &mut Connection,
+        txn: &mut Transaction,
+        env: Env<'_>,
+        replies: &mut Vec<Reply>,
+        args: Args<'_>,
+    ) -> Outcome {
+        let Env { config, log, me } = env;
+        for &index in &self.by_hook[hook.index()] {
+            let loaded = &self.plugins[index];
+            let name = loaded.spec.name.as_str();
+            let mut cx = Context {
+                conn: &mut *conn,
+                txn: &mut *txn,
+                config,
+                chain: self,
+                log,
+                me,
+                replies: &mut *replies,
+                plugin: name,
+                hook,
+            };
+            let out = match catch_unwind(AssertUnwindSafe(|| loaded.plugin.run(hook, &mut cx, args))) {
+                Ok(out) => out,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    log.write(
+                        Level::Crit,
+                        Some(name),
+                        Some(hook.name()),
+                        &format!("FATAL PLUGIN ERROR: {what}"),
+                    );
+                    continue;
+                }
+            };
+            if log.enabled(Level::Debug) {
+                log.write(
+                    Level::Debug,
+                    Some(name),
+                    Some(hook.name()),
+                    &format!("returned {} {}", out.verdict, out.msg.join(" ")),
+                );
+            }
+            if !matches!(hook, Hook::Deny | Hook::Ok | Hook::Logging | Hook::Config) {
+                let side = if out.verdict.is_deny() {
+                    Hook::Deny
+                } else {
+                    Hook::Ok
+                };
+                if self.has(side) {
+                    let decision = Args::Decision {
+                        plugin: name,
+                        verdict: out.verdict,
+                        msg: &out.msg,
+                    };
+                    self.run(side, conn, txn, env, replies, decision);
+                }
+            }
+            if out.verdict != Verdict::Declined {
+                return out;
+            }
+        }
+        Outcome::declined()
+    }
+
+    /// A config item: `config` hooks first (an `OK` answer's lines are the value), then
+    /// the config directory. `config` hooks see an empty connection and transaction.
+    pub fn config(&self, name: &str, config: &Config, log: &Logger) -> Result<Lines, ConfigError> {
+        let depth = self.config_depth.get();
+        if self.has(Hook::Config) && depth < 4 {
+            self.config_depth.set(depth + 1);
+            let mut conn = Connection::new(log.id(), "");
+            let mut txn = Transaction::new(String::new());
+            let mut replies = Vec::new();
+            let env = Env { config, log, me: "" };
+            let out = self.run(
+                Hook::Config,
+                &mut conn,
+                &mut txn,
+                env,
+                &mut replies,
+                Args::Config { name },
+            );
+            self.config_depth.set(depth);
+            if out.verdict == Verdict::Ok {
+                return Ok(Lines::from_texts(&out.msg, Path::new("(config hook)")));
+            }
+        }
+        config.lines(name)
+    }
+}
+
+/// `name arg arg ...`; `name:N` is another instance of `name`; printable ASCII only.
+pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
+    let err = |message: String| LoadError {
+        file: entry.file.clone(),
+        line: entry.line,
+        message,
+    };
+    if !entry
+        .text
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) || b == b'\t')
+    {
+        return Err(err("unsafe characters in plugin line".into()));
+    }
+    let mut words = entry.text.split_whitespace().map(str::to_string);
+    let name = words.next().unwrap_or_default();
+    if name.contains("::") {
+        return Err(err(format!(
+            "{name}: Perl module plugins cannot be loaded; run it as an external plugin program instead"
+        )));
+    }
+    let base = match name.split_once(':') {
+        Some((base, _instance)) => base.to_string(),
+        None => name.clone(),
+    };
+    Ok(PluginSpec {
+        name,
+        base,
+        args: words.collect(),
+        file: entry.file.clone(),
+        line: entry.line,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    struct Fixed {
+        hooks: Vec<Hook>,
+        out: Outcome,
+        calls: Rc<RefCell<Vec<String>>>,
+        name: &'static str,
+    }
+
+    impl Plugin for Fixed {
+        fn hooks(&self) -> Vec<Hook> {
+            self.hooks.clone()
+        }
+        fn run(&self, hook: Hook, _cx: &mut Context<'_>, args: Args<'_>) -> Outcome {
+            if let Args::Decision { plugin, verdict, .. } = args {
+                self.calls
+                    .borrow_mut()
+                    .push(format!("{}:{hook}:{plugin}:{verdict}", self.name));
+            } else {
+                self.calls.borrow_mut().push(format!("{}:{hook}", self.name));
+            }
+            if self.name == "boom" {
+                panic!("dead");
+            }
+            self.out.clone()
+        }
+    }
+
+    fn spec(name: &str) -> PluginSpec {
+        PluginSpec {
+            name: name.into(),
+            base: name.into(),
+            args: vec![],
+            file: PathBuf::from("plugins"),
+            line: 1,
+        }
+    }
+
+    fn run(chain: &Chain, hook: Hook) -> Outcome {
+        let mut conn = Connection::new("1", "192.0.2.1");
+        let mut txn = Transaction::new("1.0".into());
+        let mut replies = Vec::new();
+        let (config, log) = (Config::empty(), Logger::silent("1"));
+        let env = Env {
+            config: &config,
+            log: &log,
+            me: "mx.example",
+        };
+        chain.run(hook, &mut conn, &mut txn, env, &mut replies, Args::None)
+    }
+
+    #[test]
+    fn first_non_declined_wins_panics_are_skipped_and_deny_hooks_hear() {
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let mut chain = Chain::new();
+        let mk = |name, hooks: Vec<Hook>, out| Fixed {
+            hooks,
+            out,
+            calls: calls.clone(),
+            name,
+        };
+        chain.push(
+            spec("a"),
+            Box::new(mk("a", vec![Hook::Helo], Outcome::declined())),
+        );
+        chain.push(
+            spec("boom"),
+            Box::new(mk("boom", vec![Hook::Helo], Outcome::ok())),
+        );
+        chain.push(
+            spec("c"),
+            Box::new(mk("c", vec![Hook::Helo], Outcome::with(Verdict::Deny, "no"))),
+        );
+        chain.push(spec("d"), Box::new(mk("d", vec![Hook::Helo], Outcome::ok())));
+        chain.push(
+            spec("watch"),
+            Box::new(mk("watch", vec![Hook::Deny], Outcome::declined())),
+        );
+        let out = run(&chain, Hook::Helo);
+        assert_eq!(out, Outcome::with(Verdict::Deny, "no"));
+        assert_eq!(
+            *calls.borrow(),
+            vec!["a:helo", "boom:helo", "c:helo", "watch:deny:c:DENY"]
+        );
+        assert_eq!(run(&chain, Hook::Mail), Outcome::declined());
+    }
+
+    #[test]
+    fn spec_parsing() {
+        let entry = |t: &str| Entry {
+            text: t.into(),
+            file: PathBuf::from("plugins"),
+            line: 3,
+        };
+        let s = parse_spec(&entry("relay:0 only 1")).unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.base.as_str(), s.args.clone()),
+            ("relay:0", "relay", vec!["only".to_string(), "1".to_string()])
+        );
+        assert!(parse_spec(&entry("My::Plugin")).is_err());
+        let e = parse_spec(&entry("relay \u{7f}")).unwrap_err();
+        assert_eq!(e.line, 3);
+    }
+}

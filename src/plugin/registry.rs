@@ -1,0 +1,114 @@
+//! Built-in plugins, compiled into the binary. Each lives in its own folder under
+//! `plugins/` with its README beside its code; this file only names them.
+//!
+//! The names are qpsmtpd's, so an existing `config/plugins` loads unchanged; the older
+//! names Debian's qpsmtpd 0.94 configs use (`check_relay`, ...) load the same plugins.
+
+use super::{Plugin, PluginSpec};
+use crate::config::Config;
+use crate::log::LogSink;
+
+#[path = "../../plugins/badmailfrom/plugin.rs"]
+mod badmailfrom;
+#[path = "../../plugins/badrcptto/plugin.rs"]
+mod badrcptto;
+#[path = "../../plugins/count_unrecognized_commands/plugin.rs"]
+mod count_unrecognized_commands;
+#[path = "../../plugins/dont_require_anglebrackets/plugin.rs"]
+mod dont_require_anglebrackets;
+#[path = "../../plugins/help/plugin.rs"]
+mod help;
+#[path = "../../plugins/logging/file/plugin.rs"]
+mod logging_file;
+#[path = "../../plugins/logging/syslog/plugin.rs"]
+mod logging_syslog;
+#[path = "../../plugins/logging/warn/plugin.rs"]
+mod logging_warn;
+#[path = "../../plugins/naughty/plugin.rs"]
+mod naughty;
+#[path = "../../plugins/queue/maildir/plugin.rs"]
+mod queue_maildir;
+#[path = "../../plugins/random_error/plugin.rs"]
+mod random_error;
+#[path = "../../plugins/rcpt_ok/plugin.rs"]
+mod rcpt_ok;
+#[path = "../../plugins/relay/plugin.rs"]
+mod relay;
+
+/// Builds a plugin instance from its config line.
+pub type Constructor = fn(&PluginSpec, &Config) -> Result<Box<dyn Plugin>, String>;
+
+/// Builds a log sink from its `config/logging` line.
+pub type SinkConstructor = fn(&PluginSpec, &Config) -> Result<Box<dyn LogSink>, String>;
+
+/// The built-in plugins by name.
+pub const BUILTINS: &[(&str, Constructor)] = &[
+    ("badmailfrom", badmailfrom::new),
+    ("badrcptto", badrcptto::new),
+    ("count_unrecognized_commands", count_unrecognized_commands::new),
+    ("dont_require_anglebrackets", dont_require_anglebrackets::new),
+    ("help", help::new),
+    ("naughty", naughty::new),
+    ("queue/maildir", queue_maildir::new),
+    ("random_error", random_error::new),
+    ("rcpt_ok", rcpt_ok::new),
+    ("relay", relay::new),
+];
+
+/// The built-in logging plugins (`config/logging`).
+pub const LOG_SINKS: &[(&str, SinkConstructor)] = &[
+    ("logging/warn", logging_warn::new),
+    ("logging/syslog", logging_syslog::new),
+    ("logging/file", logging_file::new),
+    ("logging/devnull", logging_warn::devnull),
+];
+
+/// Old plugin names (qpsmtpd ≤ 0.94, Debian's default config) and what they load now.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("check_relay", "relay"),
+    ("check_badmailfrom", "badmailfrom"),
+    ("check_badrcptto", "badrcptto"),
+];
+
+/// The current name for a possibly old one.
+pub fn canonical(name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| new)
+}
+
+/// Builds the plugin a config line names.
+pub fn build(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, String> {
+    let name = canonical(&spec.base);
+    if let Some((_, make)) = BUILTINS.iter().find(|(n, _)| *n == name) {
+        return make(spec, config).map_err(|e| format!("plugin {}: {e}", spec.name));
+    }
+    if LOG_SINKS.iter().any(|(n, _)| *n == name) {
+        return Err(format!(
+            "{} is a logging plugin: list it in config/logging, not config/plugins",
+            spec.name
+        ));
+    }
+    let dirs = config.lines("plugin_dirs").map_err(|e| e.to_string())?;
+    let searched = if dirs.is_empty() {
+        "built-in plugins".to_string()
+    } else {
+        format!(
+            "built-in plugins and plugin_dirs ({})",
+            dirs.iter().collect::<Vec<_>>().join(", ")
+        )
+    };
+    Err(format!("plugin {} not found in {searched}", spec.name))
+}
+
+/// Builds the log sink a `config/logging` line names.
+pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
+    match LOG_SINKS.iter().find(|(n, _)| *n == spec.base) {
+        Some((_, make)) => make(spec, config).map_err(|e| format!("plugin {}: {e}", spec.name)),
+        None => Err(format!(
+            "logging plugin {} not found (built-in: logging/warn, logging/syslog, logging/file, logging/devnull)",
+            spec.name
+        )),
+    }
+}

@@ -1,0 +1,227 @@
+//! SMTP replies: one type, built and rendered in one place.
+//!
+//! Every reply the server sends goes through [`Reply`]. Core replies carry an RFC 3463
+//! enhanced status code chosen where they are built; plugin messages get one derived from
+//! their text (a leading `5.7.1`, or qpsmtpd's `(#5.7.1)` DSN suffix) or from the context.
+//! The greeting, the HELO/EHLO answers and `354` carry none (RFC 2034 §3).
+
+use std::fmt::Write as _;
+
+/// One SMTP reply: a code, an optional enhanced status code and one or more text lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The three-digit reply code.
+    pub code: u16,
+    /// The RFC 3463 enhanced status code (`x.y.z`), shown on every line when present.
+    pub status: Option<String>,
+    /// Text lines; never empty when rendered (an empty list renders one empty line).
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// A reply with an enhanced status code.
+    pub fn new(code: u16, status: &str, text: impl Into<String>) -> Reply {
+        Reply {
+            code,
+            status: Some(status.to_string()),
+            lines: split_lines(&[text.into()]),
+        }
+    }
+
+    /// A reply without an enhanced status code (greeting, HELO/EHLO, 354).
+    pub fn plain(code: u16, text: impl Into<String>) -> Reply {
+        Reply {
+            code,
+            status: None,
+            lines: split_lines(&[text.into()]),
+        }
+    }
+
+    /// A multi-line reply without an enhanced status code.
+    pub fn plain_lines(code: u16, lines: Vec<String>) -> Reply {
+        Reply {
+            code,
+            status: None,
+            lines: split_lines(&lines),
+        }
+    }
+
+    /// A reply built from a plugin's message lines.
+    ///
+    /// qpsmtpd splits messages at `\n` and uses `default_text` when the plugin gave none
+    /// (quirks 2 and 3 of the reference are fixed: empty lines never cut a reply short and
+    /// a deny without text still gets a reply). The enhanced code is taken from the text
+    /// when the plugin wrote one, else `default_status`; its class digit always follows
+    /// the reply code.
+    pub fn from_plugin(code: u16, default_status: &str, msg: &[String], default_text: &str) -> Reply {
+        let mut lines = split_lines(msg);
+        if lines.is_empty() {
+            lines = split_lines(&[default_text.to_string()]);
+        }
+        let mut status = None;
+        if let Some(first) = lines.first_mut()
+            && let Some((code_text, rest)) = leading_status(first)
+        {
+            status = Some(code_text.to_string());
+            *first = rest.to_string();
+        }
+        if status.is_none() {
+            status = lines.iter().find_map(|l| dsn_suffix(l)).map(str::to_string);
+        }
+        let status = with_class(status.as_deref().unwrap_or(default_status), code);
+        Reply {
+            code,
+            status: Some(status),
+            lines,
+        }
+    }
+
+    /// Is this a 4xx or 5xx reply?
+    pub fn is_failure(&self) -> bool {
+        self.code >= 400
+    }
+
+    /// Renders the reply as it goes on the wire, CRLF line ends.
+    pub fn render(&self, out: &mut Vec<u8>) {
+        let empty = [String::new()];
+        let lines: &[String] = if self.lines.is_empty() {
+            &empty
+        } else {
+            &self.lines
+        };
+        let last = lines.len() - 1;
+        let mut buf = String::with_capacity(64);
+        for (i, line) in lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            buf.clear();
+            let _ = write!(buf, "{}{}", self.code, sep);
+            if let Some(status) = &self.status {
+                buf.push_str(status);
+                if !line.is_empty() {
+                    buf.push(' ');
+                }
+            }
+            buf.push_str(line);
+            buf.push_str("\r\n");
+            out.extend_from_slice(buf.as_bytes());
+        }
+    }
+
+    /// The rendered reply as a string (for logs and tests).
+    pub fn to_wire(&self) -> String {
+        let mut out = Vec::new();
+        self.render(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Splits message lines at `\n`, drops `\r` and other control characters that must not
+/// reach the wire, and removes empty lines (qpsmtpd's `map { split /\n/ }`).
+fn split_lines(msg: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for m in msg {
+        for part in m.split('\n') {
+            let clean: String = part.chars().filter(|c| !c.is_control() || *c == '\t').collect();
+            if !clean.is_empty() {
+                lines.push(clean);
+            }
+        }
+    }
+    lines
+}
+
+/// `5.7.1 rest` → (`5.7.1`, `rest`).
+fn leading_status(line: &str) -> Option<(&str, &str)> {
+    let end = line.find(' ').unwrap_or(line.len());
+    let candidate = &line[..end];
+    if is_status(candidate) {
+        Some((candidate, line[end..].trim_start()))
+    } else {
+        None
+    }
+}
+
+/// qpsmtpd's DSN texts end in `(#5.7.1)`.
+fn dsn_suffix(line: &str) -> Option<&str> {
+    let start = line.rfind("(#")? + 2;
+    let end = start + line[start..].find(')')?;
+    let candidate = &line[start..end];
+    is_status(candidate).then_some(candidate)
+}
+
+/// `class.subject.detail` as RFC 3463 §2 defines it.
+fn is_status(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let (Some(class), Some(subject), Some(detail), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    matches!(class, "2" | "4" | "5")
+        && (1..=3).contains(&subject.len())
+        && (1..=3).contains(&detail.len())
+        && subject.bytes().all(|b| b.is_ascii_digit())
+        && detail.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Replaces the class digit so it agrees with the reply code (a 4.x.x code on a 550 reply
+/// would contradict itself).
+fn with_class(status: &str, code: u16) -> String {
+    let class = (code / 100).to_string();
+    match status.split_once('.') {
+        Some((_, rest)) => format!("{class}.{rest}"),
+        None => format!("{class}.0.0"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn renders_multiline_with_status() {
+        let r = Reply::from_plugin(550, "5.7.1", &strings(&["first line\nsecond line"]), "x");
+        assert_eq!(r.to_wire(), "550-5.7.1 first line\r\n550 5.7.1 second line\r\n");
+    }
+
+    #[test]
+    fn empty_parts_do_not_cut_the_reply() {
+        let r = Reply::from_plugin(550, "5.0.0", &strings(&["x", "", "0", "z"]), "d");
+        assert_eq!(r.lines, strings(&["x", "0", "z"]));
+    }
+
+    #[test]
+    fn default_text_when_plugin_gives_none() {
+        let r = Reply::from_plugin(550, "5.7.1", &[], "denied");
+        assert_eq!(r.to_wire(), "550 5.7.1 denied\r\n");
+    }
+
+    #[test]
+    fn status_from_leading_code_and_dsn_suffix() {
+        let r = Reply::from_plugin(550, "5.0.0", &strings(&["5.1.1 no such user"]), "");
+        assert_eq!(r.to_wire(), "550 5.1.1 no such user\r\n");
+        let r = Reply::from_plugin(550, "5.0.0", &strings(&["Relaying denied (#5.7.1)"]), "");
+        assert_eq!(r.to_wire(), "550 5.7.1 Relaying denied (#5.7.1)\r\n");
+    }
+
+    #[test]
+    fn class_follows_reply_code() {
+        let r = Reply::from_plugin(450, "5.7.1", &strings(&["later"]), "");
+        assert_eq!(r.status.as_deref(), Some("4.7.1"));
+    }
+
+    #[test]
+    fn control_characters_are_removed() {
+        let r = Reply::from_plugin(550, "5.0.0", &strings(&["a\rb\u{0}c"]), "");
+        assert_eq!(r.lines, strings(&["abc"]));
+    }
+
+    #[test]
+    fn plain_reply_has_no_status() {
+        assert_eq!(Reply::plain(354, "go ahead").to_wire(), "354 go ahead\r\n");
+    }
+}

@@ -1,0 +1,158 @@
+//! The greeting (connect hook) and HELO/EHLO (reference §3.1, §3.2).
+
+use super::Session;
+use crate::VERSION;
+use crate::connection::Greeting;
+use crate::plugin::{Args, Hook, Outcome, Verdict};
+use crate::reply::Reply;
+
+impl Session {
+    /// `connect` verdict → greeting or refusal.
+    pub(super) fn connect_respond(&mut self, out: Outcome) {
+        match out.verdict {
+            Verdict::Deny | Verdict::DenyDisconnect => {
+                self.summary.outcome = "refused at connect".into();
+                self.reply(Reply::from_plugin(
+                    550,
+                    "5.7.1",
+                    &out.msg,
+                    "Connection from you denied, bye bye.",
+                ));
+                self.disconnect();
+            }
+            Verdict::DenySoft | Verdict::DenySoftDisconnect => {
+                self.summary.outcome = "deferred at connect".into();
+                self.reply(Reply::from_plugin(
+                    450,
+                    "4.7.1",
+                    &out.msg,
+                    "Connection from you temporarily denied, bye bye.",
+                ));
+                self.disconnect();
+            }
+            Verdict::Done => {}
+            Verdict::Ok | Verdict::Declined => {
+                let text = self.greeting_text();
+                self.reply(Reply::plain(220, text));
+            }
+        }
+    }
+
+    /// `smtpgreeting` with ` ESMTP` added unless it already says ESMTP, else the default.
+    fn greeting_text(&self) -> String {
+        match &self.settings.greeting {
+            Some(g) if !g.is_empty() => {
+                let says_esmtp = g
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .any(|w| w == "ESMTP");
+                if says_esmtp {
+                    g.clone()
+                } else {
+                    format!("{g} ESMTP")
+                }
+            }
+            _ => format!(
+                "{} ESMTP qpsmtpd-rs {VERSION} ready; send us your mail, but not your spam.",
+                self.settings.me
+            ),
+        }
+    }
+
+    /// HELO (`esmtp = false`) or EHLO.
+    pub(super) fn hello(&mut self, esmtp: bool, rest: &str) {
+        let (parse_hook, hook, verb) = if esmtp {
+            (Hook::EhloParse, Hook::Ehlo, "ehlo")
+        } else {
+            (Hook::HeloParse, Hook::Helo, "helo")
+        };
+        let words = match self.parse_with(parse_hook, rest, |r| {
+            Ok(r.split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect())
+        }) {
+            Ok(words) => words,
+            Err(msg) => return self.reply(Reply::new(501, "5.5.2", msg)),
+        };
+        let Some((host, extra)) = words.split_first() else {
+            return self.reply(Reply::new(
+                501,
+                "5.5.4",
+                format!("{verb} requires domain/address - see RFC-2821 4.1.1.1"),
+            ));
+        };
+        if self.conn.hello.is_some() {
+            return self.reply(Reply::new(503, "5.5.1", "but you already said HELO ..."));
+        }
+        if esmtp {
+            self.txn.capabilities.clear();
+        }
+        let out = self.run(hook, Args::Hello { host, extra });
+        // Quirk 1 fixed: a deny or DONE is the only reply (Perl 1.00 added a 451).
+        let denied = format!("{host}: {} denied", verb.to_uppercase());
+        match out.verdict {
+            Verdict::Done => {}
+            Verdict::Deny => self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, &denied)),
+            Verdict::DenySoft => self.reply(Reply::from_plugin(450, "4.7.1", &out.msg, &denied)),
+            Verdict::DenyDisconnect => {
+                self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, &denied));
+                self.disconnect();
+            }
+            Verdict::DenySoftDisconnect => {
+                self.reply(Reply::from_plugin(450, "4.7.1", &out.msg, &denied));
+                self.disconnect();
+            }
+            Verdict::Ok | Verdict::Declined => {
+                self.conn.hello = Some(Greeting {
+                    esmtp,
+                    host: host.clone(),
+                });
+                let first = format!(
+                    "{} Hi {} [{}]",
+                    self.settings.me, self.conn.remote_info, self.conn.remote_ip
+                );
+                if esmtp {
+                    let lines = self.ehlo_lines(first);
+                    self.reply(Reply::plain_lines(250, lines));
+                } else {
+                    self.reply(Reply::plain(250, format!("{first}; I am so happy to meet you.")));
+                }
+            }
+        }
+    }
+
+    /// The EHLO keywords: qpsmtpd's PIPELINING, 8BITMIME and SIZE, plus
+    /// ENHANCEDSTATUSCODES and SMTPUTF8, then what plugins added.
+    fn ehlo_lines(&self, first: String) -> Vec<String> {
+        let mut lines = vec![first, "PIPELINING".to_string(), "8BITMIME".to_string()];
+        if self.settings.databytes > 0 {
+            lines.push(format!("SIZE {}", self.settings.databytes));
+        }
+        lines.push("ENHANCEDSTATUSCODES".to_string());
+        lines.push("SMTPUTF8".to_string());
+        lines.extend(self.txn.capabilities.iter().cloned());
+        lines
+    }
+
+    /// Runs a `*_parse` hook: a plugin may parse the arguments itself (`OK` with the
+    /// parts as message lines) or refuse them (`DENY` with the 501 text). Otherwise the
+    /// default parser runs.
+    pub(super) fn parse_with(
+        &mut self,
+        hook: Hook,
+        rest: &str,
+        default: impl FnOnce(&str) -> Result<Vec<String>, String>,
+    ) -> Result<Vec<String>, String> {
+        if self.chain.has(hook) {
+            let out = self.run(hook, Args::Parse { line: rest });
+            match out.verdict {
+                Verdict::Ok => return Ok(out.msg),
+                v if v.is_deny() => {
+                    return Err(out.first_msg().unwrap_or("Syntax error in command").to_string());
+                }
+                _ => {}
+            }
+        }
+        default(rest)
+    }
+}

@@ -1,0 +1,230 @@
+//! MAIL and RCPT (reference §3.3, §3.4), with ESMTP parameter checks qpsmtpd lacked:
+//! `SIZE` over `databytes` is refused at MAIL (RFC 1870 §6.2), unknown parameters get
+//! `555` (RFC 5321 §4.1.1.11), non-ASCII addresses need `SMTPUTF8` (RFC 6531 §3.4).
+
+use super::Session;
+use crate::address::Address;
+use crate::command::{PathArgs, PathCommand, parse_path};
+use crate::plugin::{Args, Hook, Outcome, Params, Verdict};
+use crate::reply::Reply;
+
+impl Session {
+    /// MAIL FROM: always starts a new transaction first (a second MAIL restarts it).
+    pub(super) fn mail(&mut self, rest: &str) {
+        self.reset_transaction();
+        if self.conn.hello.is_none() {
+            return self.reply(Reply::new(503, "5.5.1", "please say hello first ..."));
+        }
+        self.conn.notes.insert("envelope_from".into(), rest.to_string());
+        let args = match self.parse_path_args(Hook::MailParse, PathCommand::Mail, rest) {
+            Ok(args) => args,
+            Err(reply) => return self.reply(reply),
+        };
+        let params = lower_params(&args.params);
+        if let Err(reply) = self.check_mail_params(&params) {
+            return self.reply(reply);
+        }
+        let smtputf8 = params.iter().any(|(k, _)| k == "smtputf8");
+        let addr = self.pre_address(Hook::MailPre, args.addr, &params);
+        let from = if addr == "<>" || addr.contains("[undefined]") || addr == "<#@[]>" {
+            Some(Address::null())
+        } else if addr.starts_with('<') && addr.ends_with('>') {
+            Address::parse(&addr)
+        } else {
+            None
+        };
+        let Some(from) = from else {
+            return self.reply(Reply::new(501, "5.1.7", "could not parse your mail from command"));
+        };
+        if !from.is_ascii() && !smtputf8 {
+            return self.reply(utf8_required());
+        }
+        let out = self.run(
+            Hook::Mail,
+            Args::Address {
+                addr: &from,
+                params: &params,
+            },
+        );
+        self.mail_respond(out, from, params, smtputf8);
+    }
+
+    fn mail_respond(&mut self, out: Outcome, from: Address, params: Params, smtputf8: bool) {
+        let denied = format!("{from}, denied");
+        let later = format!("{from}, temporarily denied");
+        match out.verdict {
+            Verdict::Done => {}
+            Verdict::Deny => self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, &denied)),
+            Verdict::DenySoft => self.reply(Reply::from_plugin(450, "4.7.1", &out.msg, &later)),
+            Verdict::DenyDisconnect => {
+                self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, &denied));
+                self.disconnect();
+            }
+            Verdict::DenySoftDisconnect => {
+                self.reply(Reply::from_plugin(421, "4.7.1", &out.msg, &later));
+                self.disconnect();
+            }
+            Verdict::Ok | Verdict::Declined => {
+                self.reply(Reply::new(
+                    250,
+                    "2.1.0",
+                    format!("{from}, sender OK - how exciting to get mail from you!"),
+                ));
+                self.summary.last_sender = Some(from.to_string());
+                self.summary.last_recipients.clear();
+                self.txn.sender = Some(from);
+                self.txn.mail_params = params;
+                self.txn.smtputf8 = smtputf8;
+            }
+        }
+    }
+
+    /// RCPT TO: parse errors come before the sequence check, as in qpsmtpd.
+    pub(super) fn rcpt(&mut self, rest: &str) {
+        self.conn.notes.insert("envelope_rcpt".into(), rest.to_string());
+        let args = match self.parse_path_args(Hook::RcptParse, PathCommand::Rcpt, rest) {
+            Ok(args) => args,
+            Err(reply) => return self.reply(reply),
+        };
+        if self.txn.sender.is_none() {
+            return self.reply(Reply::new(503, "5.5.1", "Use MAIL before RCPT"));
+        }
+        let params = lower_params(&args.params);
+        if let Some((key, _)) = params.first() {
+            return self.reply(unsupported_param(key));
+        }
+        if self.txn.recipients.len() >= self.settings.max_recipients {
+            return self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
+        }
+        let addr = self.pre_address(Hook::RcptPre, args.addr, &params);
+        let to = if addr.starts_with('<') && addr.ends_with('>') {
+            Address::parse(&addr).filter(|a| !a.is_null())
+        } else {
+            None
+        };
+        let Some(to) = to else {
+            return self.reply(Reply::new(501, "5.1.3", "could not parse recipient"));
+        };
+        if !to.is_ascii() && !self.txn.smtputf8 {
+            return self.reply(utf8_required());
+        }
+        let out = self.run(
+            Hook::Rcpt,
+            Args::Address {
+                addr: &to,
+                params: &params,
+            },
+        );
+        self.rcpt_respond(out, to);
+    }
+
+    fn rcpt_respond(&mut self, out: Outcome, to: Address) {
+        match out.verdict {
+            Verdict::Done => {}
+            Verdict::Deny => self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, "relaying denied")),
+            Verdict::DenySoft => self.reply(Reply::from_plugin(450, "4.7.1", &out.msg, "relaying denied")),
+            Verdict::DenyDisconnect => {
+                self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, "delivery denied"));
+                self.disconnect();
+            }
+            Verdict::DenySoftDisconnect => {
+                self.reply(Reply::from_plugin(421, "4.7.1", &out.msg, "relaying denied"));
+                self.disconnect();
+            }
+            Verdict::Ok => {
+                self.reply(Reply::new(250, "2.1.5", format!("{to}, recipient ok")));
+                self.summary.last_recipients.push(to.to_string());
+                self.txn.recipients.push(to);
+            }
+            // qpsmtpd: no plugin saying OK is a temporary failure, never an open relay.
+            Verdict::Declined => self.reply(Reply::new(
+                450,
+                "4.7.1",
+                "No plugin decided if relaying is allowed",
+            )),
+        }
+    }
+
+    /// The `*_parse` hook or qpsmtpd's parser; a failure is the `501` reply.
+    fn parse_path_args(&mut self, hook: Hook, cmd: PathCommand, rest: &str) -> Result<PathArgs, Reply> {
+        let parts = self.parse_with(hook, rest, |r| {
+            parse_path(cmd, r)
+                .map(|a| std::iter::once(a.addr).chain(a.params).collect())
+                .map_err(str::to_string)
+        });
+        match parts {
+            Ok(mut parts) if !parts.is_empty() => {
+                let addr = parts.remove(0);
+                Ok(PathArgs { addr, params: parts })
+            }
+            Ok(_) => Err(Reply::new(501, "5.5.2", "Syntax error in command")),
+            Err(msg) => {
+                let status = if msg.contains("address") { "5.1.3" } else { "5.5.4" };
+                Err(Reply::new(501, status, msg))
+            }
+        }
+    }
+
+    /// `mail_pre` / `rcpt_pre`: a plugin answering `OK` replaces the address string
+    /// (this is how `dont_require_anglebrackets` adds the brackets).
+    fn pre_address(&mut self, hook: Hook, addr: String, params: &Params) -> String {
+        if !self.chain.has(hook) {
+            return addr;
+        }
+        let out = self.run(hook, Args::PreAddress { addr: &addr, params });
+        match (out.verdict, out.msg.into_iter().next()) {
+            (Verdict::Ok, Some(new)) => new,
+            _ => addr,
+        }
+    }
+
+    /// MAIL parameters we implement: SIZE, BODY, SMTPUTF8, AUTH.
+    fn check_mail_params(&self, params: &Params) -> Result<(), Reply> {
+        for (key, value) in params {
+            match (key.as_str(), value.as_deref()) {
+                ("size", Some(v)) => {
+                    let size: u64 = v
+                        .parse()
+                        .map_err(|_| Reply::new(501, "5.5.4", "Syntax error in parameters"))?;
+                    let max = self.settings.databytes;
+                    if max > 0 && size > max {
+                        return Err(Reply::new(
+                            552,
+                            "5.3.4",
+                            format!("Message size exceeds fixed maximum message size ({max} bytes)"),
+                        ));
+                    }
+                }
+                ("body", Some(v)) if v.eq_ignore_ascii_case("7bit") || v.eq_ignore_ascii_case("8bitmime") => {
+                }
+                ("smtputf8", None) => {}
+                // RFC 4954 §5: AUTH=<mailbox> is accepted and, unless trusted, ignored.
+                ("auth", Some(_)) => {}
+                _ => return Err(unsupported_param(key)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `KEY=VALUE` strings → pairs with lower-cased keys (qpsmtpd passes `%param` that way).
+fn lower_params(raw: &[String]) -> Params {
+    raw.iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
+            None => (p.to_ascii_lowercase(), None),
+        })
+        .collect()
+}
+
+fn unsupported_param(key: &str) -> Reply {
+    Reply::new(
+        555,
+        "5.5.4",
+        format!("Unsupported parameter: {}", key.to_ascii_uppercase()),
+    )
+}
+
+fn utf8_required() -> Reply {
+    Reply::new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
+}

@@ -1,0 +1,146 @@
+//! Start-up: open the config directory, set up logging, load the plugins, read the
+//! settings. Everything that can be wrong with the config is found here, before the
+//! greeting; the caller answers `421` and exits non-zero.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError};
+use crate::connection::Connection;
+use crate::log::{LogSink, Logger, StderrSink, configured_level, stderr_is_safe};
+use crate::plugin::chain::parse_spec;
+use crate::plugin::{Chain, LoadError, registry};
+use crate::session::{Session, Setup};
+
+/// What a session is started from.
+pub struct Options {
+    /// The config directory.
+    pub config_dir: PathBuf,
+    /// qmail's control directory, the per-file fallback (`$QMAIL/control`).
+    pub qmail_control: Option<PathBuf>,
+    /// Connection facts.
+    pub conn: Connection,
+    /// Log sinks to use instead of `config/logging` (tests).
+    pub sinks: Option<Vec<Box<dyn LogSink>>>,
+}
+
+/// Why a session could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// A config file could not be read or parsed.
+    Config(ConfigError),
+    /// A plugin line could not be loaded.
+    Load(LoadError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "config error: {e}"),
+            StartError::Load(e) => write!(f, "plugin error: {e}"),
+        }
+    }
+}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> StartError {
+        StartError::Config(e)
+    }
+}
+
+impl From<LoadError> for StartError {
+    fn from(e: LoadError) -> StartError {
+        StartError::Load(e)
+    }
+}
+
+/// A start-up failure and whether the configured logging already recorded it.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: StartError,
+    /// Was it written to the configured log destination?
+    pub logged: bool,
+}
+
+/// `$QMAIL/control` (default `/var/qmail/control`) if that directory exists.
+pub fn qmail_control(qmail_env: Option<String>) -> Option<PathBuf> {
+    let base = qmail_env
+        .filter(|q| !q.is_empty())
+        .unwrap_or_else(|| "/var/qmail".to_string());
+    let dir = Path::new(&base).join("control");
+    dir.is_dir().then_some(dir)
+}
+
+/// Opens everything a session needs.
+pub fn open(opts: Options) -> Result<Session, Failure> {
+    let unlogged = |error: StartError| Failure { error, logged: false };
+    let config = Config::open(&opts.config_dir, opts.qmail_control).map_err(|e| unlogged(e.into()))?;
+    let log = match opts.sinks {
+        Some(sinks) => Logger::new(&opts.conn.id, sinks),
+        None => build_logger(&config, &opts.conn).map_err(unlogged)?,
+    };
+    let logged = |error: StartError| {
+        log.log(
+            crate::log::Level::Crit,
+            format_args!("{error}; refusing connections until it is fixed"),
+        );
+        error
+    };
+    let chain = match Chain::load(&config) {
+        Ok(chain) => chain,
+        Err(e) => {
+            return Err(Failure {
+                error: logged(e.into()),
+                logged: true,
+            });
+        }
+    };
+    let conn = opts.conn;
+    match Session::new(Setup {
+        conn,
+        config,
+        chain,
+        log,
+    }) {
+        Ok(session) => Ok(session),
+        Err(e) => Err(unlogged(e.into())),
+    }
+}
+
+/// The sinks `config/logging` names, or the default: stderr when run by hand, syslog
+/// under a super-server.
+fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError> {
+    let lines = config.lines("logging")?;
+    let mut sinks: Vec<Box<dyn LogSink>> = Vec::new();
+    for entry in lines.entries() {
+        let spec = parse_spec(entry)?;
+        let sink = registry::build_sink(&spec, config).map_err(|message| LoadError {
+            file: entry.file.clone(),
+            line: entry.line,
+            message,
+        })?;
+        sinks.push(sink);
+    }
+    if lines.is_empty() {
+        let level = configured_level(config).map_err(|message| LoadError {
+            file: config.dir().join("loglevel"),
+            line: 1,
+            message,
+        })?;
+        if conn.network {
+            let spec = parse_spec(&crate::config::Entry {
+                text: format!("logging/syslog loglevel {}", level as u8),
+                file: config.dir().join("logging"),
+                line: 0,
+            })?;
+            sinks.push(registry::build_sink(&spec, config).map_err(|message| LoadError {
+                file: spec.file.clone(),
+                line: 0,
+                message,
+            })?);
+        } else if stderr_is_safe() {
+            sinks.push(Box::new(StderrSink::new(level)));
+        }
+    }
+    Ok(Logger::new(&conn.id, sinks))
+}
