@@ -62,6 +62,11 @@ pub struct Failure {
     pub logged: bool,
 }
 
+/// The line sent to the client when the config is broken (exit status 1 follows).
+pub fn refusal(me: &str) -> String {
+    format!("421 4.3.0 {me} Service unavailable: configuration error; closing connection\r\n")
+}
+
 /// `$QMAIL/control` (default `/var/qmail/control`) if that directory exists.
 pub fn qmail_control(qmail_env: Option<String>) -> Option<PathBuf> {
     let base = qmail_env

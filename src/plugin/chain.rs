@@ -134,6 +134,9 @@ impl Chain {
         args: Args<'_>,
     ) -> Outcome {
         let Env { config, log, me } = env;
+        // When every plugin declines, the last one's message still counts (qpsmtpd
+        // answers `451 queue error (open)` from a queue plugin's DECLINED).
+        let mut last = Outcome::declined();
         for &index in &self.by_hook[hook.index()] {
             let loaded = &self.plugins[index];
             let name = loaded.spec.name.as_str();
@@ -191,8 +194,9 @@ impl Chain {
             if out.verdict != Verdict::Declined {
                 return out;
             }
+            last = out;
         }
-        Outcome::declined()
+        last
     }
 
     /// A config item: `config` hooks first (an `OK` answer's lines are the value), then

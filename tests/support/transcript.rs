@@ -1,0 +1,271 @@
+//! The transcript format (`tests/transcripts/**/*.smtp`):
+//!
+//! ```text
+//! # A comment.
+//! ! env TCPREMOTEIP=192.0.2.7        environment for the session
+//! ! config rcpthosts example.org     appends a line to config/<name> ($DIR = the test dir)
+//! ! pipe                             fd 0 is a pipe (debug session), not a socket
+//! ! in-process-only                  skip the run through the binary
+//! ! differential                     also run through Perl qpsmtpd and compare codes
+//! S: 220 *                           an expected reply line; `*` at the end = prefix match
+//! C: HELO client.example             a client line, sent with CRLF
+//! R: a\n.\r\n                        raw client bytes (\r \n \t \\ \xNN escapes)
+//! W: 1.5                              pause (longer than the timeout: in-process, a timeout)
+//! X: close                           the client closes its side of the connection
+//! ? messages 1                       after the session: number of delivered messages
+//! ? message contains TEXT            the (last) delivered message contains TEXT (escapes as R:)
+//! ? message lacks TEXT               ... does not contain TEXT
+//! ? spool empty                      no file left in the spool directory
+//! ? log contains TEXT                a log line contains TEXT
+//! ```
+//!
+//! Consecutive `C:`/`R:` lines are sent in one write (a pipelined group). An `S:` line may
+//! end in `[perl NNN]`: Perl qpsmtpd answers NNN there (a deliberate, documented fix).
+
+use std::path::{Path, PathBuf};
+
+/// One step of a transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Bytes the client sends (one pipelined group).
+    Send(Vec<u8>),
+    /// Reply lines the server must send next.
+    Expect(Vec<Expected>),
+    /// Client pauses.
+    Wait(f64),
+    /// Client closes its sending side.
+    Close,
+}
+
+/// One expected reply line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// The text (without the `*`).
+    pub text: String,
+    /// Prefix match?
+    pub prefix: bool,
+    /// What Perl qpsmtpd answers instead, if it differs.
+    pub perl_code: Option<String>,
+}
+
+impl Expected {
+    /// Does a received line match?
+    pub fn matches(&self, line: &str) -> bool {
+        if self.prefix {
+            line.starts_with(&self.text)
+        } else {
+            line == self.text
+        }
+    }
+
+    /// The reply code expected.
+    pub fn code(&self) -> &str {
+        self.text.get(..3).unwrap_or("")
+    }
+}
+
+/// A check after the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Number of delivered messages.
+    Messages(usize),
+    /// The last delivered message contains this text.
+    MessageContains(String),
+    /// The last delivered message does not contain this text.
+    MessageLacks(String),
+    /// The spool directory is empty.
+    SpoolEmpty,
+    /// Some log line contains this text.
+    LogContains(String),
+}
+
+/// A parsed transcript.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    /// File it came from.
+    pub path: PathBuf,
+    /// `! env` settings.
+    pub env: Vec<(String, String)>,
+    /// `! config` lines in order: (file name, line).
+    pub config: Vec<(String, String)>,
+    /// fd 0 is a pipe.
+    pub pipe: bool,
+    /// Do not run through the binary.
+    pub in_process_only: bool,
+    /// Also run through Perl qpsmtpd.
+    pub differential: bool,
+    /// The conversation.
+    pub steps: Vec<Step>,
+    /// Checks after the session.
+    pub checks: Vec<Check>,
+}
+
+impl Transcript {
+    /// Parses a transcript file.
+    pub fn load(path: &Path) -> Result<Transcript, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut t = Transcript {
+            path: path.to_path_buf(),
+            ..Transcript::default()
+        };
+        for (i, line) in text.lines().enumerate() {
+            t.parse_line(line)
+                .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        }
+        Ok(t)
+    }
+
+    fn parse_line(&mut self, line: &str) -> Result<(), String> {
+        if line.trim().is_empty() || line.starts_with('#') {
+            return Ok(());
+        }
+        let (tag, rest) = line.split_at(line.find(' ').unwrap_or(line.len()));
+        let rest = rest.strip_prefix(' ').unwrap_or(rest);
+        match tag {
+            "C:" => self.send(format!("{rest}\r\n").into_bytes()),
+            "R:" => self.send(unescape(rest)?),
+            "S:" => {
+                let (text, perl_code) = match rest.rfind(" [perl ") {
+                    Some(i) if rest.ends_with(']') => {
+                        (&rest[..i], Some(rest[i + 7..rest.len() - 1].to_string()))
+                    }
+                    _ => (rest, None),
+                };
+                let (text, prefix) = match text.strip_suffix('*') {
+                    Some(t) => (t, true),
+                    None => (text, false),
+                };
+                let exp = Expected {
+                    text: text.to_string(),
+                    prefix,
+                    perl_code,
+                };
+                match self.steps.last_mut() {
+                    Some(Step::Expect(v)) => v.push(exp),
+                    _ => self.steps.push(Step::Expect(vec![exp])),
+                }
+            }
+            "W:" => self.steps.push(Step::Wait(rest.parse().map_err(|_| "bad wait")?)),
+            "X:" => self.steps.push(Step::Close),
+            "!" => self.directive(rest)?,
+            "?" => self.check(rest)?,
+            other => return Err(format!("unknown line tag {other:?}")),
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, bytes: Vec<u8>) {
+        match self.steps.last_mut() {
+            Some(Step::Send(v)) => v.extend(bytes),
+            _ => self.steps.push(Step::Send(bytes)),
+        }
+    }
+
+    fn directive(&mut self, rest: &str) -> Result<(), String> {
+        let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+        match word {
+            "env" => {
+                let (k, v) = arg.split_once('=').ok_or("env needs NAME=VALUE")?;
+                self.env.push((k.to_string(), v.to_string()));
+            }
+            "config" => {
+                let (name, value) = arg.split_once(' ').unwrap_or((arg, ""));
+                self.config.push((name.to_string(), value.to_string()));
+            }
+            "pipe" => self.pipe = true,
+            "in-process-only" => self.in_process_only = true,
+            "differential" => self.differential = true,
+            other => return Err(format!("unknown directive {other:?}")),
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, rest: &str) -> Result<(), String> {
+        let check = if let Some(n) = rest.strip_prefix("messages ") {
+            Check::Messages(n.trim().parse().map_err(|_| "messages needs a number")?)
+        } else if let Some(t) = rest.strip_prefix("message contains ") {
+            Check::MessageContains(String::from_utf8_lossy(&unescape(t)?).into_owned())
+        } else if let Some(t) = rest.strip_prefix("message lacks ") {
+            Check::MessageLacks(String::from_utf8_lossy(&unescape(t)?).into_owned())
+        } else if rest == "spool empty" {
+            Check::SpoolEmpty
+        } else if let Some(t) = rest.strip_prefix("log contains ") {
+            Check::LogContains(t.to_string())
+        } else {
+            return Err(format!("unknown check {rest:?}"));
+        };
+        self.checks.push(check);
+        Ok(())
+    }
+
+    /// All expected lines in order.
+    pub fn expected(&self) -> Vec<&Expected> {
+        self.steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Expect(v) => v.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// All input chunks.
+    pub fn chunks(&self) -> Vec<Vec<u8>> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Send(b) => Some(b.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `\r`, `\n`, `\t`, `\\`, `\xNN`.
+pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'r') => out.push(b'\r'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex = s.get(i + 2..i + 4).ok_or("short \\x escape")?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad \\x escape")?);
+                i += 2;
+            }
+            _ => return Err("bad escape".into()),
+        }
+        i += 2;
+    }
+    Ok(out)
+}
+
+/// Every transcript file below a directory, sorted.
+pub fn all(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "smtp") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

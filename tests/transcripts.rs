@@ -1,0 +1,45 @@
+//! Runs every `tests/transcripts/**/*.smtp` twice: in-process (the session over a
+//! scripted transport) and through the real binary with a TCP socket as fd 0/1 (or a
+//! pipe for `! pipe` transcripts). A run that executes no transcript fails.
+
+use crate::support::transcript::{self, Transcript};
+use crate::support::{TestDir, binary_command, root, run_in_process, run_over_socket, verify};
+
+#[test]
+fn transcripts() {
+    let files = transcript::all(&root().join("tests/transcripts"));
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for path in &files {
+        let t = match Transcript::load(path) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        let dir = TestDir::new(&t.config);
+        let run = run_in_process(&t, &dir);
+        runs += 1;
+        if let Err(e) = verify(&t, &dir, &run, "in-process") {
+            failures.push(e);
+        }
+        if t.in_process_only {
+            continue;
+        }
+        let dir = TestDir::new(&t.config);
+        let run = run_over_socket(&t, binary_command(&dir), false);
+        runs += 1;
+        if let Err(e) = verify(&t, &dir, &run, "binary") {
+            failures.push(e);
+        }
+    }
+    assert!(runs > 0, "no transcript ran");
+    eprintln!("{runs} transcript runs from {} files", files.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
