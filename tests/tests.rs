@@ -2,6 +2,10 @@
 
 mod support;
 
+/// The binary as a process: exit codes, flags, stderr safety, pipelining, memory.
+mod cli;
+/// swaks and Python smtplib through ucspi-tcp's tcpserver.
+mod clients;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
 /// Every transcript under tests/transcripts, in-process and through the binary.

@@ -80,11 +80,15 @@ impl Session {
         } else {
             format!(" {tls}")
         };
+        // The client's port helps match the header with connection logs and NAT tables.
+        let peer = match self.conn.remote_port {
+            Some(port) => format!("{} port {port}", self.conn.remote_ip),
+            None => self.conn.remote_ip.clone(),
+        };
         format!(
-            "from {} (HELO {}) ({})\n by {} (qpsmtpd-rs/{VERSION}) with {smtp}{tls_part} id {}; {}",
+            "from {} (HELO {}) ({peer})\n by {} (qpsmtpd-rs/{VERSION}) with {smtp}{tls_part} id {}; {}",
             self.conn.remote_info,
             header_safe(self.conn.hello_host()),
-            self.conn.remote_ip,
             self.settings.me,
             self.txn.id,
             rfc5322_now(),

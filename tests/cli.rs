@@ -1,0 +1,281 @@
+//! The binary as a process: exit codes, flags, stderr safety, pipelining, memory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use qpsmtpd_rs::io::Scripted;
+use qpsmtpd_rs::peer::{self, Overrides, SocketFacts};
+use qpsmtpd_rs::server::{self, View};
+use qpsmtpd_rs::startup::{self, Options};
+
+use crate::clients::delivering_config;
+use crate::support::{TestDir, binary, binary_command, spawn_inetd};
+
+fn cfg(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn broken_config_answers_421_and_exits_1() {
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok"), ("plugins", "nonexistent_plugin")]));
+    let out = binary_command(&dir).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("421 4.3.0 ") && stdout.ends_with("\r\n"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("plugins, line 2: plugin nonexistent_plugin not found"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_and_help_and_version_exit_0() {
+    let out = Command::new(binary()).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: qpsmtpd-rs"));
+    let out = Command::new(binary()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("qpsmtpd-rs "));
+    let out = Command::new(binary()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--config DIR"));
+}
+
+#[test]
+fn transcript_view_shows_both_sides() {
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok")]));
+    let mut child = binary_command(&dir)
+        .arg("--transcript")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"HELO me.example\nQUIT\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("S: 220 "), "{text}");
+    assert!(
+        text.contains("C: HELO me.example\nS: 250 test.example.org Hi [127.0.0.1]"),
+        "{text}"
+    );
+    assert!(text.contains("C: QUIT\nS: 221 "), "{text}");
+}
+
+/// xinetd and systemd (by default) make fd 2 the client's socket: log lines must never
+/// appear in the SMTP stream, even with a logging plugin that writes to stderr.
+#[test]
+fn no_log_lines_on_the_connection_when_stderr_is_the_socket() {
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("logging", "logging/warn LOGDEBUG"),
+    ]));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let fd0: OwnedFd = server.try_clone().unwrap().into();
+    let fd1: OwnedFd = server.try_clone().unwrap().into();
+    let fd2: OwnedFd = server.into();
+    let mut child = binary_command(&dir)
+        .stdin(Stdio::from(fd0))
+        .stdout(Stdio::from(fd1))
+        .stderr(Stdio::from(fd2))
+        .spawn()
+        .unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = client.try_clone().unwrap();
+    c.write_all(b"HELO x.example\r\nFOO\r\nQUIT\r\n").unwrap();
+    let mut all = String::new();
+    BufReader::new(client).read_to_string(&mut all).unwrap();
+    child.wait().unwrap();
+    for line in all.lines() {
+        assert!(
+            line.len() >= 4 && line[..3].bytes().all(|b| b.is_ascii_digit()),
+            "not an SMTP reply: {line:?}\n{all}"
+        );
+    }
+    assert_eq!(all.lines().count(), 4, "{all}");
+}
+
+/// RFC 2920: the replies to a pipelined group leave in one write; nothing is lost.
+#[test]
+fn pipelined_group_is_answered_in_one_write() {
+    let dir = TestDir::new(&delivering_config());
+    let conn = peer::connection(
+        "t",
+        &|_| None,
+        &SocketFacts {
+            is_socket: true,
+            ..SocketFacts::default()
+        },
+        &Overrides::default(),
+    );
+    let options = Options {
+        config_dir: dir.config(),
+        qmail_control: None,
+        conn,
+        sinks: Some(Vec::new()),
+    };
+    let mut session = startup::open(options).map_err(|f| f.error).unwrap();
+    let mut transport = Scripted::new(vec![
+        b"EHLO c.example\r\n".to_vec(),
+        b"MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nRCPT TO:<y@example.org>\r\nDATA\r\n".to_vec(),
+        b"Subject: p\r\n\r\nbody\r\n.\r\nQUIT\r\n".to_vec(),
+    ]);
+    server::serve(&mut session, &mut transport, View::default());
+    let text = String::from_utf8_lossy(&transport.written);
+    assert_eq!(
+        transport.writes, 4,
+        "greeting, EHLO, the group of four, then 250+221:\n{text}"
+    );
+    assert!(text.contains("250 2.1.0 <a@b.example>, sender OK - how exciting to get mail from you!\r\n250 2.1.5 <x@example.org>, recipient ok\r\n250 2.1.5 <y@example.org>, recipient ok\r\n354 "));
+    assert!(text.ends_with(
+        "250 2.0.0 Queued!\r\n221 2.0.0 test.example.org closing connection. Have a wonderful day.\r\n"
+    ));
+    assert_eq!(dir.messages().len(), 1);
+}
+
+/// A client that disconnects after the final dot without waiting for the answer gets
+/// nothing queued: it never heard 250 and will send the message again.
+#[test]
+fn client_gone_before_queueing_means_nothing_queued() {
+    let dir = TestDir::new(&delivering_config());
+    let (mut child, mut client) = spawn_inetd(binary_command(&dir));
+    client
+        .write_all(b"HELO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("354") {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    // Slow down the server's view of the dot a little so the close arrives with it.
+    client.write_all(b"Subject: gone\r\n\r\nbody\r\n.\r\n").unwrap();
+    drop(reader);
+    client.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(client);
+    child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let queued = dir.messages().len();
+    assert!(
+        (queued == 0 && err.contains("client gone before queueing"))
+            || (queued == 1 && err.contains("queued")),
+        "queued={queued}\n{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.spool()).unwrap().count(),
+        0,
+        "spool file left behind"
+    );
+}
+
+/// The memory bound: a 100 MB message through DATA keeps the process small.
+#[test]
+fn hundred_megabyte_message_keeps_rss_small() {
+    let dir = TestDir::new(&delivering_config());
+    let (child, client) = spawn_inetd(binary_command(&dir));
+    let pid = child.id();
+    client.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut w = client.try_clone().unwrap();
+    let mut r = BufReader::new(client);
+    let mut line = String::new();
+    let mut expect = |r: &mut BufReader<std::net::TcpStream>, code: &str| loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with(code), "expected {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect(&mut r, "220");
+    w.write_all(b"HELO big.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n")
+        .unwrap();
+    for code in ["250", "250", "250", "354"] {
+        expect(&mut r, code);
+    }
+    let line78 = [b'x'; 76];
+    let mut chunk = Vec::with_capacity(1 << 20);
+    chunk.extend_from_slice(b"Subject: big\r\n\r\n");
+    let total = 100 * 1024 * 1024;
+    let mut sent = 0;
+    let start = std::time::Instant::now();
+    while sent < total {
+        chunk.extend_from_slice(&line78);
+        chunk.extend_from_slice(b"\r\n");
+        if chunk.len() >= 1 << 20 {
+            w.write_all(&chunk).unwrap();
+            sent += chunk.len();
+            chunk.clear();
+        }
+    }
+    chunk.extend_from_slice(b".\r\n");
+    w.write_all(&chunk).unwrap();
+    expect(&mut r, "250");
+    let secs = start.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    w.write_all(b"QUIT\r\n").unwrap();
+    expect(&mut r, "221");
+    eprintln!(
+        "100 MB message: peak RSS {:.1} MB, {:.0} MB/s through DATA (debug build, client included)",
+        hwm_kb as f64 / 1024.0,
+        sent as f64 / secs / 1e6
+    );
+    assert!(hwm_kb < 16 * 1024, "peak RSS {hwm_kb} kB for a 100 MB message");
+    let msgs = dir.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(std::fs::metadata(&msgs[0]).unwrap().len() > 100_000_000);
+}
+
+/// The same rule in-process, deterministically: the liveness probe says the client is gone.
+#[test]
+fn vanished_client_in_process() {
+    let dir = TestDir::new(&delivering_config());
+    let conn = peer::connection(
+        "t",
+        &|_| None,
+        &SocketFacts {
+            is_socket: true,
+            ..SocketFacts::default()
+        },
+        &Overrides::default(),
+    );
+    let options = Options {
+        config_dir: dir.config(),
+        qmail_control: None,
+        conn,
+        sinks: Some(Vec::new()),
+    };
+    let mut session = startup::open(options).map_err(|f| f.error).unwrap();
+    session.set_liveness(Box::new(|| false));
+    let mut transport = Scripted::new(vec![
+        b"HELO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n".to_vec(),
+        b"Subject: gone\r\n\r\nbody\r\n.\r\n".to_vec(),
+    ]);
+    server::serve(&mut session, &mut transport, View::default());
+    let text = String::from_utf8_lossy(&transport.written);
+    assert!(!text.contains("Queued"), "{text}");
+    assert_eq!(dir.messages().len(), 0);
+    assert_eq!(std::fs::read_dir(dir.spool()).unwrap().count(), 0);
+}
