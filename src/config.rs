@@ -132,6 +132,13 @@ impl Config {
     /// Opens a config directory. `qmail_control` is the fallback directory
     /// (`$QMAIL/control`). Parses `qpsmtpd-rs.toml` if the directory has one.
     pub fn open(dir: &Path, qmail_control: Option<PathBuf>) -> Result<Config, ConfigError> {
+        // A typo in --config must not quietly run with no plugins at all.
+        if !dir.is_dir() {
+            return Err(ConfigError::Read {
+                path: dir.to_path_buf(),
+                reason: "config directory does not exist (or is not a directory)".into(),
+            });
+        }
         let toml_path = dir.join(TOML_FILE);
         let toml = match std::fs::read_to_string(&toml_path) {
             Ok(text) => {

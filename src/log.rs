@@ -232,6 +232,24 @@ pub fn write_stderr_line(line: &str) {
     let _ = std::io::stderr().lock().write_all(&buf);
 }
 
+/// Sends one line to syslog (mail facility, error) without any configuration: used for
+/// start-up errors found before the configured logging exists, when stderr may be the
+/// client's socket. Failures are ignored: there is nowhere else to report them.
+pub fn syslog_fallback(line: &str) {
+    let formatter = syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_MAIL,
+        hostname: None,
+        process: "qpsmtpd-rs".into(),
+        pid: std::process::id(),
+    };
+    for path in ["/dev/log", "/run/systemd/journal/syslog", "/var/run/syslog"] {
+        if let Ok(mut logger) = syslog::unix_custom(formatter.clone(), path) {
+            let _ = logger.err(line);
+            return;
+        }
+    }
+}
+
 /// A sink writing to stderr (the default for runs by hand; `logging/warn` builds one too).
 pub struct StderrSink {
     level: Level,

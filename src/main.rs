@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use qpsmtpd_rs::config::DEFAULT_DIR;
 use qpsmtpd_rs::io::{self, Stdio, TERMINATE, Transport};
-use qpsmtpd_rs::log::{stderr_is_safe, write_stderr_line};
+use qpsmtpd_rs::log::{self, stderr_is_safe, write_stderr_line};
 use qpsmtpd_rs::peer::{self, Overrides};
 use qpsmtpd_rs::server::{self, View};
 use qpsmtpd_rs::startup::{self, Options};
@@ -115,9 +115,10 @@ fn main() -> ExitCode {
             if stderr_ok && !failure.logged {
                 write_stderr_line(&format!("qpsmtpd-rs: {}", failure.error));
             }
-            let me = qpsmtpd_rs::session::hostname();
-            let line =
-                format!("421 4.3.0 {me} Service unavailable: configuration error; closing connection\r\n");
+            if !failure.logged && network {
+                log::syslog_fallback(&format!("qpsmtpd-rs: {}", failure.error));
+            }
+            let line = startup::refusal(&qpsmtpd_rs::session::hostname());
             let _ = transport.write_all(line.as_bytes(), Duration::from_secs(30));
             return ExitCode::from(1);
         }

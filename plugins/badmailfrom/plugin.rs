@@ -15,10 +15,8 @@ pub struct BadMailFrom {
 pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
     let kv = key_values(&spec.args)?;
     for (k, _) in &kv {
-        if !matches!(k.as_str(), "reject" | "reject_type" | "loglevel") {
-            return Err(format!(
-                "unknown argument {k:?} (known: reject, reject_type, loglevel)"
-            ));
+        if !matches!(k.as_str(), "reject" | "reject_type") {
+            return Err(format!("unknown argument {k:?} (known: reject, reject_type)"));
         }
     }
     Ok(Box::new(BadMailFrom {

@@ -9,11 +9,10 @@ use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
 /// The plugin instance.
 pub struct BadRcptTo;
 
-/// `badrcptto` takes no arguments (qpsmtpd's `loglevel` is accepted and ignored).
+/// `badrcptto` takes no arguments (besides `loglevel`, which every plugin takes).
 pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
     match spec.args.as_slice() {
         [] => Ok(Box::new(BadRcptTo)),
-        [k, _] if k == "loglevel" => Ok(Box::new(BadRcptTo)),
         other => Err(format!("takes no arguments, got {}", other.join(" "))),
     }
 }

@@ -32,7 +32,6 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
                 }
             }
             "reject_type" => rtype = reject_type(&v).ok_or_else(|| format!("unknown reject_type {v:?}"))?,
-            "loglevel" => {}
             other => return Err(format!("unknown argument {other:?} (known: reject, reject_type)")),
         }
     }

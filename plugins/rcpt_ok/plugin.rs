@@ -68,13 +68,11 @@ fn is_local(cx: &Context<'_>, host: &str) -> Result<bool, Outcome> {
         return Ok(false);
     };
     match cdb.contains(host.as_bytes()) {
-        Ok(found) => Ok(found),
-        Err(e) => {
-            cx.log(Level::Error, format_args!("morercpthosts.cdb: {e}"));
-            Err(Outcome::with(
-                Verdict::DenySoft,
-                "4.3.0 Local configuration problem",
-            ))
+        Ok(true) => {
+            cx.log(Level::Info, format_args!("pass, {host} in morercpthosts"));
+            Ok(true)
         }
+        Ok(false) => Ok(false),
+        Err(e) => Err(cx.cdb_failed("morercpthosts", e)),
     }
 }

@@ -18,7 +18,6 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
     for (k, v) in key_values(&spec.args)? {
         match k.as_str() {
             "only" => only = v != "0",
-            "loglevel" => {}
             other => return Err(format!("unknown argument {other:?} (known: only)")),
         }
     }
@@ -95,13 +94,7 @@ fn in_cdb(cx: &Context<'_>, ip: &str) -> Result<bool, Outcome> {
         match cdb.contains(candidate.as_bytes()) {
             Ok(true) => return Ok(true),
             Ok(false) => {}
-            Err(e) => {
-                cx.log(Level::Error, format_args!("morerelayclients.cdb: {e}"));
-                return Err(Outcome::with(
-                    Verdict::DenySoft,
-                    "4.3.0 Local configuration problem",
-                ));
-            }
+            Err(e) => return Err(cx.cdb_failed("morerelayclients", e)),
         }
     }
     Ok(false)
@@ -118,8 +111,26 @@ pub fn matches(ip: &str, entry: &str) -> bool {
     if let (Ok(a), Ok(b)) = (ip.parse::<IpAddr>(), entry.parse::<IpAddr>()) {
         return a == b;
     }
+    if let Some(block) = v6_group_prefix(entry) {
+        return in_cidr(ip, &block.0, &block.1);
+    }
     let entry = entry.to_ascii_lowercase();
     prefixes(ip).contains(&entry)
+}
+
+/// `2001:db8:e431:ae06:` (whole groups, any zero padding) as a CIDR block
+/// (`2001:db8:e431:ae06::/64`), the form qpsmtpd's own docs show for IPv6 prefixes.
+fn v6_group_prefix(entry: &str) -> Option<(String, String)> {
+    let groups = entry.strip_suffix(':')?;
+    if groups.contains("::") || groups.is_empty() {
+        return None;
+    }
+    let parts: Vec<&str> = groups.split(':').collect();
+    let ok = (1..=7).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|g| (1..=4).contains(&g.len()) && g.chars().all(|c| c.is_ascii_hexdigit()));
+    ok.then(|| (format!("{groups}::"), (parts.len() * 16).to_string()))
 }
 
 fn in_cidr(ip: &str, net: &str, len: &str) -> bool {
@@ -194,6 +205,9 @@ mod tests {
         assert!(matches("2001:db8:0:0:1::5", "2001:db8::/64"));
         assert!(matches("2001:db8::1", "2001:0DB8:0000:0000:0000:0000:0000:0001"));
         assert!(matches("2001:db8::1", "2001:0db8:"));
+        assert!(matches("2001:db8:e431:ae06::9", "2001:db8:e431:ae06:"));
+        assert!(matches("2001:db8:e431:ae06::9", "2001:DB8:E431:"));
+        assert!(!matches("2001:db8:e431:ae07::9", "2001:db8:e431:ae06:"));
         assert!(matches("127.0.0.1", "127.0.0.1"));
         assert!(!matches("127.0.0.10", "127.0.0.1"));
         assert!(!matches("10.0.0.1", "garbage/33"));

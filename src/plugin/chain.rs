@@ -150,6 +150,7 @@ impl Chain {
                 replies: &mut *replies,
                 plugin: name,
                 hook,
+                log_adjust: loaded.spec.log_adjust,
             };
             let out = match catch_unwind(AssertUnwindSafe(|| loaded.plugin.run(hook, &mut cx, args))) {
                 Ok(out) => out,
@@ -251,12 +252,29 @@ pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
         Some((base, _instance)) => base.to_string(),
         None => name.clone(),
     };
+    let mut args: Vec<String> = words.collect();
+    // `loglevel` is a key every plugin takes (qpsmtpd's base class reads it), so it is
+    // taken out here wherever it stands as a key of key/value arguments.
+    let mut log_adjust = None;
+    if let Some(i) = (0..args.len().saturating_sub(1))
+        .step_by(2)
+        .find(|&i| args[i] == "loglevel")
+    {
+        let value = args[i + 1].clone();
+        log_adjust = Some(super::LogAdjust::parse(&value).ok_or_else(|| {
+            err(format!(
+                "{name}: invalid loglevel {value:?} (0-7, LOGINFO, +N or -N)"
+            ))
+        })?);
+        args.drain(i..i + 2);
+    }
     Ok(PluginSpec {
         name,
         base,
-        args: words.collect(),
+        args,
         file: entry.file.clone(),
         line: entry.line,
+        log_adjust,
     })
 }
 
@@ -299,6 +317,7 @@ mod tests {
             args: vec![],
             file: PathBuf::from("plugins"),
             line: 1,
+            log_adjust: None,
         }
     }
 
@@ -364,6 +383,10 @@ mod tests {
             ("relay:0", "relay", vec!["only".to_string(), "1".to_string()])
         );
         assert!(parse_spec(&entry("My::Plugin")).is_err());
+        let s = parse_spec(&entry("badmailfrom reject 0 loglevel -1")).unwrap();
+        assert_eq!(s.args, vec!["reject".to_string(), "0".to_string()]);
+        assert_eq!(s.log_adjust, Some(super::super::LogAdjust::Shift(-1)));
+        assert!(parse_spec(&entry("relay loglevel loud")).is_err());
         let e = parse_spec(&entry("relay \u{7f}")).unwrap_err();
         assert_eq!(e.line, 3);
     }

@@ -425,12 +425,17 @@ pub struct Context<'a> {
     pub(crate) replies: &'a mut Vec<Reply>,
     pub(crate) plugin: &'a str,
     pub(crate) hook: Hook,
+    pub(crate) log_adjust: Option<LogAdjust>,
 }
 
 impl Context<'_> {
     /// A config item, asking `config` hooks first (qpsmtpd §10.1) and then the files.
     pub fn config(&self, name: &str) -> Result<Lines, ConfigError> {
-        self.chain.config(name, self.config, self.log)
+        let result = self.chain.config(name, self.config, self.log);
+        if let Err(e) = &result {
+            self.log(Level::Error, format_args!("config {name}: {e}"));
+        }
+        result
     }
 
     /// Our host name (`me`).
@@ -445,7 +450,21 @@ impl Context<'_> {
 
     /// The config item `name.cdb`, if present.
     pub fn config_cdb(&self, name: &str) -> Result<Option<crate::cdb::Cdb>, ConfigError> {
-        self.config.cdb(name)
+        let result = self.config.cdb(name);
+        if let Err(e) = &result {
+            self.log(Level::Error, format_args!("config {name}.cdb: {e}"));
+        }
+        result
+    }
+
+    /// Logs a failed lookup in a cdb file and answers with a temporary failure, like an
+    /// unreadable config file.
+    pub fn cdb_failed(&self, name: &str, e: std::io::Error) -> Outcome {
+        self.log(Level::Error, format_args!("config {name}.cdb: {e}"));
+        Outcome::from(ConfigError::Read {
+            path: self.config.dir().join(format!("{name}.cdb")),
+            reason: e.to_string(),
+        })
     }
 
     /// The config directory (for plugins resolving relative paths).
@@ -455,6 +474,7 @@ impl Context<'_> {
 
     /// Writes a log line tagged with this plugin and hook.
     pub fn log(&self, level: Level, msg: impl fmt::Display) {
+        let level = self.log_adjust.map_or(level, |a| a.apply(level));
         if self.log.enabled(level) {
             self.log
                 .write(level, Some(self.plugin), Some(self.hook.name()), &msg.to_string());
@@ -517,6 +537,43 @@ pub struct PluginSpec {
     pub file: std::path::PathBuf,
     /// The line number in that file.
     pub line: usize,
+    /// `loglevel N` / `loglevel +N` from the arguments (taken out of `args`).
+    pub log_adjust: Option<LogAdjust>,
+}
+
+/// qpsmtpd's per-plugin `loglevel` argument (`Qpsmtpd::Plugin::adjust_log_level`): a level
+/// (0–7 or a name) at which all of the plugin's lines are logged, or `+N`/`-N` to move
+/// each line that many levels (higher numbers are more verbose, so `+1` hides more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAdjust {
+    /// Every line at this level.
+    Fixed(Level),
+    /// Every line moved by this many levels.
+    Shift(i8),
+}
+
+impl LogAdjust {
+    /// Parses `6`, `LOGINFO`, `+1`, `-2`.
+    pub fn parse(s: &str) -> Option<LogAdjust> {
+        if let Some(level) = Level::parse(s) {
+            return Some(LogAdjust::Fixed(level));
+        }
+        let (sign, digit) = s.split_at_checked(1)?;
+        let n: i8 = digit.parse().ok().filter(|n| (0..=7).contains(n))?;
+        match sign {
+            "+" => Some(LogAdjust::Shift(n)),
+            "-" => Some(LogAdjust::Shift(-n)),
+            _ => None,
+        }
+    }
+
+    /// The level a line logged at `level` ends up at.
+    pub fn apply(self, level: Level) -> Level {
+        match self {
+            LogAdjust::Fixed(l) => l,
+            LogAdjust::Shift(n) => Level::from_number((level as i8 + n).clamp(0, 7) as u8).unwrap_or(level),
+        }
+    }
 }
 
 /// Parses qpsmtpd-style `key value key value` plugin arguments.

@@ -72,7 +72,7 @@ impl Session {
                 .collect())
         }) {
             Ok(words) => words,
-            Err(msg) => return self.reply(Reply::new(501, "5.5.2", msg)),
+            Err(msg) => return self.reply(Reply::from_plugin(501, "5.5.2", &[msg], "Syntax error")),
         };
         let Some((host, extra)) = words.split_first() else {
             return self.reply(Reply::new(

@@ -394,6 +394,11 @@ impl Session {
         if matches!(self.state, State::Closed) {
             return;
         }
+        if self.summary.outcome.is_empty()
+            && let Some(r) = self.replies.iter().rev().find(|r| r.is_failure())
+        {
+            self.summary.outcome = format!("closed after {} {}", r.code, r.lines.join(" "));
+        }
         self.state = State::Closed;
         self.run(Hook::Disconnect, Args::None);
         self.conn.notes.insert("disconnected".into(), "1".into());

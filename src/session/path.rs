@@ -158,9 +158,15 @@ impl Session {
                 Ok(PathArgs { addr, params: parts })
             }
             Ok(_) => Err(Reply::new(501, "5.5.2", "Syntax error in command")),
+            // qpsmtpd's "Syntax error in address" is about the mailbox (RFC 3463 X.1.3);
+            // the other parser texts are about the command's syntax or parameters.
             Err(msg) => {
-                let status = if msg.contains("address") { "5.1.3" } else { "5.5.4" };
-                Err(Reply::new(501, status, msg))
+                let status = if msg == "Syntax error in address" {
+                    "5.1.3"
+                } else {
+                    "5.5.4"
+                };
+                Err(Reply::from_plugin(501, status, &[msg], "Syntax error in command"))
             }
         }
     }

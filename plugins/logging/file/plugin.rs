@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use crate::config::Config;
 use crate::log::{Level, LogSink, Record};
-use crate::plugin::PluginSpec;
+use crate::plugin::{LogAdjust, PluginSpec};
 
 /// The sink; the file or command is opened on the first line logged.
 pub struct FileLog {
@@ -33,7 +33,11 @@ enum Out {
 
 /// `logging/file [loglevel L] [nosplit] [reopen] [tsformat FMT] PATH|'|command'`
 pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
-    let mut level = crate::log::configured_level(config)?;
+    // `loglevel L` was taken out of the arguments with the other plugins' (see chain.rs).
+    let mut level = match spec.log_adjust {
+        Some(LogAdjust::Fixed(l)) => l,
+        _ => crate::log::configured_level(config)?,
+    };
     let mut tsformat = "%a %b %d %T %Y".to_string();
     let mut args = spec.args.iter().peekable();
     while let Some(word) = args.peek() {
@@ -95,7 +99,7 @@ impl FileLog {
             }
             Target::Pipe(cmd) => Command::new("/bin/sh")
                 .arg("-c")
-                .arg(cmd)
+                .arg(strftime(&cmd.replace("%i", id)))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .spawn()
@@ -119,6 +123,11 @@ impl LogSink for FileLog {
             *out = self.open(record.id);
             if out.is_none() {
                 self.failed.set(true);
+                if crate::log::stderr_is_safe() {
+                    crate::log::write_stderr_line(
+                        "qpsmtpd-rs: logging/file: cannot open the log file or command",
+                    );
+                }
                 return;
             }
         }

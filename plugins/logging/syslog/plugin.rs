@@ -7,7 +7,7 @@ use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 use crate::config::Config;
 use crate::log::{Level, LogSink, Record};
-use crate::plugin::{PluginSpec, key_values};
+use crate::plugin::{LogAdjust, PluginSpec, key_values};
 
 /// The sink; the socket is opened on the first line logged.
 pub struct Syslog {
@@ -24,7 +24,11 @@ const SOCKETS: &[&str] = &["/dev/log", "/run/systemd/journal/syslog", "/var/run/
 
 /// `logging/syslog [loglevel L] [priority P] [ident NAME] [facility F] [logsock PATH]`
 pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
-    let mut level = crate::log::configured_level(config)?;
+    // `loglevel L` was taken out of the arguments with the other plugins' (see chain.rs).
+    let mut level = match spec.log_adjust {
+        Some(LogAdjust::Fixed(l)) => l,
+        _ => crate::log::configured_level(config)?,
+    };
     let mut priority = None;
     let mut ident = "qpsmtpd-rs".to_string();
     let mut facility = Facility::LOG_MAIL;

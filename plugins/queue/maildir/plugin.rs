@@ -2,9 +2,9 @@
 //! client hears `250`. See README.md beside this file.
 
 use std::cell::Cell;
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,8 +36,12 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
     };
     let perms = match spec.args.get(2) {
         None => 0o700,
-        Some(m) if m.len() == 3 => {
-            u32::from_str_radix(m, 8).map_err(|_| format!("mode {m:?} is not an octal number"))?
+        Some(m) if m.len() == 3 && m.bytes().all(|b| (b'0'..=b'7').contains(&b)) => {
+            // qpsmtpd treated 000 as "not given" (700).
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|p| *p != 0)
+                .unwrap_or(0o700)
         }
         Some(m) => return Err(format!("mode {m:?} is not a three-digit octal number")),
     };
@@ -159,17 +163,35 @@ impl Maildir {
         };
         write(&mut out, cx).map_err(|e| ("write", e))?;
         let file = out.into_inner().map_err(|e| ("write", e.into_error()))?;
+        // Exactly the configured bits, whatever the umask (qpsmtpd cleared the umask).
+        file.set_permissions(Permissions::from_mode(self.perms & 0o666))
+            .map_err(|e| ("chmod", e))?;
         file.sync_all().map_err(|e| ("fsync", e))
     }
 
     fn make_dirs(&self, dir: &Path) -> io::Result<()> {
         let mut builder = DirBuilder::new();
         builder.recursive(true).mode(self.perms);
+        let mut created = Vec::new();
         for sub in ["tmp", "new", "cur"] {
             let d = dir.join(sub);
             if !d.is_dir() {
+                // Remember which levels are new, to give them exactly the configured mode.
+                let mut p = d.as_path();
+                let mut fresh = Vec::new();
+                while !p.exists() {
+                    fresh.push(p.to_path_buf());
+                    match p.parent() {
+                        Some(parent) => p = parent,
+                        None => break,
+                    }
+                }
                 builder.create(&d)?;
+                created.extend(fresh);
             }
+        }
+        for d in created {
+            std::fs::set_permissions(&d, Permissions::from_mode(self.perms))?;
         }
         Ok(())
     }
