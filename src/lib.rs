@@ -18,6 +18,7 @@
 
 pub mod address;
 pub mod addrlist;
+pub mod auth;
 pub mod cdb;
 pub mod command;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod startup;
+pub mod tls;
 pub mod transaction;
 
 /// The version shown in the greeting, HELP and Received headers.

@@ -5,8 +5,12 @@
 //! the replies to a pipelined group of commands leave in one write (RFC 2920 §3.1), and
 //! a client that does not pipeline gets each reply at once.
 
+use crate::connection::TlsInfo;
 use crate::io::{Line, LineReader, ReadError, Transport};
 use crate::session::{Session, Want};
+use crate::tls::Established;
+use crate::tls::stream::TlsStream;
+use crate::tls::ucspi::{FdTransport, UcspiFds};
 
 /// Longest command line accepted (RFC 5321 asks for 512; AUTH lines may be far longer,
 /// RFC 4954 §4 suggests 12288).
@@ -19,35 +23,155 @@ pub struct View {
     pub transcript: bool,
 }
 
+/// How TLS may start besides STARTTLS with the `tls` plugin's certificate.
+#[derive(Debug, Default)]
+pub struct TlsOptions {
+    /// `--implicit-tls`: TLS before the greeting (port 465 without the port number to tell).
+    pub implicit: bool,
+    /// A UCSPI-TLS super-server does TLS for us (`SSLCTLFD`, `SSLREADFD`, `SSLWRITEFD`).
+    pub ucspi: Option<UcspiFds>,
+    /// TLS was already done before we started (`sslserver` without `-n`).
+    pub already: Option<TlsInfo>,
+}
+
 /// Runs one whole session: greeting, commands, data, until the session closes.
 pub fn serve(session: &mut Session, transport: &mut dyn Transport, view: View) {
-    let mut reader = LineReader::new();
-    let mut out = Vec::with_capacity(4096);
-    let prefix: &[u8] = if view.transcript { b"S: " } else { b"" };
+    serve_tls(session, transport, view, TlsOptions::default());
+}
+
+/// [`serve`], with the ways TLS can start.
+pub fn serve_tls(session: &mut Session, transport: &mut dyn Transport, view: View, mut opts: TlsOptions) {
+    let mut io = Io {
+        reader: LineReader::new(),
+        out: Vec::with_capacity(4096),
+        view,
+    };
+    if let Some(info) = opts.already.take() {
+        session.tls_started(Established { info, resumed: false });
+    }
+    let implicit = session.connection().tls.is_none() && (opts.implicit || session.implicit_tls(false));
+    if implicit {
+        serve_implicit(session, transport, &mut io, &mut opts.ucspi);
+        return session.finish();
+    }
     session.start();
-    loop {
-        session.drain_output(&mut out, prefix);
-        let closing = session.wants() == Want::Closed;
-        if !out.is_empty() && (closing || !reader.has_line()) {
-            let sent = transport.write_all(&out, session.write_timeout());
-            out.clear();
-            if sent.is_err() {
-                session.output_failed();
-                session.drain_output(&mut out, prefix);
-                out.clear();
-                break;
+    while converse(session, transport, &mut io, true) == End::StartTls {
+        let pending = match prepare(session, &mut opts.ucspi) {
+            Ok(pending) => pending,
+            Err(e) => {
+                session.tls_unavailable(&e);
+                continue;
             }
+        };
+        session.tls_go_ahead();
+        if !io.flush(session, transport) {
+            break;
+        }
+        // CVE-2011-0411: what the client pipelined after STARTTLS came in clear text.
+        session.plaintext_discarded(io.reader.discard());
+        match handshake(pending, transport, session.read_timeout()) {
+            Ok((mut secure, established)) => {
+                session.tls_started(established);
+                converse(session, &mut secure, &mut io, false);
+                secure.close(CLOSE_TIMEOUT);
+            }
+            Err(e) => session.tls_failed(&e),
+        }
+        break;
+    }
+    session.finish();
+}
+
+/// Port 465: the handshake comes first; a failure ends the connection without a word.
+fn serve_implicit(
+    session: &mut Session,
+    transport: &mut dyn Transport,
+    io: &mut Io,
+    ucspi: &mut Option<UcspiFds>,
+) {
+    if !session.implicit_tls(true) {
+        return session.tls_failed("implicit TLS needs the tls plugin in config/plugins");
+    }
+    let result = prepare(session, ucspi).and_then(|p| handshake(p, transport, session.read_timeout()));
+    match result {
+        Ok((mut secure, established)) => {
+            session.tls_started(established);
+            session.start();
+            converse(session, &mut secure, io, false);
+            secure.close(CLOSE_TIMEOUT);
+        }
+        Err(e) => session.tls_failed(&e),
+    }
+}
+
+/// How long close_notify may take at the end.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why a conversation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Closed,
+    StartTls,
+}
+
+/// What the driver keeps across a switch to TLS.
+struct Io {
+    reader: LineReader,
+    out: Vec<u8>,
+    view: View,
+}
+
+impl Io {
+    /// Renders and writes the queued replies now; `false` if the client is gone.
+    fn flush(&mut self, session: &mut Session, transport: &mut dyn Transport) -> bool {
+        session.drain_output(&mut self.out, prefix(self.view));
+        if self.out.is_empty() {
+            return true;
+        }
+        let sent = transport.write_all(&self.out, session.write_timeout());
+        self.out.clear();
+        if sent.is_err() {
+            session.output_failed();
+            session.drain_output(&mut self.out, prefix(self.view));
+            self.out.clear();
+            return false;
+        }
+        true
+    }
+}
+
+/// Reply lines are shown as `S: ...` in a transcript view.
+fn prefix(view: View) -> &'static [u8] {
+    if view.transcript { b"S: " } else { b"" }
+}
+
+/// Reads and answers until the session closes or wants TLS.
+fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, can_upgrade: bool) -> End {
+    loop {
+        let wants = session.wants();
+        let now = matches!(wants, Want::Closed | Want::StartTls) || !io.reader.has_line();
+        if now && !io.flush(session, transport) {
+            return End::Closed;
+        }
+        if !now {
+            session.drain_output(&mut io.out, prefix(io.view));
         }
         match session.wants() {
-            Want::Closed => break,
-            Want::Command => {
+            Want::Closed => return End::Closed,
+            Want::StartTls if can_upgrade => return End::StartTls,
+            Want::StartTls => session.tls_unavailable("TLS is already active"),
+            Want::Command | Want::AuthResponse => {
                 let timeout = session.read_timeout();
-                match reader.read_line(transport, MAX_COMMAND_LINE, timeout) {
+                match io.reader.read_line(transport, MAX_COMMAND_LINE, timeout) {
                     Ok(Line::Text(line)) => {
-                        if view.transcript {
-                            echo(&mut out, line);
+                        if io.view.transcript {
+                            echo(&mut io.out, line);
                         }
-                        session.command_line(line);
+                        if wants == Want::AuthResponse {
+                            session.auth_response(line);
+                        } else {
+                            session.command_line(line);
+                        }
                     }
                     Ok(Line::TooLong) => session.line_too_long(),
                     Err(e) => input_failed(session, e),
@@ -55,10 +179,10 @@ pub fn serve(session: &mut Session, transport: &mut dyn Transport, view: View) {
             }
             Want::Data => {
                 let timeout = session.read_timeout();
-                match reader.read_data(transport, timeout) {
+                match io.reader.read_data(transport, timeout) {
                     Ok(piece) => {
-                        if view.transcript {
-                            echo(&mut out, piece.strip_suffix(b"\n").unwrap_or(piece));
+                        if io.view.transcript {
+                            echo(&mut io.out, piece.strip_suffix(b"\n").unwrap_or(piece));
                         }
                         session.data_segment(piece);
                     }
@@ -67,7 +191,66 @@ pub fn serve(session: &mut Session, transport: &mut dyn Transport, view: View) {
             }
         }
     }
-    session.finish();
+}
+
+/// What a handshake will use: our certificate, or the UCSPI-TLS super-server.
+enum Pending {
+    Rustls(std::sync::Arc<rustls::ServerConfig>),
+    Ucspi(UcspiFds),
+}
+
+fn prepare(session: &mut Session, ucspi: &mut Option<UcspiFds>) -> Result<Pending, String> {
+    if let Some(fds) = ucspi.take() {
+        return Ok(Pending::Ucspi(fds));
+    }
+    Ok(Pending::Rustls(session.tls_acceptor()?.config))
+}
+
+/// The connection after the handshake.
+enum Secure<'a> {
+    Rustls(TlsStream<'a>),
+    Ucspi(FdTransport),
+}
+
+fn handshake(
+    pending: Pending,
+    transport: &mut dyn Transport,
+    timeout: std::time::Duration,
+) -> Result<(Secure<'_>, Established), String> {
+    match pending {
+        Pending::Rustls(config) => {
+            let (stream, established) = crate::tls::stream::handshake(transport, config, timeout)?;
+            Ok((Secure::Rustls(stream), established))
+        }
+        Pending::Ucspi(fds) => {
+            let (fds, established) = fds.start(timeout)?;
+            Ok((Secure::Ucspi(fds), established))
+        }
+    }
+}
+
+impl Secure<'_> {
+    fn close(&mut self, timeout: std::time::Duration) {
+        if let Secure::Rustls(stream) = self {
+            stream.close(timeout);
+        }
+    }
+}
+
+impl Transport for Secure<'_> {
+    fn read(&mut self, buf: &mut [u8], timeout: std::time::Duration) -> std::io::Result<usize> {
+        match self {
+            Secure::Rustls(s) => s.read(buf, timeout),
+            Secure::Ucspi(s) => s.read(buf, timeout),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8], timeout: std::time::Duration) -> std::io::Result<()> {
+        match self {
+            Secure::Rustls(s) => s.write_all(buf, timeout),
+            Secure::Ucspi(s) => s.write_all(buf, timeout),
+        }
+    }
 }
 
 fn input_failed(session: &mut Session, e: ReadError) {

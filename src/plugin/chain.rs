@@ -116,6 +116,11 @@ impl Chain {
         &self.plugins
     }
 
+    /// The certificate files of the first plugin that provides TLS (see [`Plugin::tls_files`]).
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        self.plugins.iter().find_map(|p| p.plugin.tls_files())
+    }
+
     /// Does any plugin register this hook?
     pub fn has(&self, hook: Hook) -> bool {
         !self.by_hook[hook.index()].is_empty()

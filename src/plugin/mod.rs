@@ -522,6 +522,13 @@ pub trait Plugin {
 
     /// Runs one hook. Only hooks from [`Plugin::hooks`] are ever called.
     fn run(&self, hook: Hook, cx: &mut Context<'_>, args: Args<'_>) -> Outcome;
+
+    /// The certificate files of a plugin that makes STARTTLS possible (the `tls` plugin).
+    /// The core offers STARTTLS while some plugin answers; the files are read only when a
+    /// client asks for TLS.
+    fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        None
+    }
 }
 
 /// How a plugin line of `config/plugins` was written.

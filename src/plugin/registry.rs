@@ -8,6 +8,14 @@ use super::{Plugin, PluginSpec};
 use crate::config::Config;
 use crate::log::LogSink;
 
+#[path = "../../plugins/auth/auth_checkpassword/plugin.rs"]
+mod auth_checkpassword;
+#[path = "../../plugins/auth/auth_dovecot/plugin.rs"]
+mod auth_dovecot;
+#[path = "../../plugins/auth/auth_flat_file/plugin.rs"]
+mod auth_flat_file;
+#[path = "../../plugins/auth/authdeny/plugin.rs"]
+mod authdeny;
 #[path = "../../plugins/badmailfrom/plugin.rs"]
 mod badmailfrom;
 #[path = "../../plugins/badrcptto/plugin.rs"]
@@ -34,6 +42,8 @@ mod random_error;
 mod rcpt_ok;
 #[path = "../../plugins/relay/plugin.rs"]
 mod relay;
+#[path = "../../plugins/tls/plugin.rs"]
+mod tls;
 
 /// Builds a plugin instance from its config line.
 pub type Constructor = fn(&PluginSpec, &Config) -> Result<Box<dyn Plugin>, String>;
@@ -43,6 +53,10 @@ pub type SinkConstructor = fn(&PluginSpec, &Config) -> Result<Box<dyn LogSink>, 
 
 /// The built-in plugins by name.
 pub const BUILTINS: &[(&str, Constructor)] = &[
+    ("auth/auth_checkpassword", auth_checkpassword::new),
+    ("auth/auth_dovecot", auth_dovecot::new),
+    ("auth/auth_flat_file", auth_flat_file::new),
+    ("auth/authdeny", authdeny::new),
     ("badmailfrom", badmailfrom::new),
     ("badrcptto", badrcptto::new),
     ("count_unrecognized_commands", count_unrecognized_commands::new),
@@ -53,6 +67,7 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("random_error", random_error::new),
     ("rcpt_ok", rcpt_ok::new),
     ("relay", relay::new),
+    ("tls", tls::new),
 ];
 
 /// The built-in logging plugins (`config/logging`).

@@ -107,6 +107,9 @@ impl Session {
                     esmtp,
                     host: host.clone(),
                 });
+                // STARTTLS and AUTH are commands only after an EHLO that offered them.
+                self.tls.offered = esmtp && self.tls_available() && self.conn.tls.is_none();
+                self.auth.offered = esmtp && self.auth_keyword().is_some();
                 let first = format!(
                     "{} Hi {} [{}]",
                     self.settings.me, self.conn.remote_info, self.conn.remote_ip
@@ -122,7 +125,8 @@ impl Session {
     }
 
     /// The EHLO keywords: qpsmtpd's PIPELINING, 8BITMIME and SIZE, plus
-    /// ENHANCEDSTATUSCODES and SMTPUTF8, then what plugins added.
+    /// ENHANCEDSTATUSCODES and SMTPUTF8, then STARTTLS, what plugins added, and AUTH last
+    /// (qpsmtpd's order, the `tls` plugin loaded first).
     fn ehlo_lines(&self, first: String) -> Vec<String> {
         let mut lines = vec![first, "PIPELINING".to_string(), "8BITMIME".to_string()];
         if self.settings.databytes > 0 {
@@ -130,7 +134,15 @@ impl Session {
         }
         lines.push("ENHANCEDSTATUSCODES".to_string());
         lines.push("SMTPUTF8".to_string());
+        if self.tls.offered {
+            lines.push("STARTTLS".to_string());
+        }
         lines.extend(self.txn.capabilities.iter().cloned());
+        if self.auth.offered
+            && let Some(keyword) = self.auth_keyword()
+        {
+            lines.push(keyword);
+        }
         lines
     }
 

@@ -10,12 +10,14 @@
 //! [`Session::reply`] and the `*_respond` helpers, and rendered in
 //! [`Session::drain_output`].
 
+mod auth;
 mod data;
 mod greeting;
 mod misc;
 mod path;
 mod queue;
 mod received;
+mod tls;
 
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use crate::plugin::{Args, Chain, Env, Hook, Outcome};
 use crate::reply::Reply;
 use crate::transaction::Transaction;
 
+pub use auth::Exchange;
 pub use data::DataReceiver;
 
 /// What the session needs next from the driver.
@@ -36,6 +39,12 @@ pub enum Want {
     Command,
     /// Message data after `354`.
     Data,
+    /// Send the queued replies, then start TLS (STARTTLS was accepted; see `tls_acceptor`,
+    /// `tls_go_ahead`, `tls_started`).
+    StartTls,
+    /// A continuation line of an AUTH exchange, for [`Session::auth_response`], with the
+    /// command timeout. It holds a password: never log it.
+    AuthResponse,
     /// Nothing: the connection is over.
     Closed,
 }
@@ -47,6 +56,10 @@ enum State {
     Commands,
     /// Reading message data after `354`.
     Data(Box<DataReceiver>),
+    /// STARTTLS accepted; the driver is switching the connection to TLS.
+    StartTls,
+    /// In an AUTH exchange, waiting for the client's next line.
+    Auth(Box<Exchange>),
     /// QUIT, a disconnect verdict, end of input or a timeout ended the connection.
     Closed,
 }
@@ -172,12 +185,17 @@ pub struct Session {
     summary: Summary,
     /// Answers "is the client still there?" before a message is queued.
     liveness: Option<Box<dyn FnMut() -> bool>>,
+    /// STARTTLS offered or not.
+    tls: tls::TlsState,
+    /// AUTH settings and counters.
+    auth: auth::AuthState,
 }
 
 impl Session {
     /// Reads the settings and prepares a session (nothing is sent yet).
     pub fn new(setup: Setup) -> Result<Session, ConfigError> {
         let settings = Settings::load(&setup.chain, &setup.config, &setup.log)?;
+        let auth = auth::AuthState::load(&setup.chain, &setup.config, &setup.log)?;
         let txn = Transaction::new(format!("{}.0", setup.conn.id));
         Ok(Session {
             conn: setup.conn,
@@ -191,6 +209,8 @@ impl Session {
             txn_count: 0,
             summary: Summary::default(),
             liveness: None,
+            tls: tls::TlsState::default(),
+            auth,
         })
     }
 
@@ -218,6 +238,8 @@ impl Session {
         match self.state {
             State::Commands => Want::Command,
             State::Data(_) => Want::Data,
+            State::StartTls => Want::StartTls,
+            State::Auth(_) => Want::AuthResponse,
             State::Closed => Want::Closed,
         }
     }
@@ -248,11 +270,18 @@ impl Session {
     /// Handles one command line (without its line end).
     pub fn command_line(&mut self, raw: &[u8]) {
         let line = String::from_utf8_lossy(raw).into_owned();
-        if self.log.enabled(Level::Info) {
-            self.log.log(Level::Info, format_args!("dispatching {line}"));
-        }
-        self.conn.notes.insert("original_string".into(), line.clone());
         let cmd = command::split(&line);
+        // An AUTH line may carry the password (initial response): keep it out of logs
+        // and notes.
+        let shown = if cmd.verb == "auth" {
+            auth::redact(&line)
+        } else {
+            line.clone()
+        };
+        if self.log.enabled(Level::Info) {
+            self.log.log(Level::Info, format_args!("dispatching {shown}"));
+        }
+        self.conn.notes.insert("original_string".into(), shown);
         if cmd.verb.is_empty() {
             return self.unrecognized("", cmd.rest);
         }
@@ -269,7 +298,13 @@ impl Session {
             Some(Verb::Help) => self.help(cmd.rest),
             Some(Verb::Quit) => self.quit(),
             // AUTH and STARTTLS are only verbs while offered; until then they are unknown.
-            Some(Verb::Auth) | Some(Verb::Starttls) | None => {
+            Some(Verb::Auth) if self.auth.offered => self.auth_command(cmd.rest),
+            Some(Verb::Auth) => {
+                let verb = cmd.verb.clone();
+                self.auth_not_offered(&verb, cmd.rest)
+            }
+            Some(Verb::Starttls) if self.starttls_offered() => self.starttls(cmd.rest),
+            Some(Verb::Starttls) | None => {
                 let verb = cmd.verb.clone();
                 self.unrecognized(&verb, cmd.rest)
             }

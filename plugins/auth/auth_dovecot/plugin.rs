@@ -1,0 +1,209 @@
+//! auth/auth_dovecot: checks AUTH with Dovecot's authentication server over its
+//! auth-client socket (Dovecot's auth protocol 1.2), so a site's IMAP users can send
+//! mail. See README.md beside this file.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::auth::encode;
+use crate::config::Config;
+use crate::log::Level;
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict, key_values};
+
+/// The plugin instance.
+pub struct Dovecot {
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+/// `auth/auth_dovecot [socket PATH] [timeout SECONDS]`
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+    let mut socket = PathBuf::from("/run/dovecot/auth-client");
+    let mut timeout = Duration::from_secs(30);
+    for (k, v) in key_values(&spec.args)? {
+        match k.as_str() {
+            "socket" => socket = PathBuf::from(v),
+            "timeout" => {
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| format!("timeout must be seconds, not {v:?}"))?;
+                timeout = Duration::from_secs(secs.max(1));
+            }
+            other => return Err(format!("unknown argument {other:?} (known: socket, timeout)")),
+        }
+    }
+    Ok(Box::new(Dovecot { socket, timeout }))
+}
+
+const NAME: &str = "auth_dovecot";
+
+/// What Dovecot answered.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Ok,
+    Fail { temporary: bool, reason: Option<String> },
+}
+
+impl Plugin for Dovecot {
+    /// Only the clear-text mechanisms: Dovecot verifies the password we pass on.
+    fn hooks(&self) -> Vec<Hook> {
+        vec![Hook::AuthPlain, Hook::AuthLogin]
+    }
+
+    fn run(&self, _hook: Hook, cx: &mut Context<'_>, args: Args<'_>) -> Outcome {
+        let Args::Auth {
+            user,
+            password: Some(password),
+            ..
+        } = args
+        else {
+            return Outcome::declined();
+        };
+        let request = Request {
+            user,
+            password,
+            local_ip: &cx.conn.local_ip,
+            remote_ip: &cx.conn.remote_ip,
+            secured: cx.conn.tls.is_some(),
+        };
+        match self.ask(&request) {
+            Ok(Answer::Ok) => {
+                cx.log(Level::Info, "pass: dovecot accepted");
+                Outcome::with(Verdict::Ok, NAME)
+            }
+            Ok(Answer::Fail {
+                temporary: true,
+                reason,
+            }) => {
+                cx.log(
+                    Level::Warn,
+                    format_args!("dovecot temporary failure: {}", reason.unwrap_or_default()),
+                );
+                Outcome::with(Verdict::DenySoft, format!("{NAME} - temporary failure"))
+            }
+            Ok(Answer::Fail { reason, .. }) => {
+                cx.log(
+                    Level::Info,
+                    format_args!("fail: {}", reason.as_deref().unwrap_or("refused")),
+                );
+                Outcome::with(Verdict::Declined, format!("{NAME} - authentication failed"))
+            }
+            Err(e) => {
+                cx.log(Level::Error, format_args!("{}: {e}", self.socket.display()));
+                Outcome::with(
+                    Verdict::DenySoft,
+                    format!("{NAME} - authentication service unavailable"),
+                )
+            }
+        }
+    }
+}
+
+/// One PLAIN authentication to pass on.
+struct Request<'a> {
+    user: &'a str,
+    password: &'a str,
+    local_ip: &'a str,
+    remote_ip: &'a str,
+    secured: bool,
+}
+
+/// The longest line accepted from Dovecot.
+const MAX_LINE: u64 = 64 * 1024;
+
+impl Dovecot {
+    /// Handshake (`VERSION`, `CPID`; the server lists its mechanisms up to `DONE`), then one
+    /// `AUTH` with the PLAIN response, then `OK` or `FAIL`.
+    fn ask(&self, r: &Request<'_>) -> std::io::Result<Answer> {
+        let stream = UnixStream::connect(&self.socket)?;
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        let mut writer = stream.try_clone()?;
+        let mut reader = BufReader::new(stream);
+        writer.write_all(format!("VERSION\t1\t2\nCPID\t{}\n", std::process::id()).as_bytes())?;
+        let mut plain = false;
+        loop {
+            let line = read_line(&mut reader)?;
+            let mut fields = line.split('\t');
+            match fields.next() {
+                Some("VERSION") if fields.next() != Some("1") => {
+                    return Err(std::io::Error::other(format!("unsupported protocol: {line}")));
+                }
+                Some("MECH") if fields.next() == Some("PLAIN") => plain = true,
+                Some("DONE") => break,
+                _ => {}
+            }
+        }
+        if !plain {
+            return Err(std::io::Error::other(
+                "Dovecot does not offer PLAIN (auth_mechanisms)",
+            ));
+        }
+        let mut blob = Vec::with_capacity(r.user.len() + r.password.len() + 2);
+        blob.push(0);
+        blob.extend_from_slice(r.user.as_bytes());
+        blob.push(0);
+        blob.extend_from_slice(r.password.as_bytes());
+        let mut auth = format!(
+            "AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip={}\trip={}",
+            escape(r.local_ip),
+            escape(r.remote_ip)
+        );
+        if r.secured {
+            auth.push_str("\tsecured");
+        }
+        auth.push_str(&format!("\tresp={}\n", encode(&blob)));
+        writer.write_all(auth.as_bytes())?;
+        loop {
+            let line = read_line(&mut reader)?;
+            let mut fields = line.split('\t');
+            let (kind, id) = (fields.next(), fields.next());
+            if id != Some("1") {
+                continue;
+            }
+            let params: Vec<&str> = fields.collect();
+            return Ok(match kind {
+                Some("OK") => Answer::Ok,
+                Some("FAIL") => Answer::Fail {
+                    temporary: params.iter().any(|p| *p == "temp" || p.starts_with("code=temp")),
+                    reason: params
+                        .iter()
+                        .find_map(|p| p.strip_prefix("reason="))
+                        .map(str::to_string),
+                },
+                // PLAIN with an initial response never needs a continuation.
+                _ => Answer::Fail {
+                    temporary: false,
+                    reason: Some(format!("unexpected answer: {line}")),
+                },
+            });
+        }
+    }
+}
+
+/// One line from Dovecot, bounded; end of input is an error.
+fn read_line(reader: &mut BufReader<UnixStream>) -> std::io::Result<String> {
+    let mut line = String::new();
+    let n = reader.by_ref().take(MAX_LINE).read_line(&mut line)?;
+    if n == 0 || !line.ends_with('\n') {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+    }
+    line.pop();
+    Ok(line)
+}
+
+/// Dovecot's escaping for parameter values: `\x01` + `1`/`t`/`n` for 0x01, TAB, LF.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\x01' => out.push_str("\x011"),
+            '\t' => out.push_str("\x01t"),
+            '\n' => out.push_str("\x01n"),
+            c => out.push(c),
+        }
+    }
+    out
+}

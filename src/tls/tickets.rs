@@ -1,0 +1,301 @@
+//! TLS session tickets whose keys are shared between processes through a file.
+//!
+//! Each connection is a new process, so a ticket key made in memory would die with the
+//! process that issued the ticket. Instead every process reads the keys from one file
+//! (`tls_ticket_keys`), which must belong to the service user and be readable by nobody
+//! else. The file holds the current key and the one before it, newest first, one per line:
+//!
+//! ```text
+//! <created, Unix seconds> <key name, 16 bytes hex> <AES-256-GCM key, 32 bytes hex>
+//! ```
+//!
+//! The first process that finds the current key older than the rotation period makes a
+//! new one and rewrites the file (under a lock file, via a temporary file and a rename), so
+//! the key changes every period and tickets stay usable for at least one period and at
+//! most two. Keys older than two periods are never used. rustls asks for exactly this:
+//! ticket lifetime implemented by key rolling and erasure.
+//!
+//! Ticket layout: key name (16) ‖ nonce (12) ‖ AES-256-GCM(plain, aad = key name).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls::server::ProducesTickets;
+
+const NAME_LEN: usize = 16;
+const KEY_LEN: usize = 32;
+
+/// One ticket key.
+struct Key {
+    created: u64,
+    name: [u8; NAME_LEN],
+    secret: [u8; KEY_LEN],
+}
+
+impl Key {
+    fn aead(&self) -> Option<LessSafeKey> {
+        UnboundKey::new(&AES_256_GCM, &self.secret)
+            .ok()
+            .map(LessSafeKey::new)
+    }
+
+    fn line(&self) -> String {
+        format!("{} {} {}\n", self.created, hex(&self.name), hex(&self.secret))
+    }
+}
+
+/// The keys a process encrypts and decrypts tickets with.
+pub struct TicketKeys {
+    /// Newest first; the first one encrypts.
+    keys: Vec<([u8; NAME_LEN], LessSafeKey)>,
+    lifetime: u32,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for TicketKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketKeys")
+            .field("keys", &self.keys.len())
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+impl TicketKeys {
+    /// Reads the key file, replacing its current key first when it is older than
+    /// `rotate` (or the file does not exist yet).
+    pub fn load(path: &Path, rotate: Duration) -> Result<TicketKeys, String> {
+        let now = unix_now();
+        let period = rotate.as_secs().max(60);
+        let mut keys = read_keys(path, now, period)?;
+        if keys.first().is_none_or(|k| k.created + period <= now) {
+            keys = rotate_keys(path, now, period)?;
+        }
+        let rng = SystemRandom::new();
+        let keys = keys
+            .iter()
+            .filter_map(|k| Some((k.name, k.aead()?)))
+            .collect::<Vec<_>>();
+        if keys.is_empty() {
+            return Err(format!("{}: no usable key", path.display()));
+        }
+        Ok(TicketKeys {
+            keys,
+            lifetime: u32::try_from(period).unwrap_or(u32::MAX),
+            rng,
+        })
+    }
+}
+
+impl ProducesTickets for TicketKeys {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.lifetime
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let (name, key) = self.keys.first()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).ok()?;
+        let mut sealed = plain.to_vec();
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(name), &mut sealed)
+            .ok()?;
+        let mut ticket = Vec::with_capacity(NAME_LEN + NONCE_LEN + sealed.len());
+        ticket.extend_from_slice(name);
+        ticket.extend_from_slice(&nonce);
+        ticket.extend_from_slice(&sealed);
+        Some(ticket)
+    }
+
+    fn decrypt(&self, ticket: &[u8]) -> Option<Vec<u8>> {
+        let name = ticket.get(..NAME_LEN)?;
+        let nonce = ticket.get(NAME_LEN..NAME_LEN + NONCE_LEN)?;
+        let (_, key) = self.keys.iter().find(|(n, _)| n.as_slice() == name)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut sealed = ticket.get(NAME_LEN + NONCE_LEN..)?.to_vec();
+        let plain = key.open_in_place(nonce, Aad::from(name), &mut sealed).ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The keys in the file that are still usable (younger than two periods), newest first.
+/// A missing file is no keys; a file others may read is an error.
+fn read_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    check_private(path)?;
+    let mut keys: Vec<Key> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(parse_line)
+        .filter(|k| k.created + 2 * period > now && k.created <= now + 300)
+        .collect();
+    keys.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(keys)
+}
+
+/// The key file must belong to us and be closed to group and others: anyone who can read
+/// it can decrypt recorded sessions that were resumed with its keys.
+fn check_private(path: &Path) -> Result<(), String> {
+    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(format!("{} does not belong to this user", path.display()));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} may be read by others (mode {:o}); it must be 0600",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
+fn parse_line(line: &str) -> Option<Key> {
+    let mut words = line.split_whitespace();
+    let created = words.next()?.parse().ok()?;
+    let name = unhex(words.next()?)?.try_into().ok()?;
+    let secret = unhex(words.next()?)?.try_into().ok()?;
+    Some(Key {
+        created,
+        name,
+        secret,
+    })
+}
+
+/// Makes a new current key and rewrites the file with it and the previous key, under an
+/// exclusive lock on `<file>.lock` so concurrent processes rotate once.
+fn rotate_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    lock_briefly(&lock).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    // Another process may have rotated while we waited for the lock.
+    let mut keys = read_keys(path, now, period)?;
+    if keys.first().is_some_and(|k| k.created + period > now) {
+        return Ok(keys);
+    }
+    let rng = SystemRandom::new();
+    let mut key = Key {
+        created: now,
+        name: [0; NAME_LEN],
+        secret: [0; KEY_LEN],
+    };
+    rng.fill(&mut key.name)
+        .and_then(|()| rng.fill(&mut key.secret))
+        .map_err(|_| "no random numbers for a ticket key".to_string())?;
+    keys.truncate(1);
+    keys.insert(0, key);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tls_ticket_keys.")
+        .tempfile_in(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text: String = keys.iter().map(Key::line).collect();
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(keys)
+}
+
+/// Takes the lock, waiting at most two seconds (a stuck process must not stall the rest).
+fn lock_briefly(file: &File) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_survive_the_process_and_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let day = Duration::from_secs(86400);
+        let a = TicketKeys::load(&path, day).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let ticket = a.encrypt(b"session state").unwrap();
+        // Another process reads the same file and accepts the ticket.
+        let b = TicketKeys::load(&path, day).unwrap();
+        assert_eq!(b.decrypt(&ticket).unwrap(), b"session state");
+        assert!(b.decrypt(&ticket[..ticket.len() - 1]).is_none());
+        // Age the key past one period: the next process rotates but still accepts it.
+        let text = fs::read_to_string(&path).unwrap();
+        let aged: String = text
+            .lines()
+            .map(|l| {
+                let (created, rest) = l.split_once(' ').unwrap();
+                format!("{} {rest}\n", created.parse::<u64>().unwrap() - 86400 - 10)
+            })
+            .collect();
+        fs::write(&path, aged).unwrap();
+        let c = TicketKeys::load(&path, day).unwrap();
+        assert_eq!(c.keys.len(), 2);
+        assert_eq!(c.decrypt(&ticket).unwrap(), b"session state");
+        assert_ne!(c.encrypt(b"x").unwrap()[..NAME_LEN], ticket[..NAME_LEN]);
+    }
+
+    #[test]
+    fn a_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        TicketKeys::load(&path, Duration::from_secs(3600)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = TicketKeys::load(&path, Duration::from_secs(3600)).unwrap_err();
+        assert!(e.contains("0600"), "{e}");
+    }
+}
