@@ -186,5 +186,12 @@ mod tests {
         let bcrypt = bcrypt::hash("secret", 4).unwrap();
         assert!(password_matches(&bcrypt, "secret") && !password_matches(&bcrypt, "x"));
         assert!(!password_matches("$6$broken", "secret"));
+        use argon2::password_hash::PasswordHasher;
+        let argon = argon2::Argon2::default()
+            .hash_password_with_salt(b"secret", b"saltsaltsaltsalt")
+            .unwrap()
+            .to_string();
+        assert!(argon.starts_with("$argon2id$"), "{argon}");
+        assert!(password_matches(&argon, "secret") && !password_matches(&argon, "x"));
     }
 }

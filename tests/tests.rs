@@ -8,5 +8,7 @@ mod cli;
 mod clients;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
+/// STARTTLS, implicit TLS, UCSPI-TLS and AUTH with real clients and password stores.
+mod tls;
 /// Every transcript under tests/transcripts, in-process and through the binary.
 mod transcripts;

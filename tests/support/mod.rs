@@ -398,6 +398,10 @@ fn run_check(check: &Check, dir: &TestDir, run: &Run) -> Result<(), String> {
         }
         Check::LogContains(s) if run.log.iter().any(|l| l.contains(s.as_str())) => Ok(()),
         Check::LogContains(s) => Err(format!("no log line contains {s:?}")),
+        Check::LogLacks(s) if run.log.iter().any(|l| l.contains(s.as_str())) => {
+            Err(format!("a log line contains {s:?}"))
+        }
+        Check::LogLacks(_) => Ok(()),
     }
 }
 

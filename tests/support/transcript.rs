@@ -17,6 +17,7 @@
 //! ? message lacks TEXT               ... does not contain TEXT
 //! ? spool empty                      no file left in the spool directory
 //! ? log contains TEXT                a log line contains TEXT
+//! ? log lacks TEXT                   no log line contains TEXT
 //! ```
 //!
 //! Consecutive `C:`/`R:` lines are sent in one write (a pipelined group). An `S:` line may
@@ -77,6 +78,8 @@ pub enum Check {
     SpoolEmpty,
     /// Some log line contains this text.
     LogContains(String),
+    /// No log line contains this text.
+    LogLacks(String),
 }
 
 /// A parsed transcript.
@@ -191,6 +194,8 @@ impl Transcript {
             Check::SpoolEmpty
         } else if let Some(t) = rest.strip_prefix("log contains ") {
             Check::LogContains(t.to_string())
+        } else if let Some(t) = rest.strip_prefix("log lacks ") {
+            Check::LogLacks(t.to_string())
         } else {
             return Err(format!("unknown check {rest:?}"));
         };

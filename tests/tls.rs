@@ -1,0 +1,597 @@
+//! TLS and AUTH with real clients: swaks (`--tls`, `--tlsc`, `--auth`), `openssl s_client
+//! -starttls smtp` (session resumption across processes), Python smtplib (`starttls()`,
+//! `login()`), a UCSPI-TLS super-server, a STARTTLS injection probe, and the auth plugins
+//! against a real checkpassword program and a real Dovecot. Certificates are made here.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::clients::{Server, free_port, wait_listening};
+use crate::support::{TestDir, binary, root, spawn_inetd, tool};
+
+/// The config of a server that offers STARTTLS, AUTH (flat file with clear and hashed
+/// entries), and delivers mail for example.org; tickets shared through `$DIR/ticket.keys`.
+fn tls_config(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut lines = vec![
+        ("plugins", "tls"),
+        ("plugins", "auth/auth_flat_file"),
+        ("plugins", "rcpt_ok"),
+        ("plugins", "queue/maildir $DIR/maildir"),
+        ("rcpthosts", "example.org"),
+        ("flat_auth_pw", "good@example.com:good_pass"),
+        ("tls_ticket_keys", "$DIR/ticket.keys"),
+    ];
+    lines.extend_from_slice(extra);
+    lines.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// A test CA and a certificate for `mx.test` signed by it, where the tls plugin looks by
+/// default (`ssl/qpsmtpd-server.crt`, `.key`, and the CA as `ssl/qpsmtpd-ca.crt`).
+fn make_cert(dir: &TestDir) -> Option<PathBuf> {
+    let openssl = tool("openssl")?;
+    let ssl = dir.config().join("ssl");
+    std::fs::create_dir_all(&ssl).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&openssl).args(args).current_dir(&ssl).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    run(&[&["req", "-x509"], &ec[..], &["-keyout", "ca.key", "-out", "qpsmtpd-ca.crt", "-days", "2", "-subj", "/CN=Test CA"]].concat());
+    run(&[&["req"], &ec[..], &["-keyout", "qpsmtpd-server.key", "-out", "server.csr", "-subj", "/CN=mx.test"]].concat());
+    std::fs::write(ssl.join("ext"), "subjectAltName=DNS:mx.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    run(&[
+        "x509", "-req", "-in", "server.csr", "-CA", "qpsmtpd-ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "ext", "-out", "qpsmtpd-server.crt",
+    ]);
+    Some(ssl)
+}
+
+/// `tcpserver ... qpsmtpd-rs --config DIR ARGS...`.
+fn serve(dir: &TestDir, args: &[&str]) -> Option<Server> {
+    let tcpserver = tool("tcpserver")?;
+    let port = free_port();
+    let child = Command::new(tcpserver)
+        .args(["-R", "-H", "-l", "0", "127.0.0.1", &port.to_string(), binary(), "--config"])
+        .arg(dir.config())
+        .args(args)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    Some(Server { child, port })
+}
+
+fn swaks(port: u16, args: &[&str]) -> Output {
+    let swaks = tool("swaks").expect("swaks checked by the caller");
+    Command::new(swaks)
+        .args(["--server", &format!("127.0.0.1:{port}"), "--timeout", "20"])
+        .args(["--from", "sender@example.net", "--helo", "client.example"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn read(p: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned()
+}
+
+#[test]
+fn swaks_starttls_and_auth_plain_login_cram_md5() {
+    let Some(_) = tool("swaks") else { return };
+    let sha512 = {
+        let out = Command::new("openssl").args(["passwd", "-6", "hashed_pass"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let bcrypt = bcrypt::hash("bcrypt_pass", 4).unwrap();
+    let dir = TestDir::new(&tls_config(&[
+        ("flat_auth_pw", &format!("hashed@example.com:{sha512}")),
+        ("flat_auth_pw", &format!("blowfish@example.com:{{BLF-CRYPT}}{bcrypt}")),
+    ]));
+    if make_cert(&dir).is_none() {
+        return;
+    }
+    let Some(server) = serve(&dir, &[]) else { return };
+    let cases = [
+        ("PLAIN", "good@example.com", "good_pass"),
+        ("LOGIN", "good@example.com", "good_pass"),
+        ("CRAM-MD5", "good@example.com", "good_pass"),
+        ("PLAIN", "hashed@example.com", "hashed_pass"),
+        ("LOGIN", "blowfish@example.com", "bcrypt_pass"),
+    ];
+    for (mech, user, pass) in cases {
+        let out = swaks(
+            server.port,
+            &["--tls", "--auth", mech, "--auth-user", user, "--auth-password", pass, "--to", "someone@elsewhere.example"],
+        );
+        let t = text(&out);
+        assert!(out.status.success(), "swaks --tls --auth {mech} {user}:\n{t}");
+        assert!(t.contains(&format!("235 2.7.0 {mech} authentication successful for {user}")), "{t}");
+    }
+    // A wrong password is refused, and nothing is relayed.
+    let out = swaks(
+        server.port,
+        &["--tls", "--auth", "PLAIN", "--auth-user", "good@example.com", "--auth-password", "nope", "--to", "someone@elsewhere.example"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("535 5.7.8 PLAIN authentication failed for good@example.com"), "{}", text(&out));
+    let messages = dir.messages();
+    assert_eq!(messages.len(), cases.len());
+    for m in &messages {
+        let msg = read(m);
+        assert!(msg.contains("with ESMTPSA (TLSv1.3 cipher TLS_"), "{msg}");
+        assert!(msg.contains("auth=pass ("), "{msg}");
+    }
+}
+
+#[test]
+fn swaks_implicit_tls_on_the_submissions_port() {
+    let Some(_) = tool("swaks") else { return };
+    let dir = TestDir::new(&tls_config(&[]));
+    if make_cert(&dir).is_none() {
+        return;
+    }
+    let Some(server) = serve(&dir, &["--implicit-tls"]) else { return };
+    let out = swaks(
+        server.port,
+        &["--tlsc", "--auth", "PLAIN", "--auth-user", "good@example.com", "--auth-password", "good_pass", "--to", "x@elsewhere.example"],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    // Already encrypted: no STARTTLS on offer, AUTH is.
+    assert!(t.contains("250 AUTH PLAIN LOGIN CRAM-MD5") && !t.contains("STARTTLS"), "{t}");
+    let msg = read(&dir.messages()[0]);
+    assert!(msg.contains("with ESMTPSA (TLSv1."), "{msg}");
+    // A client that speaks clear text to the TLS port gets nothing, and the log says why.
+    let mut plain = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    plain.write_all(b"EHLO plain.example\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(!String::from_utf8_lossy(&got).contains("250"), "{got:?}");
+}
+
+/// Runs `openssl s_client -starttls smtp` with EHLO and QUIT; returns its output.
+fn s_client(port: u16, extra: &[&str]) -> String {
+    let openssl = tool("openssl").expect("openssl checked by the caller");
+    let mut child = Command::new(openssl)
+        .args(["s_client", "-starttls", "smtp", "-connect", &format!("127.0.0.1:{port}"), "-crlf", "-nocommands"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = stdin.write_all(b"EHLO openssl.example\n");
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = stdin.write_all(b"QUIT\n");
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    text(&out)
+}
+
+#[test]
+fn openssl_s_client_starttls_resumes_across_processes() {
+    let Some(_) = tool("openssl") else { return };
+    let dir = TestDir::new(&tls_config(&[]));
+    make_cert(&dir);
+    let Some(server) = serve(&dir, &[]) else { return };
+    for version in ["-tls1_3", "-tls1_2"] {
+        let session = dir.path().join(format!("session{version}.pem"));
+        let session = session.to_str().unwrap();
+        let first = s_client(server.port, &[version, "-sess_out", session]);
+        assert!(first.contains("New, TLSv1."), "{version} first:\n{first}");
+        assert!(first.contains("250 AUTH PLAIN LOGIN CRAM-MD5") && first.contains("221 2.0.0"), "{first}");
+        // The next connection is a new process: it resumes with the shared ticket key.
+        let second = s_client(server.port, &[version, "-sess_in", session]);
+        assert!(second.contains("Reused, TLSv1."), "{version} second:\n{second}");
+    }
+    let keys = dir.path().join("ticket.keys");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn smtplib_starttls_and_login() {
+    let Some(python) = tool("python3") else { return };
+    let dir = TestDir::new(&tls_config(&[]));
+    if make_cert(&dir).is_none() {
+        return;
+    }
+    let Some(server) = serve(&dir, &[]) else { return };
+    let script = format!(
+        r#"
+import smtplib, ssl
+ctx = ssl.create_default_context(cafile={ca:?})
+s = smtplib.SMTP("127.0.0.1", {port}, local_hostname="python.client.example", timeout=20)
+s.ehlo()
+assert s.has_extn("starttls") and not s.has_extn("auth"), s.esmtp_features
+s.starttls(context=ctx)
+s.ehlo()
+assert not s.has_extn("starttls") and "PLAIN" in s.esmtp_features["auth"], s.esmtp_features
+s.login("good@example.com", "good_pass")
+refused = s.sendmail("sender@example.net", ["someone@elsewhere.example"], "Subject: smtplib\r\n\r\nover TLS\r\n")
+assert refused == {{}}, refused
+s.quit()
+"#,
+        ca = dir.config().join("ssl/qpsmtpd-ca.crt").to_str().unwrap(),
+        port = server.port
+    );
+    let out = Command::new(python).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "smtplib:\n{}", text(&out));
+    let msg = read(&dir.messages()[0]);
+    assert!(msg.contains("(HELO python.client.example)") && msg.contains("with ESMTPSA (TLSv1.3"), "{msg}");
+}
+
+/// A rustls client trusting the test certificate.
+fn client_config(dir: &TestDir) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = dir.config().join("ssl/qpsmtpd-ca.crt");
+    for cert in CertificateDer::pem_file_iter(pem).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Reads one whole reply (up to the line with a space after the code).
+fn reply<R: BufRead>(r: &mut R) -> String {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return all;
+        }
+        all.push_str(&line);
+        if line.as_bytes().get(3) == Some(&b' ') {
+            return all;
+        }
+    }
+}
+
+#[test]
+fn commands_pipelined_with_starttls_are_not_executed() {
+    if tool("openssl").is_none() {
+        return;
+    }
+    let dir = TestDir::new(&tls_config(&[("relayclients", "127.0.0.1")]));
+    make_cert(&dir);
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config").arg(dir.config()).current_dir(dir.path());
+    let (mut child, tcp) = spawn_inetd(cmd);
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut plain = BufReader::new(tcp.try_clone().unwrap());
+    let mut w = tcp.try_clone().unwrap();
+    assert!(reply(&mut plain).starts_with("220 "));
+    w.write_all(b"EHLO evil.example\r\n").unwrap();
+    assert!(reply(&mut plain).contains("250 STARTTLS"));
+    // CVE-2011-0411: the commands after STARTTLS arrive in the same packet.
+    w.write_all(b"STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\nRCPT TO:<x@example.org>\r\n").unwrap();
+    assert_eq!(reply(&mut plain), "220 2.0.0 Go ahead with TLS\r\n");
+    let conn = rustls::ClientConnection::new(client_config(&dir), ServerName::try_from("mx.test").unwrap()).unwrap();
+    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+    tls.get_mut().write_all(b"EHLO good.example\r\n").unwrap();
+    let ehlo = reply(&mut tls);
+    // Had the injected lines run, their replies would come first.
+    assert!(ehlo.starts_with("250-test.example.org Hi"), "{ehlo}");
+    tls.get_mut().write_all(b"RCPT TO:<x@example.org>\r\n").unwrap();
+    assert!(reply(&mut tls).starts_with("503 "), "the injected MAIL must not count");
+    tls.get_mut().write_all(b"QUIT\r\n").unwrap();
+    assert!(reply(&mut tls).starts_with("221 "));
+    let _ = child.wait();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(log.contains("discarded 60 bytes sent in clear text after STARTTLS"), "{log}");
+    assert!(!log.contains("injected@evil"), "{log}");
+}
+
+#[test]
+fn a_bad_handshake_ends_the_connection_with_a_log_line() {
+    if tool("openssl").is_none() {
+        return;
+    }
+    let dir = TestDir::new(&tls_config(&[]));
+    make_cert(&dir);
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config").arg(dir.config()).current_dir(dir.path());
+    let (mut child, mut tcp) = spawn_inetd(cmd);
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    tcp.write_all(b"EHLO x\r\nSTARTTLS\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    tcp.write_all(b"this is not a TLS ClientHello\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = tcp.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    // The 220 and then only TLS (an alert), never another SMTP reply.
+    assert!(got.ends_with("220 2.0.0 Go ahead with TLS\r\n") || !got.contains("\r\n5"), "{got}");
+    let _ = child.wait();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(log.contains("TLS failed: TLS handshake failed"), "{log}");
+    assert!(log.contains("outcome=\"TLS handshake failed\""), "{log}");
+}
+
+#[test]
+fn ucspi_tls_super_server_does_the_tls() {
+    let (Some(python), Some(_)) = (tool("python3"), tool("swaks")) else {
+        return;
+    };
+    // No certificate for the tls plugin: the super-server holds it.
+    let dir = TestDir::new(&tls_config(&[]));
+    let Some(ssl) = make_cert(&dir) else { return };
+    let (cert, key) = (ssl.join("qpsmtpd-server.crt"), ssl.join("qpsmtpd-server.key"));
+    let (held_cert, held_key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    std::fs::rename(&cert, &held_cert).unwrap();
+    std::fs::rename(&key, &held_key).unwrap();
+    let port_file = dir.path().join("port");
+    let mut server = Command::new(python)
+        .arg(root().join("tests/tools/ucspi-tls-server"))
+        .args([&held_cert, &held_key, &port_file])
+        .arg(binary())
+        .arg("--config")
+        .arg(dir.config())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !port_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let port: u16 = std::fs::read_to_string(&port_file).unwrap().parse().unwrap();
+    let out = swaks(
+        port,
+        &["--tls", "--auth", "LOGIN", "--auth-user", "good@example.com", "--auth-password", "good_pass", "--to", "x@elsewhere.example"],
+    );
+    let _ = server.wait();
+    let mut log = String::new();
+    server.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(out.status.success(), "{}\n--- log ---\n{log}", text(&out));
+    let msg = read(&dir.messages()[0]);
+    assert!(msg.contains("with ESMTPSA (TLSv1.3 cipher TLS_"), "{msg}");
+}
+
+/// A checkpassword program as qmail defines the interface: `user\0password\0timestamp\0` on
+/// fd 3, exit 0 and run the rest of the command line when good, exit 1 when not. It also
+/// notes what its fd 0 and 2 are, to show they are not the client's connection.
+const CHECKPW: &str = r#"#!/bin/bash
+IFS= read -r -d '' user <&3 || exit 2
+IFS= read -r -d '' pass <&3 || exit 2
+readlink /proc/self/fd/0 /proc/self/fd/2 > "$(dirname "$0")/checkpw.fds"
+if [ "$user" = "alice@example.com" ] && [ "$pass" = "alice pass" ]; then exec "$@"; fi
+if [ "$user" = "tempfail@example.com" ]; then exit 111; fi
+exit 1
+"#;
+
+#[test]
+fn auth_checkpassword_runs_a_checkpassword_program() {
+    let (Some(_), Some(_), Some(truth)) = (tool("swaks"), tool("bash"), tool("true")) else {
+        return;
+    };
+    let line = format!("auth/auth_checkpassword checkpw $DIR/checkpw true {}", truth.display());
+    let config: Vec<(String, String)> = [
+        ("plugins", line.as_str()),
+        ("plugins", "rcpt_ok"),
+        ("plugins", "queue/maildir $DIR/maildir"),
+        ("tls_before_auth", "0"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let dir = TestDir::new(&config);
+    let checkpw = dir.path().join("checkpw");
+    std::fs::write(&checkpw, CHECKPW).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&checkpw, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let Some(server) = serve(&dir, &[]) else { return };
+    let auth = |user: &str, pass: &str| {
+        swaks(
+            server.port,
+            &["--auth", "LOGIN", "--auth-user", user, "--auth-password", pass, "--to", "x@elsewhere.example"],
+        )
+    };
+    let good = auth("alice@example.com", "alice pass");
+    assert!(good.status.success(), "{}", text(&good));
+    assert!(text(&good).contains("235 2.7.0 LOGIN authentication successful for alice@example.com - auth_checkpassword"));
+    let bad = auth("alice@example.com", "wrong");
+    assert!(text(&bad).contains("535 5.7.8 LOGIN authentication failed for alice@example.com"), "{}", text(&bad));
+    let temp = auth("tempfail@example.com", "x");
+    assert!(text(&temp).contains("454 4.7.0 Temporary authentication failure"), "{}", text(&temp));
+    let fds = std::fs::read_to_string(dir.path().join("checkpw.fds")).unwrap();
+    assert_eq!(fds, "/dev/null\n/dev/null\n", "the program must not get the client's connection");
+    assert_eq!(dir.messages().len(), 1);
+}
+
+/// Dovecot from Debian's dovecot-core, with a private base_dir, a passwd-file user database
+/// and only the auth service listening, on a socket in the test directory.
+struct Dovecot {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dovecot(dir: &Path) -> Option<Dovecot> {
+    let dovecot = tool("dovecot")?;
+    let base = dir.join("dovecot");
+    for sub in ["run", "state"] {
+        std::fs::create_dir_all(base.join(sub)).unwrap();
+    }
+    let users = base.join("users");
+    std::fs::write(
+        &users,
+        "alice@example.net:{PLAIN}alice pw:65534:65534::/nonexistent::\n",
+    )
+    .unwrap();
+    let conf = base.join("dovecot.conf");
+    let b = base.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "instance_name = qpsmtpd-rs-test-{pid}\nbase_dir = {b}/run\nstate_dir = {b}/state\nlog_path = {b}/dovecot.log\n\
+             protocols =\nssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0\n\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {users}\n}}\n\
+             userdb {{\n  driver = passwd-file\n  args = username_format=%u {users}\n}}\n\
+             service auth {{\n  unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n",
+            pid = std::process::id(),
+            users = users.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(dovecot)
+        .arg("-F")
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = base.join("run/auth-client");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(socket.exists(), "dovecot did not start: {}", std::fs::read_to_string(base.join("dovecot.log")).unwrap_or_default());
+    Some(Dovecot { child, socket })
+}
+
+#[test]
+fn auth_dovecot_asks_a_real_dovecot() {
+    let Some(_) = tool("swaks") else { return };
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(dovecot) = start_dovecot(scratch.path()) else { return };
+    let line = format!("auth/auth_dovecot socket {}", dovecot.socket.display());
+    let dir = TestDir::new(&tls_config(&[("plugins", line.as_str())]));
+    if make_cert(&dir).is_none() {
+        return;
+    }
+    let Some(server) = serve(&dir, &[]) else { return };
+    for mech in ["PLAIN", "LOGIN"] {
+        let out = swaks(
+            server.port,
+            &["--tls", "--auth", mech, "--auth-user", "alice@example.net", "--auth-password", "alice pw", "--to", "x@elsewhere.example"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains(&format!("235 2.7.0 {mech} authentication successful for alice@example.net - auth_dovecot")));
+    }
+    let out = swaks(
+        server.port,
+        &["--tls", "--auth", "PLAIN", "--auth-user", "alice@example.net", "--auth-password", "wrong", "--to", "x@elsewhere.example"],
+    );
+    assert!(text(&out).contains("535 5.7.8 PLAIN authentication failed for alice@example.net"), "{}", text(&out));
+    // Dovecot gone: a temporary failure, not a wrong password.
+    drop(dovecot);
+    let out = swaks(
+        server.port,
+        &["--tls", "--auth", "PLAIN", "--auth-user", "alice@example.net", "--auth-password", "alice pw", "--to", "x@elsewhere.example"],
+    );
+    assert!(text(&out).contains("454 4.7.0 Temporary authentication failure"), "{}", text(&out));
+    assert_eq!(dir.messages().len(), 2);
+}
+
+/// One session through the binary on an inetd-style socket: greeting, EHLO, optionally
+/// STARTTLS and EHLO again, QUIT. Returns whether the TLS session was resumed.
+fn one_session(dir: &TestDir, tls: Option<&Arc<rustls::ClientConfig>>) -> bool {
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config").arg(dir.config()).current_dir(dir.path());
+    let (mut child, tcp) = spawn_inetd(cmd);
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut plain = BufReader::new(tcp.try_clone().unwrap());
+    let mut w = tcp.try_clone().unwrap();
+    reply(&mut plain);
+    w.write_all(b"EHLO bench.example\r\n").unwrap();
+    reply(&mut plain);
+    let mut resumed = false;
+    match tls {
+        None => {
+            w.write_all(b"QUIT\r\n").unwrap();
+            reply(&mut plain);
+        }
+        Some(config) => {
+            w.write_all(b"STARTTLS\r\n").unwrap();
+            reply(&mut plain);
+            let conn = rustls::ClientConnection::new(config.clone(), ServerName::try_from("mx.test").unwrap()).unwrap();
+            let mut s = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+            s.get_mut().write_all(b"EHLO bench.example\r\n").unwrap();
+            reply(&mut s);
+            resumed = s.get_ref().conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            s.get_mut().write_all(b"QUIT\r\n").unwrap();
+            reply(&mut s);
+        }
+    }
+    let _ = child.wait();
+    resumed
+}
+
+/// The cost of STARTTLS over a plain session, with and without resumption: printed, never
+/// asserted (`cargo test --release --test integration tls_cost -- --nocapture`).
+#[test]
+fn tls_cost_figures() {
+    if tool("openssl").is_none() {
+        return;
+    }
+    let dir = TestDir::new(&tls_config(&[("logging", "logging/devnull")]));
+    make_cert(&dir);
+    const N: u32 = 20;
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..N {
+            f();
+        }
+        start.elapsed().as_secs_f64() * 1000.0 / f64::from(N)
+    };
+    let plain = time(&mut || {
+        one_session(&dir, None);
+    });
+    let fresh = time(&mut || {
+        // A new client config each time: no ticket to offer, a full handshake.
+        assert!(!one_session(&dir, Some(&client_config(&dir))));
+    });
+    let shared = client_config(&dir);
+    one_session(&dir, Some(&shared));
+    let mut resumed_count = 0;
+    let resumed = time(&mut || {
+        resumed_count += u32::from(one_session(&dir, Some(&shared)));
+    });
+    assert_eq!(resumed_count, N, "every session with a ticket should resume");
+    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    eprintln!(
+        "TLS cost ({build} build, {N} sessions each, wall time per session incl. process start):\n  \
+         plain EHLO+QUIT:               {plain:7.2} ms\n  \
+         STARTTLS, full handshake:      {fresh:7.2} ms (+{:.2} ms)\n  \
+         STARTTLS, resumed from ticket: {resumed:7.2} ms (+{:.2} ms)",
+        fresh - plain,
+        resumed - plain
+    );
+}
