@@ -208,7 +208,7 @@ fn prepare(session: &mut Session, ucspi: &mut Option<UcspiFds>) -> Result<Pendin
 
 /// The connection after the handshake.
 enum Secure<'a> {
-    Rustls(TlsStream<'a>),
+    Rustls(Box<TlsStream<'a>>),
     Ucspi(FdTransport),
 }
 
@@ -220,7 +220,7 @@ fn handshake(
     match pending {
         Pending::Rustls(config) => {
             let (stream, established) = crate::tls::stream::handshake(transport, config, timeout)?;
-            Ok((Secure::Rustls(stream), established))
+            Ok((Secure::Rustls(Box::new(stream)), established))
         }
         Pending::Ucspi(fds) => {
             let (fds, established) = fds.start(timeout)?;

@@ -131,7 +131,9 @@ impl Session {
         {
             return self.reply(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
         }
-        self.unrecognized(verb, rest)
+        // Plugins hear the mechanism, not a credential that may follow it.
+        let mechanism = rest.split(' ').next().unwrap_or_default();
+        self.unrecognized(verb, mechanism)
     }
 
     /// `AUTH mechanism [initial-response]`.

@@ -138,7 +138,7 @@ impl Session {
     pub fn tls_failed(&mut self, why: &str) {
         self.log.log(Level::Notice, format_args!("TLS failed: {why}"));
         if self.summary.outcome.is_empty() {
-            self.summary.outcome = "TLS handshake failed".into();
+            self.summary.outcome = "TLS failed".into();
         }
         self.disconnect();
     }

@@ -103,20 +103,27 @@ impl TlsStream<'_> {
                 self.read_records(deadline)?;
             }
         }
-        // TLS 1.3 session tickets are written once the client's Finished is in.
-        self.flush(deadline)
+        // TLS 1.3 session tickets, queued now that the client's Finished is in, leave
+        // with the first reply: written on their own they would hold that reply back
+        // until the client's delayed ACK (Nagle), some 40 ms.
+        Ok(())
     }
 
-    /// Writes everything rustls has queued.
+    /// Writes everything rustls has queued, in one write: a flight of several records
+    /// sent as separate small writes would wait for delayed ACKs (Nagle).
     fn flush(&mut self, deadline: Instant) -> io::Result<()> {
-        while self.conn.wants_write() {
-            let mut out = Timed {
-                io: &mut *self.io,
-                deadline,
-            };
-            self.conn.write_tls(&mut out)?;
+        if !self.conn.wants_write() {
+            return Ok(());
         }
-        Ok(())
+        let mut records = Vec::with_capacity(4096);
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut records)?;
+        }
+        let mut out = Timed {
+            io: &mut *self.io,
+            deadline,
+        };
+        out.write_all(&records)
     }
 
     /// Reads one batch of TLS records and processes them; end of input is an error.
@@ -159,8 +166,7 @@ impl Transport for TlsStream<'_> {
                     return Err(e);
                 }
             }
-            // Key updates and alerts may need an answer.
-            self.flush(deadline)?;
+            // Anything rustls queued in answer (a key update) leaves with the next reply.
         }
     }
 

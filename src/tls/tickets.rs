@@ -147,7 +147,7 @@ fn read_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
         .filter_map(parse_line)
         .filter(|k| k.created + 2 * period > now && k.created <= now + 300)
         .collect();
-    keys.sort_by(|a, b| b.created.cmp(&a.created));
+    keys.sort_by_key(|k| std::cmp::Reverse(k.created));
     Ok(keys)
 }
 

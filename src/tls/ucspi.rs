@@ -62,7 +62,7 @@ impl UcspiFds {
             .map_err(|e| format!("UCSPI-TLS control descriptor: {e}"))?;
         let mut answer = Vec::new();
         let mut buf = [0u8; 1024];
-        while !answer.ends_with(b"\0\0") && !(answer.len() == 1 && answer[0] == 0) {
+        while !answer.ends_with(b"\0\0") {
             let left = deadline.saturating_duration_since(Instant::now());
             let n = read_fd(self.ctl.as_fd(), &mut buf, left).map_err(|e| match e.kind() {
                 io::ErrorKind::TimedOut => "timeout waiting for the UCSPI-TLS handshake".to_string(),
