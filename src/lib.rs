@@ -22,6 +22,7 @@ pub mod cdb;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod handoff;
 pub mod header;
 pub mod io;
 pub mod log;
