@@ -94,22 +94,37 @@ pub fn write_fd(fd: BorrowedFd<'_>, mut buf: &[u8], timeout: Duration) -> io::Re
     Ok(())
 }
 
-/// Is the client on this socket still there? A client that closed or reset the
-/// connection shows `POLLHUP`/`POLLERR`/`POLLRDHUP`; pending input (a pipelined QUIT
-/// before the close) counts as still there. Only meaningful on sockets: a pipe whose
-/// writer finished also reports a hang-up.
+/// Is the client on this socket still there? A client that reset the connection shows
+/// `POLLERR`/`POLLHUP`; one that closed it shows as readable with nothing to read (end of
+/// input). Pending input (a pipelined QUIT before the close) counts as still there. Only
+/// meaningful on sockets: a pipe whose writer finished also reports a hang-up.
 pub fn peer_alive(fd: BorrowedFd<'_>) -> bool {
-    // nix has no name for POLLRDHUP (Linux: the peer shut down its writing side).
-    let rdhup = PollFlags::from_bits_retain(nix::libc::POLLRDHUP);
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN | rdhup)];
+    // Only flags nix knows are asked for: with POLLRDHUP in the answer nix's `revents()`
+    // cannot represent it and reports nothing at all, so a closed client looked alive.
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::ZERO) {
         Ok(0) => true,
         Ok(_) => {
-            let ev = fds[0].revents().unwrap_or(PollFlags::empty());
-            !(ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
-                || (ev.contains(rdhup) && !ev.contains(PollFlags::POLLIN)))
+            let ev = fds[0].revents().unwrap_or(PollFlags::POLLHUP);
+            !ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) && input_waiting(fd)
         }
         Err(_) => true,
+    }
+}
+
+/// Is there a byte to read on this readable socket (rather than its end)?
+fn input_waiting(fd: BorrowedFd<'_>) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    match recv(
+        fd.as_raw_fd(),
+        &mut byte,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(n) => n > 0,
+        Err(Errno::EAGAIN) | Err(Errno::EINTR) => true,
+        Err(_) => false,
     }
 }
 

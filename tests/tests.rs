@@ -8,5 +8,7 @@ mod cli;
 mod clients;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
+/// Queue hand-off: real backends (Postfix, Dovecot LMTP, a qmail-queue stand-in) and faults.
+mod queue;
 /// Every transcript under tests/transcripts, in-process and through the binary.
 mod transcripts;

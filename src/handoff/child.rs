@@ -113,7 +113,11 @@ pub fn run(program: Program<'_>) -> Result<Finished, RunError> {
         timeout,
     } = program;
     let deadline = Instant::now() + timeout;
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut fd1_writer = None;
     if fd1_input.is_some() {
         let (reader, writer) = io::pipe().map_err(RunError::Spawn)?;
@@ -237,7 +241,12 @@ impl Drain {
 }
 
 /// Feeds and drains until the child has exited (and its output is read) or the deadline.
-fn pump(child: &mut Child, feeds: &mut [Feed<'_>], drains: &mut [Drain], deadline: Instant) -> Result<Exit, RunError> {
+fn pump(
+    child: &mut Child,
+    feeds: &mut [Feed<'_>],
+    drains: &mut [Drain],
+    deadline: Instant,
+) -> Result<Exit, RunError> {
     let mut exited: Option<Exit> = None;
     let mut grace_until: Option<Instant> = None;
     loop {
@@ -264,7 +273,9 @@ fn pump(child: &mut Child, feeds: &mut [Feed<'_>], drains: &mut [Drain], deadlin
         if now >= deadline {
             return Err(RunError::TimedOut);
         }
-        let wait = deadline.saturating_duration_since(now).min(Duration::from_millis(20));
+        let wait = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(20));
         let mut fds = Vec::new();
         for f in feeds.iter().filter_map(|f| f.fd.as_ref()) {
             fds.push(PollFd::new(f.as_fd(), PollFlags::POLLOUT));
@@ -274,7 +285,10 @@ fn pump(child: &mut Child, feeds: &mut [Feed<'_>], drains: &mut [Drain], deadlin
         }
         let ms = PollTimeout::try_from(wait.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX);
         let ready: Vec<bool> = match poll(&mut fds, ms) {
-            Ok(_) => fds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect(),
+            Ok(_) => fds
+                .iter()
+                .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+                .collect(),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(RunError::Io(e.into())),
         };
@@ -344,7 +358,10 @@ mod tests {
         assert_eq!(done.stderr, b"warn\n");
         assert_eq!(done.extra, b"Zlater");
         assert_eq!(std::fs::read(out.with_extension("msg")).unwrap().len(), 300_000);
-        assert_eq!(std::fs::read(out.with_extension("env")).unwrap(), b"Fa@b\0Tc@d\0\0");
+        assert_eq!(
+            std::fs::read(out.with_extension("env")).unwrap(),
+            b"Fa@b\0Tc@d\0\0"
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ impl<W: Write> DotStuffer<W> {
         if !self.line_start {
             self.push_newline();
         }
-        self.buf.extend_from_slice(if self.crlf { b".\r\n" } else { b".\n" });
+        self.buf
+            .extend_from_slice(if self.crlf { b".\r\n" } else { b".\n" });
         self.inner.write_all(&self.buf)?;
         self.inner.flush()?;
         Ok(self.inner)

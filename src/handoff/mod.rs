@@ -68,7 +68,9 @@ impl Failure {
 pub fn parse_timeout(v: &str) -> Result<Duration, String> {
     match v.parse::<u64>() {
         Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
-        _ => Err(format!("timeout must be a whole number of seconds above 0, not {v:?}")),
+        _ => Err(format!(
+            "timeout must be a whole number of seconds above 0, not {v:?}"
+        )),
     }
 }
 
@@ -117,11 +119,17 @@ mod tests {
 
     #[test]
     fn failures_map_to_verdicts() {
-        assert_eq!(Failure::Temporary("x".into()).outcome().verdict, Verdict::DenySoft);
+        assert_eq!(
+            Failure::Temporary("x".into()).outcome().verdict,
+            Verdict::DenySoft
+        );
         assert_eq!(Failure::Permanent("x".into()).outcome().verdict, Verdict::Deny);
         let b = Failure::Broken("connect: refused".into()).outcome();
         assert_eq!(b.verdict, Verdict::Declined);
-        assert_eq!(b.msg, vec!["Unable to queue message (connect: refused)".to_string()]);
+        assert_eq!(
+            b.msg,
+            vec!["Unable to queue message (connect: refused)".to_string()]
+        );
     }
 
     #[test]

@@ -73,8 +73,15 @@ impl Relay {
         match self.try_rcpt(cx, rcpt) {
             Ok(()) => Outcome::declined(),
             Err(f) => {
-                let level = if matches!(f, Failure::Broken(_)) { Level::Error } else { Level::Info };
-                cx.log(level, format_args!("{rcpt} not accepted by the next hop: {}", f.text()));
+                let level = if matches!(f, Failure::Broken(_)) {
+                    Level::Error
+                } else {
+                    Level::Info
+                };
+                cx.log(
+                    level,
+                    format_args!("{rcpt} not accepted by the next hop: {}", f.text()),
+                );
                 match f {
                     Failure::Permanent(m) => Outcome::with(Verdict::Deny, m),
                     Failure::Temporary(m) => Outcome::with(Verdict::DenySoft, m),
@@ -156,14 +163,21 @@ impl Relay {
         let wanted: Vec<String> = cx.txn.recipients.iter().map(Address::address).collect();
         let mut slot = self.session.borrow_mut();
         let usable = slot.as_ref().is_some_and(|s| s.mail_sent && s.accepted == wanted);
-        let mut data = if usable { self.data_command(&mut slot) } else { Err(None) };
+        let mut data = if usable {
+            self.data_command(&mut slot)
+        } else {
+            Err(None)
+        };
         if let Err(Some(f)) = data {
             return Err(f);
         }
         if data.is_err() {
             // No usable session: the next hop timed us out during the upload, or the
             // envelopes differ. Start over once.
-            cx.log(Level::Info, format_args!("sending the envelope again on a fresh session"));
+            cx.log(
+                Level::Info,
+                format_args!("sending the envelope again on a fresh session"),
+            );
             *slot = None;
             drop(slot);
             self.replay(cx, &wanted)?;
@@ -189,8 +203,16 @@ impl Relay {
             if let Some(f) = reply.failure() {
                 return Err(f);
             }
-            let id = reply.lines.last().and_then(|l| l.split(' ').next_back()).unwrap_or("");
-            Ok(Outcome::ok_with(format!("Queued! queued as {}", clean_text(id)).trim_end().to_string()))
+            let id = reply
+                .lines
+                .last()
+                .and_then(|l| l.split(' ').next_back())
+                .unwrap_or("");
+            Ok(Outcome::ok_with(
+                format!("Queued! queued as {}", clean_text(id))
+                    .trim_end()
+                    .to_string(),
+            ))
         }
     }
 
@@ -201,7 +223,9 @@ impl Relay {
         match s.client.command("DATA") {
             Ok(r) if r.code == 354 => Ok(()),
             Ok(r) if r.code == 421 => Err(None),
-            Ok(r) => Err(Some(r.failure().unwrap_or_else(|| s.client.unexpected("DATA", &r)))),
+            Ok(r) => Err(Some(
+                r.failure().unwrap_or_else(|| s.client.unexpected("DATA", &r)),
+            )),
             Err(_) => Err(None),
         }
     }
@@ -250,7 +274,10 @@ impl Relay {
 /// After our client was told `250` for every recipient, a refusal can only fail the whole
 /// message, temporarily: nothing was delivered, and the retry gets the refusal at RCPT time.
 fn second_round(f: Failure) -> Failure {
-    Failure::Temporary(format!("4.4.0 The next hop changed its answer ({}); try again later", f.text()))
+    Failure::Temporary(format!(
+        "4.4.0 The next hop changed its answer ({}); try again later",
+        f.text()
+    ))
 }
 
 /// `MAIL FROM:<sender>` with the parameters the next hop understands.
@@ -276,10 +303,17 @@ fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<(), 
     };
     let has = |name: &str| wanted.split(' ').any(|w| w == name);
     let conn = &cx.conn;
-    let unavailable = |s: &str| if s.is_empty() { "[UNAVAILABLE]".to_string() } else { s.to_string() };
+    let unavailable = |s: &str| {
+        if s.is_empty() {
+            "[UNAVAILABLE]".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     let mut attrs = Vec::new();
     if has("NAME") {
-        let name = if conn.remote_host.is_empty() || conn.remote_host == "Unknown" {
+        let host = &conn.remote_host;
+        let name = if host.is_empty() || host == "Unknown" || host.starts_with('[') {
             "[UNAVAILABLE]".to_string()
         } else {
             conn.remote_host.clone()
@@ -288,7 +322,11 @@ fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<(), 
     }
     if has("ADDR") {
         let ip = &conn.remote_ip;
-        let ip = if ip.contains(':') { format!("IPV6:{ip}") } else { ip.clone() };
+        let ip = if ip.contains(':') {
+            format!("IPV6:{ip}")
+        } else {
+            ip.clone()
+        };
         attrs.push(format!("ADDR={}", xtext(&ip)));
     }
     if has("PORT")
@@ -318,11 +356,18 @@ fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<(), 
     for g in groups {
         let reply = client.command(&format!("XCLIENT {g}"))?;
         if !reply.positive() {
-            return Err(reply.failure().unwrap_or_else(|| client.unexpected("XCLIENT", &reply)));
+            return Err(reply
+                .failure()
+                .unwrap_or_else(|| client.unexpected("XCLIENT", &reply)));
         }
     }
-    // XCLIENT restarts the session with a new greeting: say hello again.
-    client.hello(opts)
+    // XCLIENT restarts the session: say hello again, with the client's name as qpsmtpd
+    // did, so the next hop's Received header shows what our client said.
+    let mut again = opts.clone();
+    if !cx.conn.hello_host().is_empty() {
+        again.helo = cx.conn.hello_host().to_string();
+    }
+    client.hello(&again)
 }
 
 /// The flags and keys shared with queue/lmtp.
@@ -404,12 +449,16 @@ pub fn dispatch(relay: &Relay, hook: Hook, cx: &mut Context<'_>, args: Args<'_>)
 ///   all, so the delivered ones get a second copy. A duplicate is the lesser harm; it is
 ///   logged at LOGWARN with the names.
 pub fn lmtp_verdict(cx: &Context<'_>, replies: &[(String, Reply)]) -> Outcome {
-    let delivered: Vec<&str> = replies.iter().filter(|(_, r)| r.code / 100 == 2).map(|(a, _)| a.as_str()).collect();
+    let delivered: Vec<&str> = replies
+        .iter()
+        .filter(|(_, r)| r.code / 100 == 2)
+        .map(|(a, _)| a.as_str())
+        .collect();
     let failed: Vec<&(String, Reply)> = replies.iter().filter(|(_, r)| r.code / 100 != 2).collect();
     if failed.is_empty() {
         let text = match replies {
-            [(_, r)] => r.text(),
-            _ => format!("2.0.0 Delivered to {} recipients", replies.len()),
+            [(_, r)] => without_status(&r.text()).to_string(),
+            _ => format!("Delivered to {} recipients", replies.len()),
         };
         return Outcome::ok_with(format!("Queued! {text}"));
     }
@@ -419,8 +468,13 @@ pub fn lmtp_verdict(cx: &Context<'_>, replies: &[(String, Reply)]) -> Outcome {
     let first = &failed[0].1;
     if delivered.is_empty() {
         return match first.failure() {
-            Some(Failure::Permanent(m)) if failed.iter().all(|(_, r)| r.code >= 500) => Outcome::with(Verdict::Deny, m),
-            _ if first.code >= 500 => Outcome::with(Verdict::DenySoft, "4.2.0 Delivery failed for some recipients; try again later"),
+            Some(Failure::Permanent(m)) if failed.iter().all(|(_, r)| r.code >= 500) => {
+                Outcome::with(Verdict::Deny, m)
+            }
+            _ if first.code >= 500 => Outcome::with(
+                Verdict::DenySoft,
+                "4.2.0 Delivery failed for some recipients; try again later",
+            ),
             Some(f) => Failure::Temporary(f.text().to_string()).outcome(),
             None => Failure::Broken(first.describe()).outcome(),
         };
@@ -437,4 +491,16 @@ pub fn lmtp_verdict(cx: &Context<'_>, replies: &[(String, Reply)]) -> Outcome {
         Verdict::DenySoft,
         "4.2.0 Delivery failed for some recipients; try again later",
     )
+}
+
+/// A reply text without its leading enhanced status code (`2.0.0 `), for our own text.
+fn without_status(text: &str) -> &str {
+    match text.split_once(' ') {
+        Some((code, rest))
+            if code.split('.').count() == 3 && code.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
+        {
+            rest
+        }
+        _ => text,
+    }
 }

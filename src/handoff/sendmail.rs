@@ -33,7 +33,10 @@ impl Sendmail<'_> {
         match self.try_deliver(cx) {
             Ok(out) => out,
             Err(f) => {
-                cx.log(Level::Error, format_args!("{} failed: {}", self.program, f.text()));
+                cx.log(
+                    Level::Error,
+                    format_args!("{} failed: {}", self.program, f.text()),
+                );
                 f.outcome()
             }
         }
@@ -46,11 +49,16 @@ impl Sendmail<'_> {
         // play on a pipe). -f: the envelope sender, `<>` for the null sender. `--`: no
         // recipient can be taken for an option.
         let sender = super::sender(cx.txn);
-        cmd.arg("-i").arg("-f").arg(if sender.is_empty() { "<>".to_string() } else { sender });
+        cmd.arg("-i").arg("-f").arg(if sender.is_empty() {
+            "<>".to_string()
+        } else {
+            sender
+        });
         cmd.arg("--");
         cmd.args(cx.txn.recipients.iter().map(Address::address));
         let msg_id = super::message_id(cx.txn);
-        let stdin = super::message_reader(cx.txn).map_err(|e| Failure::Broken(format!("reading the spooled message: {e}")))?;
+        let stdin = super::message_reader(cx.txn)
+            .map_err(|e| Failure::Broken(format!("reading the spooled message: {e}")))?;
         let done = child::run(Program {
             cmd,
             stdin: Some(stdin),
@@ -59,7 +67,9 @@ impl Sendmail<'_> {
             timeout: self.timeout,
         })
         .map_err(|e| match e {
-            RunError::TimedOut => Failure::Broken(format!("timed out after {}s; killed", self.timeout.as_secs())),
+            RunError::TimedOut => {
+                Failure::Broken(format!("timed out after {}s; killed", self.timeout.as_secs()))
+            }
             e => Failure::Broken(e.to_string()),
         })?;
         let said = clean_text(&String::from_utf8_lossy(&[done.stdout, done.stderr].concat()));
@@ -67,12 +77,16 @@ impl Sendmail<'_> {
             cx.log(Level::Warn, format_args!("{} said: {said}", self.program));
         }
         match done.exit {
-            Exit::Code(0) if done.input_complete => Ok(Outcome::ok_with(format!("Queued! {msg_id}").trim_end().to_string())),
+            Exit::Code(0) if done.input_complete => Ok(Outcome::ok_with(
+                format!("Queued! {msg_id}").trim_end().to_string(),
+            )),
             Exit::Code(0) => Err(Failure::Broken("exited before reading the whole message".into())),
-            Exit::Code(code) if PERMANENT_EXITS.contains(&code) => {
-                Err(Failure::Permanent(format!("5.3.0 Message refused by the mail system (exit {code})")))
-            }
-            Exit::Code(code) => Err(Failure::Temporary(format!("4.3.0 Mail system unavailable (exit {code}); try again later"))),
+            Exit::Code(code) if PERMANENT_EXITS.contains(&code) => Err(Failure::Permanent(format!(
+                "5.3.0 Message refused by the mail system (exit {code})"
+            ))),
+            Exit::Code(code) => Err(Failure::Temporary(format!(
+                "4.3.0 Mail system unavailable (exit {code}); try again later"
+            ))),
             Exit::Signal(sig) => Err(Failure::Broken(format!("killed by signal {sig}"))),
         }
     }

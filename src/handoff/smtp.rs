@@ -160,8 +160,12 @@ impl Client {
     /// greeting or EHLO that is not positive is returned as that reply's failure.
     pub fn connect(target: &Target, opts: &Options) -> Result<Client, Failure> {
         let stream = match target {
-            Target::Tcp(host, port) => Stream::Tcp(connect_tcp(host, *port, opts.timeout).map_err(|e| broken(target, "connect", e))?),
-            Target::Unix(path) => Stream::Unix(connect_unix(path, opts.timeout).map_err(|e| broken(target, "connect", e))?),
+            Target::Tcp(host, port) => {
+                Stream::Tcp(connect_tcp(host, *port, opts.timeout).map_err(|e| broken(target, "connect", e))?)
+            }
+            Target::Unix(path) => {
+                Stream::Unix(connect_unix(path, opts.timeout).map_err(|e| broken(target, "connect", e))?)
+            }
         };
         let mut client = Client {
             io: BufReader::with_capacity(8192, stream),
@@ -175,7 +179,9 @@ impl Client {
         };
         let greeting = client.read_reply()?;
         if greeting.code != 220 {
-            return Err(greeting.failure().unwrap_or_else(|| client.unexpected("greeting", &greeting)));
+            return Err(greeting
+                .failure()
+                .unwrap_or_else(|| client.unexpected("greeting", &greeting)));
         }
         client.greeting = greeting;
         client.hello(opts)?;
@@ -184,7 +190,9 @@ impl Client {
             Tls::May if !client.offers("STARTTLS") => {}
             Tls::May => client.starttls(opts, None)?,
             Tls::Verify { .. } if !client.offers("STARTTLS") => {
-                return Err(Failure::Broken(format!("{target}: STARTTLS required but not offered")));
+                return Err(Failure::Broken(format!(
+                    "{target}: STARTTLS required but not offered"
+                )));
             }
             Tls::Verify { ca_file, name } => client.starttls(opts, Some((ca_file, name)))?,
         }
@@ -198,7 +206,12 @@ impl Client {
         if reply.code != 250 {
             return Err(reply.failure().unwrap_or_else(|| self.unexpected(verb, &reply)));
         }
-        self.capabilities = reply.lines.iter().skip(1).map(|l| l.trim().to_ascii_uppercase()).collect();
+        self.capabilities = reply
+            .lines
+            .iter()
+            .skip(1)
+            .map(|l| l.trim().to_ascii_uppercase())
+            .collect();
         Ok(())
     }
 
@@ -218,12 +231,18 @@ impl Client {
     fn starttls(&mut self, opts: &Options, verify: Option<(&PathBuf, &String)>) -> Result<(), Failure> {
         let reply = self.command("STARTTLS")?;
         if reply.code != 220 {
-            return Err(reply.failure().unwrap_or_else(|| self.unexpected("STARTTLS", &reply)));
+            return Err(reply
+                .failure()
+                .unwrap_or_else(|| self.unexpected("STARTTLS", &reply)));
         }
         // Anything the server sent after its 220 would be plain text spliced into the
         // encrypted session (CVE-2011-0411 in reverse): refuse to go on.
         if !self.io.buffer().is_empty() {
-            return Err(broken(&self.target, "STARTTLS", "server sent data before the handshake"));
+            return Err(broken(
+                &self.target,
+                "STARTTLS",
+                "server sent data before the handshake",
+            ));
         }
         let name = match (&self.target, verify) {
             (_, Some((_, name))) => name.clone(),
@@ -267,7 +286,10 @@ impl Client {
 
     /// Sends the message in DATA form (dot-stuffed, CRLF, the final dot) after a `354`.
     /// `write` produces the message with LF line ends.
-    pub fn send_message(&mut self, write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>) -> Result<(), Failure> {
+    pub fn send_message(
+        &mut self,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), Failure> {
         let target = self.target.clone();
         let mut stuffer = DotStuffer::new(self.io.get_mut(), true);
         write(&mut stuffer)
@@ -293,9 +315,14 @@ impl Client {
             }
             let line = String::from_utf8_lossy(&raw);
             let line = line.trim_end_matches(['\r', '\n']);
-            let (this, sep, text) = parse_line(line).ok_or_else(|| broken(&self.target, "not an SMTP reply", clean_text(line)))?;
+            let (this, sep, text) = parse_line(line)
+                .ok_or_else(|| broken(&self.target, "not an SMTP reply", clean_text(line)))?;
             if code != 0 && this != code {
-                return Err(broken(&self.target, "not an SMTP reply", "codes differ between lines"));
+                return Err(broken(
+                    &self.target,
+                    "not an SMTP reply",
+                    "codes differ between lines",
+                ));
             }
             code = this;
             lines.push(text.to_string());
@@ -315,7 +342,11 @@ impl Client {
 
     /// The failure for a reply that makes no sense at this point.
     pub fn unexpected(&self, what: &str, reply: &Reply) -> Failure {
-        broken(&self.target, &format!("unexpected reply to {what}"), reply.describe())
+        broken(
+            &self.target,
+            &format!("unexpected reply to {what}"),
+            reply.describe(),
+        )
     }
 
     /// The server's address, for logs and messages.
@@ -424,7 +455,10 @@ mod tests {
 
     #[test]
     fn multi_line_ehlo_and_a_refusal() {
-        let (port, h) = server(&["250-x.example\r\n250-SIZE 100\r\n250 XCLIENT NAME ADDR\r\n", "550 5.1.1 no such user\r\n"]);
+        let (port, h) = server(&[
+            "250-x.example\r\n250-SIZE 100\r\n250 XCLIENT NAME ADDR\r\n",
+            "550 5.1.1 no such user\r\n",
+        ]);
         let mut c = Client::connect(&Target::Tcp("127.0.0.1".into(), port), &opts()).unwrap();
         assert_eq!(c.keyword("XCLIENT"), Some("NAME ADDR"));
         assert_eq!(c.keyword("SIZE"), Some("100"));

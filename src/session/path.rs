@@ -153,7 +153,13 @@ impl Session {
     /// answer reaches our client. `true` = keep the recipient and answer `250`.
     fn rcpt_post(&mut self, to: &Address) -> bool {
         let params = Params::new();
-        let out = self.run(Hook::RcptPost, Args::Address { addr: to, params: &params });
+        let out = self.run(
+            Hook::RcptPost,
+            Args::Address {
+                addr: to,
+                params: &params,
+            },
+        );
         let refused = |code, status| Reply::from_plugin(code, status, &out.msg, "delivery denied");
         match out.verdict {
             Verdict::Ok | Verdict::Declined => return true,

@@ -27,7 +27,11 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
         match k.as_str() {
             "exim_path" => exim = v,
             "timeout" => timeout = handoff::parse_timeout(&v)?,
-            _ => return Err(format!("unknown argument {k:?} (queue/exim-bsmtp [exim_path PATH] [timeout N])")),
+            _ => {
+                return Err(format!(
+                    "unknown argument {k:?} (queue/exim-bsmtp [exim_path PATH] [timeout N])"
+                ));
+            }
         }
     }
     Ok(Box::new(EximBsmtp { exim, timeout }))
@@ -71,7 +75,10 @@ impl EximBsmtp {
             timeout: self.timeout,
         })
         .map_err(|e| match e {
-            RunError::TimedOut => Failure::Broken(format!("exim timed out after {}s; killed", self.timeout.as_secs())),
+            RunError::TimedOut => Failure::Broken(format!(
+                "exim timed out after {}s; killed",
+                self.timeout.as_secs()
+            )),
             e => Failure::Broken(format!("{}: {e}", self.exim)),
         })?;
         // Exim is silent in BSMTP mode unless something went wrong; then it writes SMTP
@@ -88,7 +95,9 @@ impl EximBsmtp {
             (Exit::Code(0), None) if done.input_complete => Ok(()),
             (_, Some((code, text))) if code >= 500 => Err(Failure::Permanent(text)),
             (_, Some((_, text))) => Err(Failure::Temporary(text)),
-            (Exit::Code(0), None) => Err(Failure::Broken("exim exited before reading the whole batch".into())),
+            (Exit::Code(0), None) => Err(Failure::Broken(
+                "exim exited before reading the whole batch".into(),
+            )),
             (Exit::Code(code), None) => Err(Failure::Broken(format!("exim -bS exited with {code}"))),
             (Exit::Signal(sig), None) => Err(Failure::Broken(format!("exim killed by signal {sig}"))),
         }
@@ -125,7 +134,10 @@ mod tests {
 
     #[test]
     fn error_lines() {
-        assert_eq!(smtp_error("550 5.1.1 unknown"), Some((550, "5.1.1 unknown".into())));
+        assert_eq!(
+            smtp_error("550 5.1.1 unknown"),
+            Some((550, "5.1.1 unknown".into()))
+        );
         assert_eq!(smtp_error("451-later"), Some((451, "later".into())));
         assert_eq!(smtp_error("exim: oops"), None);
         assert_eq!(smtp_error("250 ok"), None);

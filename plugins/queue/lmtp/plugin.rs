@@ -53,7 +53,12 @@ fn parse_target(s: &str) -> Result<(Target, String), String> {
 
 impl Plugin for Lmtp {
     fn hooks(&self) -> Vec<Hook> {
-        vec![Hook::RcptPost, Hook::Queue, Hook::ResetTransaction, Hook::Disconnect]
+        vec![
+            Hook::RcptPost,
+            Hook::Queue,
+            Hook::ResetTransaction,
+            Hook::Disconnect,
+        ]
     }
 
     fn run(&self, hook: Hook, cx: &mut Context<'_>, args: Args<'_>) -> Outcome {
@@ -67,9 +72,18 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(parse_target("/run/lmtp").unwrap().0, Target::Unix("/run/lmtp".into()));
-        assert_eq!(parse_target("127.0.0.1:2424").unwrap().0, Target::Tcp("127.0.0.1".into(), 2424));
-        assert_eq!(parse_target("mail.example").unwrap().0, Target::Tcp("mail.example".into(), 24));
+        assert_eq!(
+            parse_target("/run/lmtp").unwrap().0,
+            Target::Unix("/run/lmtp".into())
+        );
+        assert_eq!(
+            parse_target("127.0.0.1:2424").unwrap().0,
+            Target::Tcp("127.0.0.1".into(), 2424)
+        );
+        assert_eq!(
+            parse_target("mail.example").unwrap().0,
+            Target::Tcp("mail.example".into(), 24)
+        );
         assert_eq!(parse_target("[::1]:24").unwrap().0, Target::Tcp("::1".into(), 24));
         assert!(parse_target("host:x").is_err());
     }

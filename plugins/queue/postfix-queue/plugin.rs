@@ -52,7 +52,11 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
             }
         }
     }
-    Ok(Box::new(PostfixQueue { program, args, timeout }))
+    Ok(Box::new(PostfixQueue {
+        program,
+        args,
+        timeout,
+    }))
 }
 
 impl Plugin for PostfixQueue {
@@ -61,7 +65,10 @@ impl Plugin for PostfixQueue {
     }
 
     fn run(&self, _hook: Hook, cx: &mut Context<'_>, _args: Args<'_>) -> Outcome {
-        cx.log(Level::Info, format_args!("queuing to Postfix via {}", self.program));
+        cx.log(
+            Level::Info,
+            format_args!("queuing to Postfix via {}", self.program),
+        );
         Sendmail {
             program: &self.program,
             extra_args: &self.args,

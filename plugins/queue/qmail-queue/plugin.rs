@@ -25,7 +25,9 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
         && first != "timeout"
     {
         if !first.starts_with('/') {
-            return Err(format!("the qmail-queue program must be an absolute path, not {first:?}"));
+            return Err(format!(
+                "the qmail-queue program must be an absolute path, not {first:?}"
+            ));
         }
         program = Some(first.clone());
         args = &args[1..];
@@ -34,7 +36,11 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
     for (k, v) in key_values(args)? {
         match k.as_str() {
             "timeout" => timeout = handoff::parse_timeout(&v)?,
-            _ => return Err(format!("unknown argument {k:?} (queue/qmail-queue [PATH] [timeout N])")),
+            _ => {
+                return Err(format!(
+                    "unknown argument {k:?} (queue/qmail-queue [PATH] [timeout N])"
+                ));
+            }
         }
     }
     let default = || {
@@ -59,7 +65,10 @@ impl Plugin for QmailQueue {
         match self.queue(cx) {
             Ok(out) => out,
             Err(f) => {
-                cx.log(Level::Error, format_args!("{} failed: {}", self.program, f.text()));
+                cx.log(
+                    Level::Error,
+                    format_args!("{} failed: {}", self.program, f.text()),
+                );
                 f.outcome()
             }
         }
@@ -80,9 +89,10 @@ impl QmailQueue {
             timeout: self.timeout,
         })
         .map_err(|e| match e {
-            RunError::TimedOut => {
-                Failure::Broken(format!("qmail-queue timed out after {}s; killed", self.timeout.as_secs()))
-            }
+            RunError::TimedOut => Failure::Broken(format!(
+                "qmail-queue timed out after {}s; killed",
+                self.timeout.as_secs()
+            )),
             e => Failure::Broken(e.to_string()),
         })?;
         if !done.stderr.is_empty() {
@@ -91,7 +101,10 @@ impl QmailQueue {
         }
         match done.exit {
             Exit::Code(0) if done.input_complete => {
-                let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                let secs = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
                 let id = if msg_id.starts_with('<') && msg_id.ends_with('>') {
                     msg_id
                 } else {
@@ -99,7 +112,9 @@ impl QmailQueue {
                 };
                 Ok(Outcome::ok_with(format!("Queued! {secs} qp {} {id}", done.pid)))
             }
-            Exit::Code(0) => Err(Failure::Broken("qmail-queue exited before reading the whole message".into())),
+            Exit::Code(0) => Err(Failure::Broken(
+                "qmail-queue exited before reading the whole message".into(),
+            )),
             Exit::Code(code) => Err(exit_failure(code, &done.extra)),
             Exit::Signal(sig) => Err(Failure::Broken(format!("qmail-queue killed by signal {sig}"))),
         }

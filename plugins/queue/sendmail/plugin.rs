@@ -32,7 +32,11 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
         match k.as_str() {
             "timeout" => timeout = handoff::parse_timeout(&v)?,
             "arg" => extra.push(v),
-            _ => return Err(format!("unknown argument {k:?} (queue/sendmail [PATH] [timeout N] [arg ARG]...)")),
+            _ => {
+                return Err(format!(
+                    "unknown argument {k:?} (queue/sendmail [PATH] [timeout N] [arg ARG]...)"
+                ));
+            }
         }
     }
     Ok(Box::new(SendmailQueue {

@@ -19,7 +19,11 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
         return Err("no SMTP server specified (queue/smtp-forward HOST [PORT] [xclient] ...)".into());
     };
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c)) {
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+    {
         return Err(format!("bad SMTP server {host:?}"));
     }
     let mut rest = &spec.args[1..];
@@ -36,11 +40,15 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
 
 impl Plugin for SmtpForward {
     fn hooks(&self) -> Vec<Hook> {
-        vec![Hook::RcptPost, Hook::Queue, Hook::ResetTransaction, Hook::Disconnect]
+        vec![
+            Hook::RcptPost,
+            Hook::Queue,
+            Hook::ResetTransaction,
+            Hook::Disconnect,
+        ]
     }
 
     fn run(&self, hook: Hook, cx: &mut Context<'_>, args: Args<'_>) -> Outcome {
         relay::dispatch(&self.relay, hook, cx, args)
     }
 }
-
