@@ -4,6 +4,7 @@
 //! not at all.
 
 mod dovecot;
+mod exim;
 mod faults;
 mod postfix;
 mod qmail;
@@ -111,6 +112,17 @@ impl Talk {
         self.writer.write_all(&wire(message)).unwrap();
         self.writer.write_all(b".\r\n").unwrap();
         self.reply()
+    }
+
+    /// A second transaction on the same connection: MAIL, RCPTs, DATA; the final reply.
+    pub fn data_after_rset(&mut self, rcpts: &[&str], message: &[u8]) -> String {
+        let r = self.cmd("MAIL FROM:<sender@example.net>");
+        assert!(r.starts_with("250"), "{r}");
+        for rcpt in rcpts {
+            let r = self.cmd(&format!("RCPT TO:<{rcpt}>"));
+            assert!(r.starts_with("250"), "{r}");
+        }
+        self.data(message)
     }
 
     /// DATA and the message, then the client hangs up right after the final dot without
