@@ -11,10 +11,16 @@ use super::{Talk, after_our_headers, cfg, files_in, read, root_or_skip, tricky_m
 use crate::support::{TestDir, required, root};
 
 fn exim_binary() -> Option<PathBuf> {
-    let candidates = [root().join("target/exim/usr/sbin/exim4"), PathBuf::from("/usr/sbin/exim4")];
+    let candidates = [
+        root().join("target/exim/usr/sbin/exim4"),
+        PathBuf::from("/usr/sbin/exim4"),
+    ];
     let found = candidates.into_iter().find(|p| p.is_file());
     if found.is_none() {
-        assert!(!required(), "exim4 is required (QPSMTPD_RS_REQUIRE_ALL=1); tests/run unpacks it");
+        assert!(
+            !required(),
+            "exim4 is required (QPSMTPD_RS_REQUIRE_ALL=1); tests/run unpacks it"
+        );
         eprintln!("SKIPPED: exim4 is not available");
     }
     found
@@ -68,18 +74,33 @@ fn exim_takes_batched_smtp_and_its_refusals_reach_the_client() {
     for d in ["spool", "log", "mail"] {
         std::fs::create_dir_all(t.join(d)).unwrap();
     }
-    assert!(Command::new("chown").arg("nobody:nogroup").arg(t.join("mail")).status().unwrap().success());
+    assert!(
+        Command::new("chown")
+            .arg("nobody:nogroup")
+            .arg(t.join("mail"))
+            .status()
+            .unwrap()
+            .success()
+    );
     std::fs::write(t.join("exim.conf"), exim_conf(&t)).unwrap();
     // The plugin runs `<exim_path> -bS`; the wrapper adds the private configuration.
     let wrapper = t.join("rsmtp");
     std::fs::write(
         &wrapper,
-        format!("#!/bin/sh\nexec {} -C {} \"$@\"\n", exim.display(), t.join("exim.conf").display()),
+        format!(
+            "#!/bin/sh\nexec {} -C {} \"$@\"\n",
+            exim.display(),
+            t.join("exim.conf").display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let line = format!("queue/exim-bsmtp exim_path {} timeout 20", wrapper.display());
-    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok"), ("plugins", &line), ("rcpthosts", "example.org")]));
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", &line),
+        ("rcpthosts", "example.org"),
+    ]));
     let delivered = |user: &str| files_in(&t.join("mail").join(user).join("Maildir/new"));
 
     let mut talk = Talk::start(&dir);
@@ -91,18 +112,38 @@ fn exim_takes_batched_smtp_and_its_refusals_reach_the_client() {
     let mainlog = || String::from_utf8_lossy(&read(&t.join("log/mainlog"))).into_owned();
     assert!(wait_for(20, || delivered("alice").len() == 1), "{}", mainlog());
     let msg = read(&delivered("alice")[0]);
-    assert_eq!(after_our_headers(&msg), &tricky_message("bsmtp")[..], "{}", String::from_utf8_lossy(&msg));
+    assert_eq!(
+        after_our_headers(&msg),
+        &tricky_message("bsmtp")[..],
+        "{}",
+        String::from_utf8_lossy(&msg)
+    );
     assert!(delivered("bob").is_empty(), "a refused message was delivered");
 
     // Exim cannot run (its configuration is missing): a temporary failure.
     let broken = t.join("rsmtp-broken");
-    std::fs::write(&broken, format!("#!/bin/sh\nexec {} -C {}/missing.conf \"$@\"\n", exim.display(), t.display())).unwrap();
+    std::fs::write(
+        &broken,
+        format!(
+            "#!/bin/sh\nexec {} -C {}/missing.conf \"$@\"\n",
+            exim.display(),
+            t.display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
     let line = format!("queue/exim-bsmtp exim_path {} timeout 20", broken.display());
-    let bad = TestDir::new(&cfg(&[("plugins", "rcpt_ok"), ("plugins", &line), ("rcpthosts", "example.org")]));
+    let bad = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", &line),
+        ("rcpthosts", "example.org"),
+    ]));
     let mut talk = Talk::start(&bad);
     talk.envelope("sender@example.net", &["bob@example.org"]);
-    assert_eq!(talk.data(&tricky_message("broken")), "451 4.3.0 Unable to queue message (exim -bS exited with 1)");
+    assert_eq!(
+        talk.data(&tricky_message("broken")),
+        "451 4.3.0 Unable to queue message (exim -bS exited with 1)"
+    );
     talk.quit();
 
     // A client gone after the final dot: Exim never hears of the message.
