@@ -575,3 +575,20 @@ fn started_as_root_without_a_user_it_refuses_to_serve() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("220 "));
 }
+
+/// Every option `--help` lists is in the man page, so the two stay in step.
+#[test]
+fn man_page_lists_every_option() {
+    let help = Command::new(binary()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let man = fs::read_to_string(crate::support::root().join("doc/qpsmtpd-rs.8")).unwrap();
+    let options: Vec<&str> = help
+        .split(|c: char| c.is_whitespace() || "[]|,".contains(c))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    assert!(options.len() >= 10, "{help}");
+    for option in options {
+        let roff = option.replace('-', "\\-");
+        assert!(man.contains(&roff), "{option} is missing from doc/qpsmtpd-rs.8");
+    }
+}
