@@ -15,10 +15,12 @@
 
 pub mod child;
 pub mod dot;
+pub mod lmtp;
 pub mod relay;
 pub mod sendmail;
 pub mod smtp;
 pub mod tls;
+pub mod xclient;
 
 use std::io::{self, Read};
 use std::path::PathBuf;

@@ -17,12 +17,12 @@
 //!   `disconnect`: QUIT.
 //!
 //! SMTP gives one reply after the final dot. LMTP gives one per recipient (RFC 2033
-//! §4.2); how those are folded into our single reply is in [`lmtp_verdict`].
+//! §4.2); how those are folded into our single reply is in [`super::lmtp::verdict`].
 
 use std::cell::RefCell;
 use std::time::Duration;
 
-use super::smtp::{Client, Options, Reply, Target, Tls, xtext};
+use super::smtp::{Client, Options, Target, Tls};
 use super::{DEFAULT_TIMEOUT, Failure, clean_text};
 use crate::address::Address;
 use crate::log::Level;
@@ -130,7 +130,7 @@ impl Relay {
         }
         let mut client = Client::connect(&s.target, &opts)?;
         if s.xclient {
-            xclient(cx, &mut client, &opts)?;
+            super::xclient::xclient(cx, &mut client, &opts)?;
         }
         Ok(Session {
             client,
@@ -197,7 +197,7 @@ impl Relay {
             for rcpt in &s.accepted {
                 replies.push((rcpt.clone(), s.client.read_reply()?));
             }
-            Ok(lmtp_verdict(cx, &replies))
+            Ok(super::lmtp::verdict(cx, &replies))
         } else {
             let reply = s.client.read_reply()?;
             if let Some(f) = reply.failure() {
@@ -295,81 +295,6 @@ fn mail_command(cx: &Context<'_>, client: &Client) -> String {
     line
 }
 
-/// Postfix's XCLIENT (XCLIENT_README): the next hop logs and checks the original client.
-/// Attributes the server did not list are left out; values are xtext.
-fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<(), Failure> {
-    let Some(wanted) = client.keyword("XCLIENT").map(str::to_string) else {
-        return Err(Failure::Broken("the next hop does not offer XCLIENT".into()));
-    };
-    let has = |name: &str| wanted.split(' ').any(|w| w == name);
-    let conn = &cx.conn;
-    let unavailable = |s: &str| {
-        if s.is_empty() {
-            "[UNAVAILABLE]".to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    let mut attrs = Vec::new();
-    if has("NAME") {
-        let host = &conn.remote_host;
-        let name = if host.is_empty() || host == "Unknown" || host.starts_with('[') {
-            "[UNAVAILABLE]".to_string()
-        } else {
-            conn.remote_host.clone()
-        };
-        attrs.push(format!("NAME={}", xtext(&name)));
-    }
-    if has("ADDR") {
-        let ip = &conn.remote_ip;
-        let ip = if ip.contains(':') {
-            format!("IPV6:{ip}")
-        } else {
-            ip.clone()
-        };
-        attrs.push(format!("ADDR={}", xtext(&ip)));
-    }
-    if has("PORT")
-        && let Some(port) = conn.remote_port
-    {
-        attrs.push(format!("PORT={port}"));
-    }
-    if has("HELO") {
-        attrs.push(format!("HELO={}", xtext(&unavailable(conn.hello_host()))));
-    }
-    if has("PROTO")
-        && let Some(g) = &conn.hello
-    {
-        attrs.push(format!("PROTO={}", if g.esmtp { "ESMTP" } else { "SMTP" }));
-    }
-    // Postfix limits a command line to 2048 bytes; send the attributes in groups of ~500.
-    let mut groups: Vec<String> = Vec::new();
-    for a in attrs {
-        match groups.last_mut() {
-            Some(g) if g.len() + a.len() < 500 => {
-                g.push(' ');
-                g.push_str(&a);
-            }
-            _ => groups.push(a),
-        }
-    }
-    for g in groups {
-        let reply = client.command(&format!("XCLIENT {g}"))?;
-        if !reply.positive() {
-            return Err(reply
-                .failure()
-                .unwrap_or_else(|| client.unexpected("XCLIENT", &reply)));
-        }
-    }
-    // XCLIENT restarts the session: say hello again, with the client's name as qpsmtpd
-    // did, so the next hop's Received header shows what our client said.
-    let mut again = opts.clone();
-    if !cx.conn.hello_host().is_empty() {
-        again.helo = cx.conn.hello_host().to_string();
-    }
-    client.hello(&again)
-}
-
 /// The flags and keys shared with queue/lmtp.
 pub fn parse_options(args: &[String], target: Target, lmtp: bool, host: &str) -> Result<Settings, String> {
     let mut xclient = false;
@@ -435,72 +360,5 @@ pub fn dispatch(relay: &Relay, hook: Hook, cx: &mut Context<'_>, args: Args<'_>)
             Outcome::declined()
         }
         _ => Outcome::declined(),
-    }
-}
-
-/// Folds LMTP's per-recipient replies into the one reply our client gets.
-///
-/// - all delivered: `250`;
-/// - none delivered, all refused permanently: `5xx` (the client bounces; nobody got it);
-/// - none delivered otherwise: `4xx` (the client retries);
-/// - some delivered, some not: `4xx`. Our client already heard `250` for each recipient,
-///   and SMTP has no way to fail some of them now. `250` would silently lose the mail for
-///   the failed ones (we cannot send bounces); a `4xx` makes the client send it again to
-///   all, so the delivered ones get a second copy. A duplicate is the lesser harm; it is
-///   logged at LOGWARN with the names.
-pub fn lmtp_verdict(cx: &Context<'_>, replies: &[(String, Reply)]) -> Outcome {
-    let delivered: Vec<&str> = replies
-        .iter()
-        .filter(|(_, r)| r.code / 100 == 2)
-        .map(|(a, _)| a.as_str())
-        .collect();
-    let failed: Vec<&(String, Reply)> = replies.iter().filter(|(_, r)| r.code / 100 != 2).collect();
-    if failed.is_empty() {
-        let text = match replies {
-            [(_, r)] => without_status(&r.text()).to_string(),
-            _ => format!("Delivered to {} recipients", replies.len()),
-        };
-        return Outcome::ok_with(format!("Queued! {text}"));
-    }
-    for (rcpt, r) in &failed {
-        cx.log(Level::Info, format_args!("LMTP: {rcpt}: {}", r.describe()));
-    }
-    let first = &failed[0].1;
-    if delivered.is_empty() {
-        return match first.failure() {
-            Some(Failure::Permanent(m)) if failed.iter().all(|(_, r)| r.code >= 500) => {
-                Outcome::with(Verdict::Deny, m)
-            }
-            _ if first.code >= 500 => Outcome::with(
-                Verdict::DenySoft,
-                "4.2.0 Delivery failed for some recipients; try again later",
-            ),
-            Some(f) => Failure::Temporary(f.text().to_string()).outcome(),
-            None => Failure::Broken(first.describe()).outcome(),
-        };
-    }
-    cx.log(
-        Level::Warn,
-        format_args!(
-            "LMTP delivered to {} but not to {}; answering 4xx, so the retry will duplicate it for the delivered ones",
-            delivered.join(","),
-            failed.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(",")
-        ),
-    );
-    Outcome::with(
-        Verdict::DenySoft,
-        "4.2.0 Delivery failed for some recipients; try again later",
-    )
-}
-
-/// A reply text without its leading enhanced status code (`2.0.0 `), for our own text.
-fn without_status(text: &str) -> &str {
-    match text.split_once(' ') {
-        Some((code, rest))
-            if code.split('.').count() == 3 && code.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
-        {
-            rest
-        }
-        _ => text,
     }
 }
