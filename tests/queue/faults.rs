@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Talk, cfg, files_in, root_or_skip, tricky_message};
-use crate::support::{TestDir, binary_command};
+use crate::support::TestDir;
 
 /// What a scripted next hop does after it read the final dot (or instead).
 #[derive(Clone, Copy, PartialEq)]
@@ -331,7 +331,15 @@ fn a_permission_error_gives_451() {
     std::fs::set_permissions(dir.spool(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::create_dir(dir.path().join("locked")).unwrap();
     std::fs::set_permissions(dir.path().join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut cmd = binary_command(&dir);
+    // A copy of the binary nobody can reach (the build tree may be under /root).
+    let copy = dir.path().join("qpsmtpd-rs");
+    std::fs::copy(crate::support::binary(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(&copy);
+    cmd.arg("--config")
+        .arg(dir.config())
+        .current_dir(dir.path())
+        .env_remove("QPSMTPD_CONFIG");
     cmd.uid(65534).gid(65534);
     let mut t = Talk::start_with(&dir, cmd);
     t.envelope("a@example.net", &["rcpt@example.org"]);
