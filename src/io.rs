@@ -277,8 +277,13 @@ impl LineReader {
     }
 
     /// The next piece of message data: up to and including the next LF, or a full
-    /// buffer's worth of a longer line, or what is left at end of input.
-    pub fn read_data(&mut self, t: &mut dyn Transport, timeout: Duration) -> Result<&[u8], ReadError> {
+    /// buffer's worth of a longer line, or what is left at end of input. The flag says
+    /// whether more input was already read ahead (e.g. a QUIT pipelined after the dot).
+    pub fn read_data(
+        &mut self,
+        t: &mut dyn Transport,
+        timeout: Duration,
+    ) -> Result<(&[u8], bool), ReadError> {
         loop {
             let p = self.pending();
             let cut = match p.iter().position(|b| *b == b'\n') {
@@ -289,13 +294,13 @@ impl LineReader {
             if let Some(n) = cut {
                 let s = self.start;
                 self.start += n;
-                return Ok(&self.buf[s..s + n]);
+                return Ok((&self.buf[s..s + n], self.end > self.start));
             }
             if !self.fill(t, timeout)? {
                 if self.buffered() > 0 {
                     let s = self.start;
                     self.start = self.end;
-                    return Ok(&self.buf[s..self.end]);
+                    return Ok((&self.buf[s..self.end], false));
                 }
                 return Err(ReadError::Eof);
             }
@@ -383,8 +388,8 @@ mod tests {
     fn data_pieces_and_timeout() {
         let mut s = t(&[b"line one\r\nline", b" two\r\n", b""]);
         let mut r = LineReader::new();
-        assert_eq!(r.read_data(&mut s, T).unwrap(), b"line one\r\n");
-        assert_eq!(r.read_data(&mut s, T).unwrap(), b"line two\r\n");
+        assert_eq!(r.read_data(&mut s, T).unwrap(), (&b"line one\r\n"[..], true));
+        assert_eq!(r.read_data(&mut s, T).unwrap(), (&b"line two\r\n"[..], false));
         assert!(matches!(r.read_data(&mut s, T), Err(ReadError::Timeout)));
     }
 
@@ -394,8 +399,8 @@ mod tests {
         data.extend_from_slice(b"\r\n");
         let mut s = Scripted::new(vec![data]);
         let mut r = LineReader::new();
-        assert_eq!(r.read_data(&mut s, T).unwrap().len(), BUFFER);
-        assert_eq!(r.read_data(&mut s, T).unwrap(), b"aaaaaaaaaa\r\n");
+        assert_eq!(r.read_data(&mut s, T).unwrap().0.len(), BUFFER);
+        assert_eq!(r.read_data(&mut s, T).unwrap().0, b"aaaaaaaaaa\r\n");
     }
 
     #[test]
