@@ -180,10 +180,11 @@ fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, c
             Want::Data => {
                 let timeout = session.read_timeout();
                 match io.reader.read_data(transport, timeout) {
-                    Ok(piece) => {
+                    Ok((piece, read_ahead)) => {
                         if io.view.transcript {
                             echo(&mut io.out, piece.strip_suffix(b"\n").unwrap_or(piece));
                         }
+                        session.set_read_ahead(read_ahead);
                         session.data_segment(piece);
                     }
                     Err(e) => input_failed(session, e),

@@ -8,6 +8,12 @@ mod cli;
 mod clients;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
+/// Queue hand-off: real backends (Postfix, Dovecot LMTP, Exim, a qmail-queue stand-in)
+/// and faults.
+mod queue;
+/// tcpserver, xinetd, systemd-socket-activate, runit and daemontools for real; the
+/// privilege drop; `--check`.
+mod supervision;
 /// STARTTLS, implicit TLS, UCSPI-TLS and AUTH with real clients and password stores.
 mod tls;
 /// Every transcript under tests/transcripts, in-process and through the binary.

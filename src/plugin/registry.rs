@@ -34,8 +34,20 @@ mod logging_syslog;
 mod logging_warn;
 #[path = "../../plugins/naughty/plugin.rs"]
 mod naughty;
+#[path = "../../plugins/queue/exim-bsmtp/plugin.rs"]
+mod queue_exim_bsmtp;
+#[path = "../../plugins/queue/lmtp/plugin.rs"]
+mod queue_lmtp;
 #[path = "../../plugins/queue/maildir/plugin.rs"]
 mod queue_maildir;
+#[path = "../../plugins/queue/postfix-queue/plugin.rs"]
+mod queue_postfix_queue;
+#[path = "../../plugins/queue/qmail-queue/plugin.rs"]
+mod queue_qmail_queue;
+#[path = "../../plugins/queue/sendmail/plugin.rs"]
+mod queue_sendmail;
+#[path = "../../plugins/queue/smtp-forward/plugin.rs"]
+mod queue_smtp_forward;
 #[path = "../../plugins/random_error/plugin.rs"]
 mod random_error;
 #[path = "../../plugins/rcpt_ok/plugin.rs"]
@@ -63,7 +75,13 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("dont_require_anglebrackets", dont_require_anglebrackets::new),
     ("help", help::new),
     ("naughty", naughty::new),
+    ("queue/exim-bsmtp", queue_exim_bsmtp::new),
+    ("queue/lmtp", queue_lmtp::new),
     ("queue/maildir", queue_maildir::new),
+    ("queue/postfix-queue", queue_postfix_queue::new),
+    ("queue/qmail-queue", queue_qmail_queue::new),
+    ("queue/sendmail", queue_sendmail::new),
+    ("queue/smtp-forward", queue_smtp_forward::new),
     ("random_error", random_error::new),
     ("rcpt_ok", rcpt_ok::new),
     ("relay", relay::new),
@@ -78,11 +96,18 @@ pub const LOG_SINKS: &[(&str, SinkConstructor)] = &[
     ("logging/devnull", logging_warn::devnull),
 ];
 
-/// Old plugin names (qpsmtpd ≤ 0.94, Debian's default config) and what they load now.
+/// Other names for built-in plugins: old ones (qpsmtpd ≤ 0.94, Debian's default config) and
+/// the auth plugins without their directory.
 pub const ALIASES: &[(&str, &str)] = &[
     ("check_relay", "relay"),
     ("check_badmailfrom", "badmailfrom"),
     ("check_badrcptto", "badrcptto"),
+    // qpsmtpd's auth plugins live in plugins/auth/; a plugin_dirs entry pointing there let
+    // configs name them without the directory.
+    ("auth_flat_file", "auth/auth_flat_file"),
+    ("auth_checkpassword", "auth/auth_checkpassword"),
+    ("auth_dovecot", "auth/auth_dovecot"),
+    ("authdeny", "auth/authdeny"),
 ];
 
 /// The current name for a possibly old one.
