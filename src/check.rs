@@ -179,6 +179,17 @@ fn describe(r: &mut Report<'_>, session: &Session, dir: &Path) {
             s.spool_dir.display()
         ));
     }
+    // The certificate is otherwise read only when a client asks for TLS: find out now.
+    match session.tls_check() {
+        None => {}
+        Some(Ok((cert, warning))) => {
+            r.item("tls", format_args!("certificate {cert} and its key load"));
+            if let Some(w) = warning {
+                r.warning(w);
+            }
+        }
+        Some(Err(e)) => r.problem(format_args!("tls: {e}")),
+    }
     match session.config().lines("logging") {
         Ok(lines) if lines.is_empty() => r.item(
             "logging",

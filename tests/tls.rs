@@ -290,7 +290,10 @@ fn swaks_implicit_tls_on_the_submissions_port() {
 /// Runs `openssl s_client -starttls smtp` with EHLO and QUIT; returns its output.
 fn s_client(port: u16, extra: &[&str]) -> String {
     let openssl = tool("openssl").expect("openssl checked by the caller");
-    let mut child = Command::new(openssl)
+    // `timeout`: a test that hangs must end by itself.
+    let mut child = Command::new("timeout")
+        .arg("30")
+        .arg(openssl)
         .args([
             "s_client",
             "-starttls",

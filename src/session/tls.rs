@@ -82,6 +82,20 @@ impl Session {
         Ok(acceptor)
     }
 
+    /// For `--check`: builds the TLS configuration as a STARTTLS would, without logging.
+    /// `None` without the tls plugin; else the certificate file (and a warning, if any).
+    pub fn tls_check(&self) -> Option<Result<(String, Option<String>), String>> {
+        let mut settings = match self.tls_settings() {
+            Ok(s) => s,
+            Err(_) if !self.tls_available() => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        // The ticket key file is left alone: made by --check (perhaps as root) it would
+        // not be the server user's.
+        settings.tickets = None;
+        Some(tls::server_config(&settings).map(|a| (settings.files.cert.display().to_string(), a.warning)))
+    }
+
     /// TLS cannot start (certificate unreadable, bad settings): `454` and carry on in clear
     /// text (RFC 3207 §4).
     pub fn tls_unavailable(&mut self, why: &str) {
@@ -126,6 +140,7 @@ impl Session {
         self.conn.tls = Some(tls.info);
         self.conn.notes.insert("tls_enabled".into(), "1".into());
         self.tls.offered = false;
+        self.auth.offered = false;
         self.auth_forget();
         if self.conn.hello.take().is_some() {
             self.reset_transaction();

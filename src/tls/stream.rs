@@ -103,9 +103,13 @@ impl TlsStream<'_> {
                 self.read_records(deadline)?;
             }
         }
-        // TLS 1.3 session tickets, queued now that the client's Finished is in, leave
-        // with the first reply: written on their own they would hold that reply back
-        // until the client's delayed ACK (Nagle), some 40 ms.
+        // TLS 1.2 ends with our Finished (after the client's): the client waits for it.
+        // TLS 1.3 only leaves session tickets queued now; they go with the first reply,
+        // since written on their own they would hold that reply back until the client's
+        // delayed ACK (Nagle), some 40 ms.
+        if self.conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            self.flush(deadline)?;
+        }
         Ok(())
     }
 
