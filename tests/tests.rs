@@ -8,5 +8,7 @@ mod cli;
 mod clients;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
+/// External plugins under a super-server's fd layout, and the cost of each mode.
+mod external;
 /// Every transcript under tests/transcripts, in-process and through the binary.
 mod transcripts;
