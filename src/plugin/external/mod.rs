@@ -201,8 +201,10 @@ impl External {
             return Err("called again from within its own call".into());
         };
         if matches!(*state, Coprocess::NotStarted) {
-            let proc = Proc::spawn(self.command(), true)
-                .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+            let proc = Proc::spawn(self.command(), true).map_err(|e| {
+                *state = Coprocess::Failed;
+                format!("cannot start {}: {e}", self.program.display())
+            })?;
             cx.log(
                 Level::Info,
                 format_args!("co-process started (pid {})", proc.id()),
