@@ -99,22 +99,37 @@ pub fn write_fd(fd: BorrowedFd<'_>, mut buf: &[u8], timeout: Duration) -> io::Re
     Ok(())
 }
 
-/// Is the client on this socket still there? A client that closed or reset the
-/// connection shows `POLLHUP`/`POLLERR`/`POLLRDHUP`; pending input (a pipelined QUIT
-/// before the close) counts as still there. Only meaningful on sockets: a pipe whose
-/// writer finished also reports a hang-up.
+/// Is the client on this socket still there? A client that reset the connection shows
+/// `POLLERR`/`POLLHUP`; one that closed it shows as readable with nothing to read (end of
+/// input). Pending input (a pipelined QUIT before the close) counts as still there. Only
+/// meaningful on sockets: a pipe whose writer finished also reports a hang-up.
 pub fn peer_alive(fd: BorrowedFd<'_>) -> bool {
-    // nix has no name for POLLRDHUP (Linux: the peer shut down its writing side).
-    let rdhup = PollFlags::from_bits_retain(nix::libc::POLLRDHUP);
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN | rdhup)];
+    // Only flags nix knows are asked for: with POLLRDHUP in the answer nix's `revents()`
+    // cannot represent it and reports nothing at all, so a closed client looked alive.
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::ZERO) {
         Ok(0) => true,
         Ok(_) => {
-            let ev = fds[0].revents().unwrap_or(PollFlags::empty());
-            !(ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
-                || (ev.contains(rdhup) && !ev.contains(PollFlags::POLLIN)))
+            let ev = fds[0].revents().unwrap_or(PollFlags::POLLHUP);
+            !ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) && input_waiting(fd)
         }
         Err(_) => true,
+    }
+}
+
+/// Is there a byte to read on this readable socket (rather than its end)?
+fn input_waiting(fd: BorrowedFd<'_>) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    match recv(
+        fd.as_raw_fd(),
+        &mut byte,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(n) => n > 0,
+        Err(Errno::EAGAIN) | Err(Errno::EINTR) => true,
+        Err(_) => false,
     }
 }
 
@@ -267,8 +282,13 @@ impl LineReader {
     }
 
     /// The next piece of message data: up to and including the next LF, or a full
-    /// buffer's worth of a longer line, or what is left at end of input.
-    pub fn read_data(&mut self, t: &mut dyn Transport, timeout: Duration) -> Result<&[u8], ReadError> {
+    /// buffer's worth of a longer line, or what is left at end of input. The flag says
+    /// whether more input was already read ahead (e.g. a QUIT pipelined after the dot).
+    pub fn read_data(
+        &mut self,
+        t: &mut dyn Transport,
+        timeout: Duration,
+    ) -> Result<(&[u8], bool), ReadError> {
         loop {
             let p = self.pending();
             let cut = match p.iter().position(|b| *b == b'\n') {
@@ -279,13 +299,13 @@ impl LineReader {
             if let Some(n) = cut {
                 let s = self.start;
                 self.start += n;
-                return Ok(&self.buf[s..s + n]);
+                return Ok((&self.buf[s..s + n], self.end > self.start));
             }
             if !self.fill(t, timeout)? {
                 if self.buffered() > 0 {
                     let s = self.start;
                     self.start = self.end;
-                    return Ok(&self.buf[s..self.end]);
+                    return Ok((&self.buf[s..self.end], false));
                 }
                 return Err(ReadError::Eof);
             }
@@ -373,8 +393,8 @@ mod tests {
     fn data_pieces_and_timeout() {
         let mut s = t(&[b"line one\r\nline", b" two\r\n", b""]);
         let mut r = LineReader::new();
-        assert_eq!(r.read_data(&mut s, T).unwrap(), b"line one\r\n");
-        assert_eq!(r.read_data(&mut s, T).unwrap(), b"line two\r\n");
+        assert_eq!(r.read_data(&mut s, T).unwrap(), (&b"line one\r\n"[..], true));
+        assert_eq!(r.read_data(&mut s, T).unwrap(), (&b"line two\r\n"[..], false));
         assert!(matches!(r.read_data(&mut s, T), Err(ReadError::Timeout)));
     }
 
@@ -384,8 +404,8 @@ mod tests {
         data.extend_from_slice(b"\r\n");
         let mut s = Scripted::new(vec![data]);
         let mut r = LineReader::new();
-        assert_eq!(r.read_data(&mut s, T).unwrap().len(), BUFFER);
-        assert_eq!(r.read_data(&mut s, T).unwrap(), b"aaaaaaaaaa\r\n");
+        assert_eq!(r.read_data(&mut s, T).unwrap().0.len(), BUFFER);
+        assert_eq!(r.read_data(&mut s, T).unwrap().0, b"aaaaaaaaaa\r\n");
     }
 
     #[test]

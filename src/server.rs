@@ -56,10 +56,11 @@ pub fn serve(session: &mut Session, transport: &mut dyn Transport, view: View) {
             Want::Data => {
                 let timeout = session.read_timeout();
                 match reader.read_data(transport, timeout) {
-                    Ok(piece) => {
+                    Ok((piece, read_ahead)) => {
                         if view.transcript {
                             echo(&mut out, piece.strip_suffix(b"\n").unwrap_or(piece));
                         }
+                        session.set_read_ahead(read_ahead);
                         session.data_segment(piece);
                     }
                     Err(e) => input_failed(session, e),

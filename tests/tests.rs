@@ -10,5 +10,11 @@ mod clients;
 mod differential;
 /// External plugins under a super-server's fd layout, and the cost of each mode.
 mod external;
+/// Queue hand-off: real backends (Postfix, Dovecot LMTP, Exim, a qmail-queue stand-in)
+/// and faults.
+mod queue;
+/// tcpserver, xinetd, systemd-socket-activate, runit and daemontools for real; the
+/// privilege drop; `--check`.
+mod supervision;
 /// Every transcript under tests/transcripts, in-process and through the binary.
 mod transcripts;

@@ -44,6 +44,7 @@ pub enum Hook {
     RcptParse,
     RcptPre,
     Rcpt,
+    RcptPost,
     MailParse,
     Mail,
     MailPre,
@@ -69,7 +70,7 @@ pub enum Hook {
 
 impl Hook {
     /// Every hook, in qpsmtpd's order.
-    pub const ALL: [Hook; 39] = [
+    pub const ALL: [Hook; 40] = [
         Hook::Logging,
         Hook::Config,
         Hook::UserConfig,
@@ -88,6 +89,7 @@ impl Hook {
         Hook::RcptParse,
         Hook::RcptPre,
         Hook::Rcpt,
+        Hook::RcptPost,
         Hook::MailParse,
         Hook::Mail,
         Hook::MailPre,
@@ -132,6 +134,7 @@ impl Hook {
             Hook::RcptParse => "rcpt_parse",
             Hook::RcptPre => "rcpt_pre",
             Hook::Rcpt => "rcpt",
+            Hook::RcptPost => "rcpt_post",
             Hook::MailParse => "mail_parse",
             Hook::Mail => "mail",
             Hook::MailPre => "mail_pre",

@@ -26,8 +26,20 @@ mod logging_syslog;
 mod logging_warn;
 #[path = "../../plugins/naughty/plugin.rs"]
 mod naughty;
+#[path = "../../plugins/queue/exim-bsmtp/plugin.rs"]
+mod queue_exim_bsmtp;
+#[path = "../../plugins/queue/lmtp/plugin.rs"]
+mod queue_lmtp;
 #[path = "../../plugins/queue/maildir/plugin.rs"]
 mod queue_maildir;
+#[path = "../../plugins/queue/postfix-queue/plugin.rs"]
+mod queue_postfix_queue;
+#[path = "../../plugins/queue/qmail-queue/plugin.rs"]
+mod queue_qmail_queue;
+#[path = "../../plugins/queue/sendmail/plugin.rs"]
+mod queue_sendmail;
+#[path = "../../plugins/queue/smtp-forward/plugin.rs"]
+mod queue_smtp_forward;
 #[path = "../../plugins/random_error/plugin.rs"]
 mod random_error;
 #[path = "../../plugins/rcpt_ok/plugin.rs"]
@@ -49,7 +61,13 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("dont_require_anglebrackets", dont_require_anglebrackets::new),
     ("help", help::new),
     ("naughty", naughty::new),
+    ("queue/exim-bsmtp", queue_exim_bsmtp::new),
+    ("queue/lmtp", queue_lmtp::new),
     ("queue/maildir", queue_maildir::new),
+    ("queue/postfix-queue", queue_postfix_queue::new),
+    ("queue/qmail-queue", queue_qmail_queue::new),
+    ("queue/sendmail", queue_sendmail::new),
+    ("queue/smtp-forward", queue_smtp_forward::new),
     ("random_error", random_error::new),
     ("rcpt_ok", rcpt_ok::new),
     ("relay", relay::new),

@@ -172,6 +172,9 @@ pub struct Session {
     summary: Summary,
     /// Answers "is the client still there?" before a message is queued.
     liveness: Option<Box<dyn FnMut() -> bool>>,
+    /// Input after the current piece of data was already read (e.g. a pipelined QUIT):
+    /// the client means to go on, whatever the socket says about its sending side.
+    read_ahead: bool,
 }
 
 impl Session {
@@ -191,6 +194,7 @@ impl Session {
             txn_count: 0,
             summary: Summary::default(),
             liveness: None,
+            read_ahead: false,
         })
     }
 
@@ -198,6 +202,11 @@ impl Session {
     /// before a message is handed to the queue (nothing is queued for a vanished client).
     pub fn set_liveness(&mut self, probe: Box<dyn FnMut() -> bool>) {
         self.liveness = Some(probe);
+    }
+
+    /// The driver tells the session whether more input follows the piece it hands over.
+    pub fn set_read_ahead(&mut self, pending: bool) {
+        self.read_ahead = pending;
     }
 
     /// Runs the connect hooks and queues the greeting.
@@ -243,6 +252,16 @@ impl Session {
     /// The settings read at start.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The loaded plugin chain (for `--check`).
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The config directory (for `--check`).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Handles one command line (without its line end).

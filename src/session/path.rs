@@ -132,6 +132,9 @@ impl Session {
                 self.disconnect();
             }
             Verdict::Ok => {
+                if self.chain.has(Hook::RcptPost) && !self.rcpt_post(&to) {
+                    return;
+                }
                 self.reply(Reply::new(250, "2.1.5", format!("{to}, recipient ok")));
                 self.summary.last_recipients.push(to.to_string());
                 self.txn.recipients.push(to);
@@ -143,6 +146,36 @@ impl Session {
                 "No plugin decided if relaying is allowed",
             )),
         }
+    }
+
+    /// `rcpt_post` (not in qpsmtpd): the recipient was accepted; a queue plugin that
+    /// forwards at RCPT time (smtp-forward, lmtp) asks the next hop now, so its per-recipient
+    /// answer reaches our client. `true` = keep the recipient and answer `250`.
+    fn rcpt_post(&mut self, to: &Address) -> bool {
+        let params = Params::new();
+        let out = self.run(
+            Hook::RcptPost,
+            Args::Address {
+                addr: to,
+                params: &params,
+            },
+        );
+        let refused = |code, status| Reply::from_plugin(code, status, &out.msg, "delivery denied");
+        match out.verdict {
+            Verdict::Ok | Verdict::Declined => return true,
+            Verdict::Done => {}
+            Verdict::Deny => self.reply(refused(550, "5.1.1")),
+            Verdict::DenySoft => self.reply(refused(450, "4.4.0")),
+            Verdict::DenyDisconnect => {
+                self.reply(refused(550, "5.1.1"));
+                self.disconnect();
+            }
+            Verdict::DenySoftDisconnect => {
+                self.reply(refused(421, "4.4.0"));
+                self.disconnect();
+            }
+        }
+        false
     }
 
     /// The `*_parse` hook or qpsmtpd's parser; a failure is the `501` reply.

@@ -51,11 +51,15 @@ impl Session {
 
     /// `queue_pre`, `queue`, reset, reply, `queue_post`.
     fn queue(&mut self) {
+        let pipelined_more = self.read_ahead;
         if let Some(probe) = self.liveness.as_mut()
+            && !pipelined_more
             && !probe()
         {
             // The client is gone before our answer: queueing now could only create a
             // duplicate of the message it will send again (qpsmtpd 1.01 does the same).
+            // A client that pipelined more commands after the dot (QUIT) and then shut its
+            // sending side still reads our answer, so it is not treated as gone.
             self.log.log(
                 Level::Notice,
                 format_args!("client gone before queueing; message discarded"),

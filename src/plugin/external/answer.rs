@@ -21,12 +21,13 @@ use crate::reply::Reply;
 use super::facts::unescape;
 
 /// Hooks whose client waits for a reply: `DONE` there must come with `reply` lines.
-const REPLY_HOOKS: [Hook; 13] = [
+const REPLY_HOOKS: [Hook; 14] = [
     Hook::Connect,
     Hook::Helo,
     Hook::Ehlo,
     Hook::Mail,
     Hook::Rcpt,
+    Hook::RcptPost,
     Hook::Data,
     Hook::DataPost,
     Hook::QueuePre,

@@ -1,0 +1,80 @@
+//! Postfix's XCLIENT extension, sent by queue/smtp-forward when configured.
+
+use super::Failure;
+use super::smtp::{Client, Options, xtext};
+use crate::plugin::Context;
+
+/// Postfix's XCLIENT (XCLIENT_README): the next hop logs and checks the original client.
+/// Attributes the server did not list are left out; values are xtext.
+pub fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<(), Failure> {
+    let Some(wanted) = client.keyword("XCLIENT").map(str::to_string) else {
+        return Err(Failure::Broken("the next hop does not offer XCLIENT".into()));
+    };
+    let has = |name: &str| wanted.split(' ').any(|w| w == name);
+    let conn = &cx.conn;
+    let unavailable = |s: &str| {
+        if s.is_empty() {
+            "[UNAVAILABLE]".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let mut attrs = Vec::new();
+    if has("NAME") {
+        let host = &conn.remote_host;
+        let name = if host.is_empty() || host == "Unknown" || host.starts_with('[') {
+            "[UNAVAILABLE]".to_string()
+        } else {
+            conn.remote_host.clone()
+        };
+        attrs.push(format!("NAME={}", xtext(&name)));
+    }
+    if has("ADDR") {
+        let ip = &conn.remote_ip;
+        let ip = if ip.contains(':') {
+            format!("IPV6:{ip}")
+        } else {
+            ip.clone()
+        };
+        attrs.push(format!("ADDR={}", xtext(&ip)));
+    }
+    if has("PORT")
+        && let Some(port) = conn.remote_port
+    {
+        attrs.push(format!("PORT={port}"));
+    }
+    if has("HELO") {
+        attrs.push(format!("HELO={}", xtext(&unavailable(conn.hello_host()))));
+    }
+    if has("PROTO")
+        && let Some(g) = &conn.hello
+    {
+        attrs.push(format!("PROTO={}", if g.esmtp { "ESMTP" } else { "SMTP" }));
+    }
+    // Postfix limits a command line to 2048 bytes; send the attributes in groups of ~500.
+    let mut groups: Vec<String> = Vec::new();
+    for a in attrs {
+        match groups.last_mut() {
+            Some(g) if g.len() + a.len() < 500 => {
+                g.push(' ');
+                g.push_str(&a);
+            }
+            _ => groups.push(a),
+        }
+    }
+    for g in groups {
+        let reply = client.command(&format!("XCLIENT {g}"))?;
+        if !reply.positive() {
+            return Err(reply
+                .failure()
+                .unwrap_or_else(|| client.unexpected("XCLIENT", &reply)));
+        }
+    }
+    // XCLIENT restarts the session: say hello again, with the client's name as qpsmtpd
+    // did, so the next hop's Received header shows what our client said.
+    let mut again = opts.clone();
+    if !cx.conn.hello_host().is_empty() {
+        again.helo = cx.conn.hello_host().to_string();
+    }
+    client.hello(&again)
+}
