@@ -133,7 +133,6 @@ pub fn parse(lines: &[String]) -> Result<Answer, String> {
                 continue;
             }
             let trailing = lines[i + 1..].iter().filter(|l| !l.trim().is_empty()).count();
-            strip_repeated_status(&mut msg);
             return Ok(Answer {
                 actions,
                 outcome: Outcome { verdict, msg },
@@ -150,32 +149,6 @@ pub fn parse(lines: &[String]) -> Result<Answer, String> {
         None if lines.iter().all(|l| l.trim().is_empty()) => "no answer".to_string(),
         None => "no verdict line".to_string(),
     })
-}
-
-/// The enhanced status code belongs on the first line only (the reply shows it on every
-/// line); SMTP habit repeats it, so a copy at the start of a later line is removed.
-pub fn strip_repeated_status(msg: &mut [String]) {
-    let Some((first, rest)) = msg.split_first_mut() else {
-        return;
-    };
-    let Some(status) = leading_status(first).map(str::to_string) else {
-        return;
-    };
-    for line in rest {
-        if leading_status(line) == Some(status.as_str()) {
-            *line = line[status.len()..].trim_start().to_string();
-        }
-    }
-}
-
-/// `5.1.1` in `5.1.1 No such user`.
-fn leading_status(line: &str) -> Option<&str> {
-    let word = line.split(' ').next()?;
-    let parts: Vec<&str> = word.split('.').collect();
-    let digits =
-        |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
-    (parts.len() == 3 && matches!(parts[0], "2" | "4" | "5") && digits(parts[1], 3) && digits(parts[2], 3))
-        .then_some(word)
 }
 
 fn action(line: &str) -> Result<Action, String> {
@@ -333,7 +306,8 @@ mod tests {
         let a = parse(&lines("\nDECLINED\n")).unwrap();
         assert_eq!(a.outcome, Outcome::declined());
         let a = parse(&lines("DENY-5.5.3 Too many\nDENY 5.5.3 (number 3)")).unwrap();
-        assert_eq!(a.outcome.msg, vec!["5.5.3 Too many", "(number 3)"]);
+        // The repeated code stays in the message; Reply::from_plugin shows it once.
+        assert_eq!(a.outcome.msg, vec!["5.5.3 Too many", "5.5.3 (number 3)"]);
         let a = parse(&lines("OK-<a@b>\nOK SIZE=10")).unwrap();
         assert_eq!(a.outcome.msg, vec!["<a@b>", "SIZE=10"]);
         assert_eq!(

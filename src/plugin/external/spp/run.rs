@@ -170,7 +170,6 @@ impl Spp {
             .filter_map(|l| commands::reply_text(l).map(|(_, t)| t.to_string()))
             .collect();
         msg.push(text.to_string());
-        crate::plugin::external::answer::strip_repeated_status(&mut msg);
         Outcome { verdict, msg }
     }
 
