@@ -64,6 +64,11 @@ fn wait(fd: BorrowedFd<'_>, flags: PollFlags, timeout: Duration) -> io::Result<P
 
 /// `poll` then `read` on a file descriptor.
 pub fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+    // A signal that arrived while we were not waiting (for example during a long plugin
+    // call) interrupted no `poll`; notice it before waiting for the client.
+    if TERMINATE.load(Ordering::SeqCst) {
+        return Err(io::Error::from(io::ErrorKind::Interrupted));
+    }
     loop {
         wait(fd, PollFlags::POLLIN, timeout)?;
         match nix::unistd::read(fd, buf) {

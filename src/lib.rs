@@ -8,7 +8,8 @@
 //!            logging, plugins) → server::serve; `--check` runs check.rs instead
 //! server.rs  the driver: reads lines and message data with timeouts, writes replies
 //! session/   the SMTP state machine (no I/O): check → hooks → reply, per command
-//! plugin/    the hook contract, the chain and the registry of built-in plugins
+//! plugin/    the hook contract, the chain, the registry of built-in plugins and the
+//!            runner for external plugin programs (plugin/external/)
 //! plugins/   (top level) one folder per built-in plugin: code and README side by side
 //! ```
 //!

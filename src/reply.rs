@@ -58,12 +58,14 @@ impl Reply {
         if lines.is_empty() {
             lines = split_lines(&[default_text.to_string()]);
         }
+        // The first line's leading code is the reply's; a plugin that wrote it on every
+        // line (as SMTP does) must not get it twice.
         let mut status = None;
-        if let Some(first) = lines.first_mut()
-            && let Some((code_text, rest)) = leading_status(first)
-        {
-            status = Some(code_text.to_string());
-            *first = rest.to_string();
+        for line in lines.iter_mut() {
+            if let Some((code_text, rest)) = leading_status(line) {
+                status.get_or_insert_with(|| code_text.to_string());
+                *line = rest.to_string();
+            }
         }
         if status.is_none() {
             status = lines.iter().find_map(|l| dsn_suffix(l)).map(str::to_string);
@@ -206,6 +208,12 @@ mod tests {
         assert_eq!(r.to_wire(), "550 5.1.1 no such user\r\n");
         let r = Reply::from_plugin(550, "5.0.0", &strings(&["Relaying denied (#5.7.1)"]), "");
         assert_eq!(r.to_wire(), "550 5.7.1 Relaying denied (#5.7.1)\r\n");
+    }
+
+    #[test]
+    fn a_code_repeated_on_every_line_is_shown_once() {
+        let r = Reply::from_plugin(550, "5.0.0", &strings(&["5.5.3 one", "5.5.3 two"]), "");
+        assert_eq!(r.to_wire(), "550-5.5.3 one\r\n550 5.5.3 two\r\n");
     }
 
     #[test]

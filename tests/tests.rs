@@ -8,6 +8,8 @@ mod cli;
 mod clients;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
+/// External plugins under a super-server's fd layout, and the cost of each mode.
+mod external;
 /// Queue hand-off: real backends (Postfix, Dovecot LMTP, Exim, a qmail-queue stand-in)
 /// and faults.
 mod queue;

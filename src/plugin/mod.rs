@@ -8,6 +8,7 @@
 //! the same trait, so the chain never knows which kind it is calling.
 
 pub mod chain;
+pub mod external;
 pub mod registry;
 
 use std::fmt;

@@ -130,16 +130,15 @@ pub fn build(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, Stri
             spec.name
         ));
     }
-    let dirs = config.lines("plugin_dirs").map_err(|e| e.to_string())?;
-    let searched = if dirs.is_empty() {
-        "built-in plugins".to_string()
-    } else {
-        format!(
-            "built-in plugins and plugin_dirs ({})",
-            dirs.iter().collect::<Vec<_>>().join(", ")
-        )
-    };
-    Err(format!("plugin {} not found in {searched}", spec.name))
+    match super::external::build(spec, config) {
+        Ok(Some(plugin)) => Ok(plugin),
+        Ok(None) => Err(format!(
+            "plugin {} not found in built-in plugins and plugin directories ({})",
+            spec.name,
+            super::external::dirs_text(config)
+        )),
+        Err(e) => Err(format!("plugin {}: {e}", spec.name)),
+    }
 }
 
 /// Builds the log sink a `config/logging` line names.

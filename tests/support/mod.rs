@@ -59,7 +59,8 @@ pub struct TestDir {
 }
 
 impl TestDir {
-    /// Creates the directory and writes the config lines (`$DIR` = the directory).
+    /// Creates the directory and writes the config lines (`$DIR` = the directory,
+    /// `$ROOT` = the repository, for its `plugins/` and `tests/fixtures/`).
     pub fn new(config: &[(String, String)]) -> TestDir {
         let dir = tempfile::Builder::new()
             .prefix("qpsmtpd-rs-test.")
@@ -75,7 +76,10 @@ impl TestDir {
                 order.push(name.clone());
             }
             let entry = files.entry(name.clone()).or_default();
-            entry.push_str(&line.replace("$DIR", &t.path().to_string_lossy()));
+            let line = line
+                .replace("$DIR", &t.path().to_string_lossy())
+                .replace("$ROOT", &root().to_string_lossy());
+            entry.push_str(&line);
             entry.push('\n');
         }
         let defaults = [

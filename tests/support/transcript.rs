@@ -3,7 +3,8 @@
 //! ```text
 //! # A comment.
 //! ! env TCPREMOTEIP=192.0.2.7        environment for the session
-//! ! config rcpthosts example.org     appends a line to config/<name> ($DIR = the test dir)
+//! ! config rcpthosts example.org     appends a line to config/<name> ($DIR = the test dir,
+//!                                    $ROOT = the repository)
 //! ! pipe                             fd 0 is a pipe (debug session), not a socket
 //! ! in-process-only                  skip the run through the binary
 //! ! differential                     also run through Perl qpsmtpd and compare codes
