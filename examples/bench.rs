@@ -37,7 +37,9 @@ fn opts() -> Opts {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
-            args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number"))
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} needs a number"))
         };
         match a.as_str() {
             "--sessions" => o.sessions = num("--sessions"),
@@ -69,8 +71,14 @@ fn main() {
     let perl_ok = Path::new("/usr/share/perl5/Qpsmtpd/TcpServer.pm").exists();
     let body = message(2000);
 
-    println!("qpsmtpd-rs benchmark: {} sessions ({} for Perl), {} at a time, ~2 KB message each", o.sessions, o.perl_sessions, o.concurrency);
-    println!("each server is started per connection by tcpserver on 127.0.0.1; maildirs fsync'd on {}\n", o.work.display());
+    println!(
+        "qpsmtpd-rs benchmark: {} sessions ({} for Perl), {} at a time, ~2 KB message each",
+        o.sessions, o.perl_sessions, o.concurrency
+    );
+    println!(
+        "each server is started per connection by tcpserver on 127.0.0.1; maildirs fsync'd on {}\n",
+        o.work.display()
+    );
 
     let sample = o.work.join("sample");
     let sample_cfg = write_config(&sample, &sample_chain(&sample));
@@ -83,29 +91,59 @@ fn main() {
     let t = Target::start(&tcpserver, &floor, &[], &o.work);
     rows.push(measure("floor (no storage)", &t, o.sessions, &o, &body));
     drop(t);
-    let t = Target::start(&tcpserver, &floor, &["--maildir".into(), floor_dir.to_string_lossy().into_owned()], &o.work);
+    let t = Target::start(
+        &tcpserver,
+        &floor,
+        &["--maildir".into(), floor_dir.to_string_lossy().into_owned()],
+        &o.work,
+    );
     rows.push(measure("floor (maildir+fsync)", &t, o.sessions, &o, &body));
     drop(t);
-    let t = Target::start(&tcpserver, &ours, &["--config".into(), sample_cfg.to_string_lossy().into_owned()], &sample);
+    let t = Target::start(
+        &tcpserver,
+        &ours,
+        &["--config".into(), sample_cfg.to_string_lossy().into_owned()],
+        &sample,
+    );
     rows.push(measure("qpsmtpd-rs sample", &t, o.sessions, &o, &body));
     drop(t);
-    let t = Target::start(&tcpserver, &ours, &["--config".into(), chain20_cfg.to_string_lossy().into_owned()], &chain20);
+    let t = Target::start(
+        &tcpserver,
+        &ours,
+        &["--config".into(), chain20_cfg.to_string_lossy().into_owned()],
+        &chain20,
+    );
     rows.push(measure("qpsmtpd-rs 20 plugins", &t, o.sessions, &o, &body));
     drop(t);
     if perl_ok {
         let perl_dir = o.work.join("perl");
         let perl_cfg = write_config(&perl_dir, &perl_chain(&perl_dir));
         let oracle = o.root.join("tests/oracle/qpsmtpd-tcpserver");
-        let t = Target::start_env(&tcpserver, Path::new("/usr/bin/perl"), &[oracle.to_string_lossy().into_owned()], &perl_dir, &[("QPSMTPD_CONFIG", perl_cfg.to_string_lossy().into_owned())]);
+        let t = Target::start_env(
+            &tcpserver,
+            Path::new("/usr/bin/perl"),
+            &[oracle.to_string_lossy().into_owned()],
+            &perl_dir,
+            &[("QPSMTPD_CONFIG", perl_cfg.to_string_lossy().into_owned())],
+        );
         rows.push(measure("Perl qpsmtpd 0.94", &t, o.perl_sessions, &o, &body));
         drop(t);
     }
 
-    println!("{:<24} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}", "target", "msgs/s", "p50 ms", "p99 ms", "greet p50", "greet p99", "failed");
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}",
+        "target", "msgs/s", "p50 ms", "p99 ms", "greet p50", "greet p99", "failed"
+    );
     for r in &rows {
         println!(
             "{:<24} {:>9.0} {:>9.2} {:>9.2} {:>10.3}m {:>10.3}m {:>8}",
-            r.name, r.rate, r.p50 * 1e3, r.p99 * 1e3, r.greet_p50 * 1e3, r.greet_p99 * 1e3, r.failed
+            r.name,
+            r.rate,
+            r.p50 * 1e3,
+            r.p99 * 1e3,
+            r.greet_p50 * 1e3,
+            r.greet_p99 * 1e3,
+            r.failed
         );
     }
     let rate = |n: &str| rows.iter().find(|r| r.name.starts_with(n)).map(|r| r.rate);
@@ -114,26 +152,53 @@ fn main() {
         println!("qpsmtpd-rs / floor (no storage):     {:.2}", rs / f);
     }
     if let (Some(rs), Some(f)) = (rate("qpsmtpd-rs sample"), rate("floor (maildir")) {
-        println!("qpsmtpd-rs / floor (maildir+fsync):  {:.2}   (target >= 0.8)", rs / f);
+        println!(
+            "qpsmtpd-rs / floor (maildir+fsync):  {:.2}   (target >= 0.8)",
+            rs / f
+        );
     }
     if let (Some(rs), Some(p)) = (rate("qpsmtpd-rs sample"), rate("Perl")) {
-        println!("qpsmtpd-rs / Perl qpsmtpd:           {:.1}   (target >= 80)", rs / p);
+        println!(
+            "qpsmtpd-rs / Perl qpsmtpd:           {:.1}   (target >= 80)",
+            rs / p
+        );
     }
     if let (Some(c20), Some(rs)) = (rate("qpsmtpd-rs 20"), rate("qpsmtpd-rs sample")) {
-        println!("20-plugin chain cost / sample chain: {:.2}   (by throughput; target <= 1.2)", rs / c20);
+        println!(
+            "20-plugin chain cost / sample chain: {:.2}   (by throughput; target <= 1.2)",
+            rs / c20
+        );
     }
 
     println!("\nmemory (peak RSS, VmHWM, of one session process):");
-    let rss_ours = session_rss(Command::new(&ours).args(["--config"]).arg(&sample_cfg).current_dir(&sample), &body);
-    println!("  qpsmtpd-rs sample session:  {:.1} MB   (target <= 4 MB)", rss_ours as f64 / 1024.0);
+    let rss_ours = session_rss(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        &body,
+    );
+    println!(
+        "  qpsmtpd-rs sample session:  {:.1} MB   (target <= 4 MB)",
+        rss_ours as f64 / 1024.0
+    );
     if perl_ok {
         let perl_dir = o.work.join("perl");
         let mut c = Command::new("/usr/bin/perl");
-        c.arg(o.root.join("tests/oracle/qpsmtpd-tcpserver")).env("QPSMTPD_CONFIG", perl_dir.join("config")).env("TCPREMOTEIP", "127.0.0.1").current_dir(&perl_dir);
+        c.arg(o.root.join("tests/oracle/qpsmtpd-tcpserver"))
+            .env("QPSMTPD_CONFIG", perl_dir.join("config"))
+            .env("TCPREMOTEIP", "127.0.0.1")
+            .current_dir(&perl_dir);
         let rss_perl = session_rss(&mut c, &body);
         println!("  Perl qpsmtpd session:       {:.1} MB", rss_perl as f64 / 1024.0);
     }
-    let (secs, rss_big) = big_message(Command::new(&ours).args(["--config"]).arg(&sample_cfg).current_dir(&sample), o.big_mb);
+    let (secs, rss_big) = big_message(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        o.big_mb,
+    );
     println!(
         "  {} MB message:              {:.1} MB peak RSS, {:.2} s, {:.0} MB/s through DATA   (targets <= 8 MB, >= 300 MB/s)",
         o.big_mb,
@@ -150,8 +215,16 @@ fn main() {
         let c = callgrind(&ours, &chain20_cfg, &chain20, &transcript);
         let f = callgrind(&floor, Path::new(""), &o.work, &transcript);
         println!("  floor:                 {:>12}", s_num(f));
-        println!("  qpsmtpd-rs sample:     {:>12}   ({:.2}x floor)", s_num(s), s as f64 / f as f64);
-        println!("  qpsmtpd-rs 20 plugins: {:>12}   ({:.2}x sample chain; target <= 1.2)", s_num(c), c as f64 / s as f64);
+        println!(
+            "  qpsmtpd-rs sample:     {:>12}   ({:.2}x floor)",
+            s_num(s),
+            s as f64 / f as f64
+        );
+        println!(
+            "  qpsmtpd-rs 20 plugins: {:>12}   ({:.2}x sample chain; target <= 1.2)",
+            s_num(c),
+            c as f64 / s as f64
+        );
         baseline(&o, s, c);
     } else {
         println!("  valgrind is not installed (apt-get install valgrind)");
@@ -181,7 +254,11 @@ fn baseline(o: &Opts, sample: u64, chain20: u64) {
             .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse::<u64>().ok()))
     };
     if let Some(old) = get("sample-session") {
-        println!("  recorded sample session: {:>10}   (now {:.2}x of it)", s_num(old), sample as f64 / old as f64);
+        println!(
+            "  recorded sample session: {:>10}   (now {:.2}x of it)",
+            s_num(old),
+            sample as f64 / old as f64
+        );
     }
     if o.record {
         let text = format!(
@@ -232,7 +309,12 @@ fn measure(name: &str, t: &Target, sessions: usize, o: &Opts, body: &[u8]) -> Ro
     let wall = start.elapsed().as_secs_f64();
     let mut times = times.into_inner().unwrap();
     times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times.get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        times
+            .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     Row {
         name: name.to_string(),
         rate: times.len() as f64 / wall,
@@ -260,7 +342,11 @@ fn greetings(addr: &str, n: usize) -> (f64, f64) {
         let _ = r.read_line(&mut line);
     }
     v.sort_by(f64::total_cmp);
-    let pct = |p: f64| v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     (pct(0.5), pct(0.99))
 }
 
@@ -316,7 +402,9 @@ fn message(size: usize) -> Vec<u8> {
 }
 
 fn transcript_text(body: &[u8]) -> Vec<u8> {
-    let mut t = b"EHLO bench.example\r\nMAIL FROM:<bench@example.net>\r\nRCPT TO:<user@example.org>\r\nDATA\r\n".to_vec();
+    let mut t =
+        b"EHLO bench.example\r\nMAIL FROM:<bench@example.net>\r\nRCPT TO:<user@example.org>\r\nDATA\r\n"
+            .to_vec();
     t.extend_from_slice(body);
     t.extend_from_slice(b"QUIT\r\n");
     t
@@ -332,8 +420,18 @@ impl Target {
         Target::start_env(tcpserver, prog, args, cwd, &[])
     }
 
-    fn start_env(tcpserver: &Path, prog: &Path, args: &[String], cwd: &Path, env: &[(&str, String)]) -> Target {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    fn start_env(
+        tcpserver: &Path,
+        prog: &Path,
+        args: &[String],
+        cwd: &Path,
+        env: &[(&str, String)],
+    ) -> Target {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut cmd = Command::new(tcpserver);
         cmd.args(["-R", "-H", "-l", "0", "-c", "200", "127.0.0.1", &port.to_string()])
             .arg(prog)
@@ -363,7 +461,9 @@ impl Drop for Target {
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 fn make_maildir(dir: &Path) {
@@ -398,7 +498,13 @@ fn common(dir: &Path) -> Vec<(&'static str, String)> {
 /// The sample chain: relay, badmailfrom, rcpt_ok, maildir with fsync.
 fn sample_chain(dir: &Path) -> Vec<(&'static str, String)> {
     let mut c = common(dir);
-    c.push(("plugins", format!("relay\nbadmailfrom\nrcpt_ok\nqueue/maildir {}\n", dir.join("maildir").display())));
+    c.push((
+        "plugins",
+        format!(
+            "relay\nbadmailfrom\nrcpt_ok\nqueue/maildir {}\n",
+            dir.join("maildir").display()
+        ),
+    ));
     c
 }
 
@@ -448,7 +554,12 @@ fn spawn_inetd(cmd: &mut Command) -> (Child, TcpStream) {
     let (srv, _) = l.accept().unwrap();
     let fd0: OwnedFd = srv.try_clone().unwrap().into();
     let fd1: OwnedFd = srv.into();
-    let child = cmd.stdin(Stdio::from(fd0)).stdout(Stdio::from(fd1)).stderr(Stdio::null()).spawn().unwrap();
+    let child = cmd
+        .stdin(Stdio::from(fd0))
+        .stdout(Stdio::from(fd1))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     client.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     (child, client)
 }
@@ -456,7 +567,11 @@ fn spawn_inetd(cmd: &mut Command) -> (Child, TcpStream) {
 fn vm_hwm_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -496,7 +611,10 @@ fn big_message(cmd: &mut Command, mb: usize) -> (f64, u64) {
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut w = s;
     expect(&mut r, "220").unwrap();
-    w.write_all(b"EHLO big.example\r\nMAIL FROM:<bench@example.net>\r\nRCPT TO:<user@example.org>\r\nDATA\r\n").unwrap();
+    w.write_all(
+        b"EHLO big.example\r\nMAIL FROM:<bench@example.net>\r\nRCPT TO:<user@example.org>\r\nDATA\r\n",
+    )
+    .unwrap();
     for code in ["250", "250", "250", "354"] {
         expect(&mut r, code).unwrap();
     }
@@ -524,7 +642,8 @@ fn big_message(cmd: &mut Command, mb: usize) -> (f64, u64) {
 /// Instructions executed for one session piped into the program under callgrind.
 fn callgrind(bin: &Path, cfg: &Path, cwd: &Path, transcript: &Path) -> u64 {
     let mut cmd = Command::new("valgrind");
-    cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]).arg(bin);
+    cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(bin);
     if !cfg.as_os_str().is_empty() {
         cmd.arg("--config").arg(cfg);
     }

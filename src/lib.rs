@@ -24,6 +24,7 @@ pub mod config;
 pub mod connection;
 pub mod header;
 pub mod io;
+pub mod localtime;
 pub mod log;
 pub mod peer;
 pub mod plugin;
