@@ -4,7 +4,8 @@
 //! (tcpserver, s6-tcpserver, xinetd, systemd `Accept=yes`), and exits when it ends.
 //!
 //! ```text
-//! main.rs    flags → peer facts → startup::open (config, logging, plugins) → server::serve
+//! main.rs    flags → peer facts → privileges (leave root) → startup::open (config, limits,
+//!            logging, plugins) → server::serve; `--check` runs check.rs instead
 //! server.rs  the driver: reads lines and message data with timeouts, writes replies
 //! session/   the SMTP state machine (no I/O): check → hooks → reply, per command
 //! plugin/    the hook contract, the chain and the registry of built-in plugins
@@ -19,6 +20,7 @@
 pub mod address;
 pub mod addrlist;
 pub mod cdb;
+pub mod check;
 pub mod command;
 pub mod config;
 pub mod connection;
@@ -28,6 +30,7 @@ pub mod localtime;
 pub mod log;
 pub mod peer;
 pub mod plugin;
+pub mod privileges;
 pub mod reply;
 pub mod server;
 pub mod session;

@@ -80,6 +80,8 @@ pub fn qmail_control(qmail_env: Option<String>) -> Option<PathBuf> {
 pub fn open(opts: Options) -> Result<Session, Failure> {
     let unlogged = |error: StartError| Failure { error, logged: false };
     let config = Config::open(&opts.config_dir, opts.qmail_control).map_err(|e| unlogged(e.into()))?;
+    // Before any plugin is loaded, so the limits cover everything a session does.
+    crate::privileges::apply_limits(&config).map_err(|e| unlogged(e.into()))?;
     let log = match opts.sinks {
         Some(sinks) => Logger::new(&opts.conn.id, sinks),
         None => build_logger(&config, &opts.conn).map_err(unlogged)?,

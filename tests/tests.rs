@@ -8,5 +8,8 @@ mod cli;
 mod clients;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
+/// tcpserver, xinetd, systemd-socket-activate, runit and daemontools for real; the
+/// privilege drop; `--check`.
+mod supervision;
 /// Every transcript under tests/transcripts, in-process and through the binary.
 mod transcripts;

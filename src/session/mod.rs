@@ -245,6 +245,16 @@ impl Session {
         &self.settings
     }
 
+    /// The loaded plugin chain (for `--check`).
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The config directory (for `--check`).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Handles one command line (without its line end).
     pub fn command_line(&mut self, raw: &[u8]) {
         let line = String::from_utf8_lossy(raw).into_owned();

@@ -82,6 +82,8 @@ impl TestDir {
             ("me", "test.example.org".to_string()),
             ("spool_dir", t.spool().to_string_lossy().into_owned()),
             ("logging", "logging/warn LOGDEBUG".to_string()),
+            // Tests run as root in CI: serve as whoever runs the test (ignored unless root).
+            ("user", "root".to_string()),
         ];
         for (name, value) in defaults {
             files.entry(name.to_string()).or_insert_with(|| {

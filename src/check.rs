@@ -1,0 +1,245 @@
+//! `qpsmtpd-rs --check`: validates the config directory and the plugin chain without a
+//! connection, the way a session would load them, and prints what a session would run.
+//!
+//! Started as root it first switches to the configured account exactly as a session
+//! does, so a file the service user cannot read is found here and not by the first client.
+//! It opens no connection and writes nothing (log files and spool files are only opened
+//! by sessions), so it can run as `ExecStartPre=` of the socket unit and in a site's CI.
+//! The report goes to `out`; problems and warnings go to `err`, one line each.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{AccessFlags, User, access, geteuid};
+
+use crate::config::{Config, TOML_FILE};
+use crate::peer::{self, Overrides, SocketFacts};
+use crate::privileges::{self, Target};
+use crate::session::Session;
+use crate::startup::{self, Options};
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The config directory.
+    pub config_dir: PathBuf,
+    /// qmail's control directory (the per-file fallback).
+    pub qmail_control: Option<PathBuf>,
+    /// `--allow-root` was given.
+    pub allow_root: bool,
+}
+
+/// Problems found so far, written as they are found.
+struct Report<'a> {
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+    problems: usize,
+}
+
+impl Report<'_> {
+    fn item(&mut self, key: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.out, "{key:<18}{value}");
+    }
+    fn problem(&mut self, what: impl std::fmt::Display) {
+        self.problems += 1;
+        let _ = writeln!(self.err, "error: {what}");
+    }
+    fn warning(&mut self, what: impl std::fmt::Display) {
+        let _ = writeln!(self.err, "warning: {what}");
+    }
+}
+
+/// Runs the check; `true` when nothing is wrong (warnings allowed).
+pub fn run(opts: &CheckOptions, out: &mut dyn Write, err: &mut dyn Write) -> bool {
+    let mut r = Report {
+        out,
+        err,
+        problems: 0,
+    };
+    let _ = writeln!(r.out, "qpsmtpd-rs {} --check", crate::VERSION);
+    r.item("config directory", opts.config_dir.display());
+    let config = match Config::open(&opts.config_dir, opts.qmail_control.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            r.problem(e);
+            return finish(&mut r);
+        }
+    };
+    let toml = opts.config_dir.join(TOML_FILE);
+    if toml.exists() {
+        r.item(TOML_FILE, toml.display());
+        for file in config.shadowed_files() {
+            r.warning(format_args!(
+                "{} is ignored: {TOML_FILE} sets the same name and wins",
+                file.display()
+            ));
+        }
+    }
+    if let Some(control) = &opts.qmail_control {
+        r.item("qmail fallback", control.display());
+    }
+    account(&mut r, &config, opts.allow_root);
+    drop(config);
+    match startup::open(options(opts)) {
+        Ok(session) => describe(&mut r, &session, &opts.config_dir),
+        Err(failure) => r.problem(failure.error),
+    }
+    finish(&mut r)
+}
+
+/// Who sessions run as; started as root, becomes that account for the rest of the check.
+fn account(r: &mut Report<'_>, config: &Config, allow_root: bool) {
+    let target = match privileges::target(config) {
+        Ok(t) => t,
+        Err(e) => {
+            r.problem(e);
+            return;
+        }
+    };
+    if !geteuid().is_root() {
+        let me = User::from_uid(geteuid())
+            .ok()
+            .flatten()
+            .map_or_else(String::new, |u| u.name);
+        r.item(
+            "runs as",
+            format_args!("{me} (uid {}): started unprivileged", geteuid()),
+        );
+        if let Target::Account(a) = &target {
+            r.item("user when root", a);
+        }
+        return;
+    }
+    match target {
+        Target::Account(a) => match privileges::become_account(&a) {
+            Ok(()) => r.item("runs as", a),
+            Err(e) => r.problem(e),
+        },
+        Target::Root => {
+            r.item("runs as", "root (the config file `user` says root)");
+            r.warning("sessions will run as root");
+        }
+        Target::Unset if allow_root => {
+            r.item("runs as", "root (--allow-root)");
+            r.warning("sessions will run as root");
+        }
+        Target::Unset => r.problem(privileges::PrivError::RootRefused),
+    }
+}
+
+/// Start-up options for a session that never talks to anyone.
+fn options(opts: &CheckOptions) -> Options {
+    let conn = peer::connection(
+        &peer::connection_id(),
+        &|_| None,
+        &SocketFacts::default(),
+        &Overrides::default(),
+    );
+    Options {
+        config_dir: opts.config_dir.clone(),
+        qmail_control: opts.qmail_control.clone(),
+        conn,
+        sinks: None,
+    }
+}
+
+/// The settings and the chain a session would run.
+fn describe(r: &mut Report<'_>, session: &Session, dir: &Path) {
+    let s = session.settings();
+    r.item("me", &s.me);
+    match privileges::limits(session.config()) {
+        Ok(l) if l.is_empty() => r.item("rlimits", "none"),
+        Ok(l) => {
+            let shown: Vec<String> = l
+                .iter()
+                .map(|l| format!("{} {}", l.name, privileges::show_value(l.value)))
+                .collect();
+            r.item("rlimits", shown.join(", "));
+        }
+        Err(e) => r.problem(e),
+    }
+    let size = if s.databytes == 0 {
+        "no limit".to_string()
+    } else {
+        format!("{} bytes", s.databytes)
+    };
+    r.item("databytes", size);
+    r.item(
+        "timeouts",
+        format_args!(
+            "command {} s, data {} s",
+            s.command_timeout.as_secs(),
+            s.data_timeout.as_secs()
+        ),
+    );
+    r.item("spool_dir", s.spool_dir.display());
+    if access(&s.spool_dir, AccessFlags::W_OK | AccessFlags::X_OK).is_err() || !s.spool_dir.is_dir() {
+        r.problem(format_args!(
+            "spool_dir {} is not a directory this user can write",
+            s.spool_dir.display()
+        ));
+    }
+    match session.config().lines("logging") {
+        Ok(lines) if lines.is_empty() => r.item(
+            "logging",
+            "default: syslog (mail) under a super-server, stderr by hand",
+        ),
+        Ok(lines) => {
+            for e in lines.entries() {
+                r.item(
+                    "logging",
+                    format_args!("{}  ({})", e.text, origin(&e.file, e.line, dir)),
+                );
+            }
+        }
+        Err(e) => r.problem(e),
+    }
+    let plugins = session.chain().plugins();
+    if plugins.is_empty() {
+        r.warning("no plugins: every RCPT TO gets 450 and no mail is accepted");
+    }
+    let _ = writeln!(r.out, "plugins, in the order their hooks run:");
+    let hooks: Vec<String> = plugins
+        .iter()
+        .map(|p| match p.hooks.as_slice() {
+            [] => "(no hooks)".to_string(),
+            hooks => hooks.iter().map(|h| h.name()).collect::<Vec<_>>().join(" "),
+        })
+        .collect();
+    let width = plugins.iter().map(|p| p.spec.name.len()).max().unwrap_or(0);
+    let hooks_width = hooks.iter().map(String::len).max().unwrap_or(0);
+    for (i, (p, hooks)) in plugins.iter().zip(&hooks).enumerate() {
+        let _ = writeln!(
+            r.out,
+            "{:>4}. {:<width$}  {:<hooks_width$}  {}",
+            i + 1,
+            p.spec.name,
+            hooks,
+            origin(&p.spec.file, p.spec.line, dir),
+        );
+    }
+}
+
+/// `plugins line 4`, with the directory left out when it is the config directory.
+fn origin(file: &Path, line: usize, dir: &Path) -> String {
+    let shown = file.strip_prefix(dir).unwrap_or(file).display().to_string();
+    if line == 0 {
+        shown
+    } else {
+        format!("{shown} line {line}")
+    }
+}
+
+fn finish(r: &mut Report<'_>) -> bool {
+    if r.problems == 0 {
+        let _ = writeln!(r.out, "ok");
+        return true;
+    }
+    let _ = writeln!(
+        r.err,
+        "check failed: {} problem{}",
+        r.problems,
+        if r.problems == 1 { "" } else { "s" }
+    );
+    false
+}
