@@ -29,6 +29,7 @@ pub mod connection;
 pub mod handoff;
 pub mod header;
 pub mod io;
+pub mod localtime;
 pub mod log;
 pub mod peer;
 pub mod plugin;

@@ -128,7 +128,7 @@ fn header_safe(s: &str) -> String {
 
 /// Local time with a numeric zone, as in RFC 5322 §3.3 (qpsmtpd's strftime format).
 pub fn rfc5322_now() -> String {
-    jiff::Zoned::now()
+    crate::localtime::now()
         .strftime("%a, %d %b %Y %H:%M:%S %z")
         .to_string()
 }

@@ -77,7 +77,7 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, Strin
 }
 
 fn strftime(fmt: &str) -> String {
-    let now = jiff::Zoned::now();
+    let now = crate::localtime::now();
     let mut out = String::new();
     if std::fmt::Write::write_fmt(&mut out, format_args!("{}", now.strftime(fmt))).is_err() {
         return fmt.to_string();

@@ -1,0 +1,662 @@
+//! The benchmark harness (run through `bench/run`): qpsmtpd-rs, Perl qpsmtpd and a trivial
+//! floor, each started per connection by ucspi-tcp's tcpserver on loopback, under the same
+//! load; then per-session memory, a 100 MB message, a 20-plugin chain and instruction
+//! counts under callgrind. It prints figures and ratios; it asserts nothing about speed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+struct Opts {
+    sessions: usize,
+    perl_sessions: usize,
+    concurrency: usize,
+    greetings: usize,
+    big_mb: usize,
+    record: bool,
+    root: PathBuf,
+    work: PathBuf,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        sessions: 2000,
+        perl_sessions: 100,
+        concurrency: 4,
+        greetings: 300,
+        big_mb: 100,
+        record: false,
+        root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        work: std::env::temp_dir().join(format!("qpsmtpd-rs-bench.{}", std::process::id())),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> usize {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} needs a number"))
+        };
+        match a.as_str() {
+            "--sessions" => o.sessions = num("--sessions"),
+            "--perl-sessions" => o.perl_sessions = num("--perl-sessions"),
+            "--concurrency" => o.concurrency = num("--concurrency"),
+            "--greetings" => o.greetings = num("--greetings"),
+            "--big-mb" => o.big_mb = num("--big-mb"),
+            "--record" => o.record = true,
+            "--quick" => {
+                o.sessions = 300;
+                o.perl_sessions = 20;
+                o.greetings = 50;
+                o.big_mb = 20;
+            }
+            "--work" => o.work = PathBuf::from(args.next().expect("--work needs a directory")),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    o
+}
+
+fn main() {
+    let o = opts();
+    std::fs::create_dir_all(&o.work).unwrap();
+    let release = o.root.join("target/release");
+    let ours = release.join("qpsmtpd-rs");
+    let floor = release.join("examples/smtp_floor");
+    let tcpserver = which("tcpserver").expect("tcpserver (ucspi-tcp) is needed");
+    let perl_ok = Path::new("/usr/share/perl5/Qpsmtpd/TcpServer.pm").exists();
+    let body = message(2000);
+
+    println!(
+        "qpsmtpd-rs benchmark: {} sessions ({} for Perl), {} at a time, ~2 KB message each",
+        o.sessions, o.perl_sessions, o.concurrency
+    );
+    println!(
+        "each server is started per connection by tcpserver on 127.0.0.1; maildirs fsync'd on {}\n",
+        o.work.display()
+    );
+
+    let sample = o.work.join("sample");
+    let sample_cfg = write_config(&sample, &sample_chain(&sample));
+    let chain20 = o.work.join("chain20");
+    let chain20_cfg = write_config(&chain20, &twenty_chain(&chain20));
+    let floor_dir = o.work.join("floor-maildir");
+    make_maildir(&floor_dir);
+
+    let mut rows = Vec::new();
+    let t = Target::start(&tcpserver, &floor, &[], &o.work);
+    rows.push(measure("floor (no storage)", &t, o.sessions, &o, &body));
+    drop(t);
+    let t = Target::start(
+        &tcpserver,
+        &floor,
+        &["--maildir".into(), floor_dir.to_string_lossy().into_owned()],
+        &o.work,
+    );
+    rows.push(measure("floor (maildir+fsync)", &t, o.sessions, &o, &body));
+    drop(t);
+    let t = Target::start(
+        &tcpserver,
+        &ours,
+        &["--config".into(), sample_cfg.to_string_lossy().into_owned()],
+        &sample,
+    );
+    rows.push(measure("qpsmtpd-rs sample", &t, o.sessions, &o, &body));
+    drop(t);
+    let t = Target::start(
+        &tcpserver,
+        &ours,
+        &["--config".into(), chain20_cfg.to_string_lossy().into_owned()],
+        &chain20,
+    );
+    rows.push(measure("qpsmtpd-rs 20 plugins", &t, o.sessions, &o, &body));
+    drop(t);
+    if perl_ok {
+        let perl_dir = o.work.join("perl");
+        let perl_cfg = write_config(&perl_dir, &perl_chain(&perl_dir));
+        let oracle = o.root.join("tests/oracle/qpsmtpd-tcpserver");
+        let t = Target::start_env(
+            &tcpserver,
+            Path::new("/usr/bin/perl"),
+            &[oracle.to_string_lossy().into_owned()],
+            &perl_dir,
+            &[("QPSMTPD_CONFIG", perl_cfg.to_string_lossy().into_owned())],
+        );
+        rows.push(measure("Perl qpsmtpd 0.94", &t, o.perl_sessions, &o, &body));
+        drop(t);
+    }
+
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}",
+        "target", "msgs/s", "p50 ms", "p99 ms", "greet p50", "greet p99", "failed"
+    );
+    for r in &rows {
+        println!(
+            "{:<24} {:>9.0} {:>9.2} {:>9.2} {:>10.3}m {:>10.3}m {:>8}",
+            r.name,
+            r.rate,
+            r.p50 * 1e3,
+            r.p99 * 1e3,
+            r.greet_p50 * 1e3,
+            r.greet_p99 * 1e3,
+            r.failed
+        );
+    }
+    let rate = |n: &str| rows.iter().find(|r| r.name.starts_with(n)).map(|r| r.rate);
+    println!();
+    if let (Some(rs), Some(f)) = (rate("qpsmtpd-rs sample"), rate("floor (no storage)")) {
+        println!("qpsmtpd-rs / floor (no storage):     {:.2}", rs / f);
+    }
+    if let (Some(rs), Some(f)) = (rate("qpsmtpd-rs sample"), rate("floor (maildir")) {
+        println!(
+            "qpsmtpd-rs / floor (maildir+fsync):  {:.2}   (target >= 0.8)",
+            rs / f
+        );
+    }
+    if let (Some(rs), Some(p)) = (rate("qpsmtpd-rs sample"), rate("Perl")) {
+        println!(
+            "qpsmtpd-rs / Perl qpsmtpd:           {:.1}   (target >= 80)",
+            rs / p
+        );
+    }
+    if let (Some(c20), Some(rs)) = (rate("qpsmtpd-rs 20"), rate("qpsmtpd-rs sample")) {
+        println!(
+            "20-plugin chain cost / sample chain: {:.2}   (by throughput; target <= 1.2)",
+            rs / c20
+        );
+    }
+
+    println!("\nmemory (peak RSS, VmHWM, of one session process):");
+    let rss_ours = session_rss(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        &body,
+    );
+    println!(
+        "  qpsmtpd-rs sample session:  {:.1} MB   (target <= 4 MB)",
+        rss_ours as f64 / 1024.0
+    );
+    if perl_ok {
+        let perl_dir = o.work.join("perl");
+        let mut c = Command::new("/usr/bin/perl");
+        c.arg(o.root.join("tests/oracle/qpsmtpd-tcpserver"))
+            .env("QPSMTPD_CONFIG", perl_dir.join("config"))
+            .env("TCPREMOTEIP", "127.0.0.1")
+            .current_dir(&perl_dir);
+        let rss_perl = session_rss(&mut c, &body);
+        println!("  Perl qpsmtpd session:       {:.1} MB", rss_perl as f64 / 1024.0);
+    }
+    let (secs, rss_big) = big_message(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        o.big_mb,
+    );
+    println!(
+        "  {} MB message:              {:.1} MB peak RSS, {:.2} s, {:.0} MB/s through DATA   (targets <= 8 MB, >= 300 MB/s)",
+        o.big_mb,
+        rss_big as f64 / 1024.0,
+        secs,
+        (o.big_mb * 1024 * 1024) as f64 / secs / 1e6
+    );
+
+    println!("\ninstructions per typical session (valgrind --tool=callgrind; deterministic):");
+    if which("valgrind").is_some() {
+        let transcript = o.work.join("session.txt");
+        std::fs::write(&transcript, transcript_text(&body)).unwrap();
+        let s = callgrind(&ours, &sample_cfg, &sample, &transcript);
+        let c = callgrind(&ours, &chain20_cfg, &chain20, &transcript);
+        let f = callgrind(&floor, Path::new(""), &o.work, &transcript);
+        println!("  floor:                 {:>12}", s_num(f));
+        println!(
+            "  qpsmtpd-rs sample:     {:>12}   ({:.2}x floor)",
+            s_num(s),
+            s as f64 / f as f64
+        );
+        println!(
+            "  qpsmtpd-rs 20 plugins: {:>12}   ({:.2}x sample chain; target <= 1.2)",
+            s_num(c),
+            c as f64 / s as f64
+        );
+        baseline(&o, s, c);
+    } else {
+        println!("  valgrind is not installed (apt-get install valgrind)");
+    }
+    let _ = std::fs::remove_dir_all(&o.work);
+}
+
+fn s_num(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Compares with (or, with --record, writes) bench/instructions.txt.
+fn baseline(o: &Opts, sample: u64, chain20: u64) {
+    let path = o.root.join("bench/instructions.txt");
+    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    let get = |key: &str| {
+        recorded
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse::<u64>().ok()))
+    };
+    if let Some(old) = get("sample-session") {
+        println!(
+            "  recorded sample session: {:>10}   (now {:.2}x of it)",
+            s_num(old),
+            sample as f64 / old as f64
+        );
+    }
+    if o.record {
+        let text = format!(
+            "# Instructions per typical session under callgrind, written by `bench/run --record`.\n\
+             # A change that moves these much should say why in its commit message.\n\
+             sample-session {sample}\nchain20-session {chain20}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        println!("  recorded in {}", path.display());
+    }
+}
+
+struct Row {
+    name: String,
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    greet_p50: f64,
+    greet_p99: f64,
+    failed: usize,
+}
+
+fn measure(name: &str, t: &Target, sessions: usize, o: &Opts, body: &[u8]) -> Row {
+    let addr = format!("127.0.0.1:{}", t.port);
+    // warm up (page cache, tcpserver)
+    for _ in 0..5 {
+        let _ = session(&addr, body);
+    }
+    let (greet_p50, greet_p99) = greetings(&addr, o.greetings.min(sessions.max(20)));
+    let next = AtomicUsize::new(0);
+    let times = Mutex::new(Vec::with_capacity(sessions));
+    let failed = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..o.concurrency {
+            s.spawn(|| {
+                while next.fetch_add(1, Ordering::SeqCst) < sessions {
+                    match session(&addr, body) {
+                        Ok(d) => times.lock().unwrap().push(d.as_secs_f64()),
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let mut times = times.into_inner().unwrap();
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        times
+            .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Row {
+        name: name.to_string(),
+        rate: times.len() as f64 / wall,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        greet_p50,
+        greet_p99,
+        failed: failed.into_inner(),
+    }
+}
+
+/// Connect-to-greeting latency over sequential connections.
+fn greetings(addr: &str, n: usize) -> (f64, f64) {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let Ok(s) = TcpStream::connect(addr) else { continue };
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        if r.read_line(&mut line).is_ok() && line.starts_with("220") {
+            v.push(t.elapsed().as_secs_f64());
+        }
+        let mut w = s;
+        let _ = w.write_all(b"QUIT\r\n");
+        let _ = r.read_line(&mut line);
+    }
+    v.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (pct(0.5), pct(0.99))
+}
+
+fn expect(r: &mut BufReader<TcpStream>, code: &str) -> std::io::Result<()> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::other("closed"));
+        }
+        if !line.starts_with(code) {
+            return Err(std::io::Error::other(format!("expected {code}, got {line}")));
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(());
+        }
+    }
+}
+
+/// One closed-loop session: greeting, EHLO, MAIL, RCPT, DATA, message, QUIT.
+fn session(addr: &str, body: &[u8]) -> std::io::Result<Duration> {
+    let t = Instant::now();
+    let s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut w = s;
+    expect(&mut r, "220")?;
+    for (cmd, code) in [
+        (&b"EHLO bench.example\r\n"[..], "250"),
+        (b"MAIL FROM:<bench@example.net>\r\n", "250"),
+        (b"RCPT TO:<user@example.org>\r\n", "250"),
+        (b"DATA\r\n", "354"),
+    ] {
+        w.write_all(cmd)?;
+        expect(&mut r, code)?;
+    }
+    w.write_all(body)?;
+    expect(&mut r, "250")?;
+    w.write_all(b"QUIT\r\n")?;
+    expect(&mut r, "221")?;
+    Ok(t.elapsed())
+}
+
+/// A ~2 KB message ending in the terminator, CRLF line ends.
+fn message(size: usize) -> Vec<u8> {
+    let mut m = b"From: bench <bench@example.net>\r\nTo: user@example.org\r\nSubject: benchmark\r\nMessage-Id: <bench@example.net>\r\n\r\n".to_vec();
+    while m.len() < size {
+        m.extend_from_slice(b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n");
+    }
+    m.extend_from_slice(b".\r\n");
+    m
+}
+
+fn transcript_text(body: &[u8]) -> Vec<u8> {
+    let mut t =
+        b"EHLO bench.example\r\nMAIL FROM:<bench@example.net>\r\nRCPT TO:<user@example.org>\r\nDATA\r\n"
+            .to_vec();
+    t.extend_from_slice(body);
+    t.extend_from_slice(b"QUIT\r\n");
+    t
+}
+
+struct Target {
+    child: Child,
+    port: u16,
+}
+
+impl Target {
+    fn start(tcpserver: &Path, prog: &Path, args: &[String], cwd: &Path) -> Target {
+        Target::start_env(tcpserver, prog, args, cwd, &[])
+    }
+
+    fn start_env(
+        tcpserver: &Path,
+        prog: &Path,
+        args: &[String],
+        cwd: &Path,
+        env: &[(&str, String)],
+    ) -> Target {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(tcpserver);
+        cmd.args(["-R", "-H", "-l", "0", "-c", "200", "127.0.0.1", &port.to_string()])
+            .arg(prog)
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tcpserver did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Target { child, port }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn make_maildir(dir: &Path) {
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+}
+
+/// Writes DIR/config/<file> for each (file, lines) and returns the config directory.
+fn write_config(dir: &Path, files: &[(&str, String)]) -> PathBuf {
+    let cfg = dir.join("config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::create_dir_all(dir.join("spool")).unwrap();
+    for (name, text) in files {
+        std::fs::write(cfg.join(name), text).unwrap();
+    }
+    cfg
+}
+
+fn common(dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("me", "bench.example.org\n".into()),
+        ("rcpthosts", "example.org\n".into()),
+        ("relayclients", "10.1.2.\n".into()),
+        ("badmailfrom", "spammer@example.net\n@junk.example.net\n".into()),
+        ("badrcptto", "nobody@example.org\n".into()),
+        ("spool_dir", format!("{}\n", dir.join("spool").display())),
+        ("logging", "logging/warn LOGNOTICE\n".into()),
+        // When the benchmark runs as root, serve as root rather than be refused.
+        ("user", "root\n".into()),
+    ]
+}
+
+/// The sample chain: relay, badmailfrom, rcpt_ok, maildir with fsync.
+fn sample_chain(dir: &Path) -> Vec<(&'static str, String)> {
+    let mut c = common(dir);
+    c.push((
+        "plugins",
+        format!(
+            "relay\nbadmailfrom\nrcpt_ok\nqueue/maildir {}\n",
+            dir.join("maildir").display()
+        ),
+    ));
+    c
+}
+
+/// Perl qpsmtpd with the equivalent config.
+fn perl_chain(dir: &Path) -> Vec<(&'static str, String)> {
+    let mut c = sample_chain(dir);
+    c.retain(|(n, _)| *n != "logging");
+    c.push(("logging", "logging/warn 4\n".into()));
+    c.push(("plugin_dirs", "/usr/share/qpsmtpd/plugins\n".into()));
+    c
+}
+
+/// Twenty built-in plugin instances, most of which run on every message.
+fn twenty_chain(dir: &Path) -> Vec<(&'static str, String)> {
+    let mut c = common(dir);
+    let plugins = [
+        "relay",
+        "relay:1",
+        "count_unrecognized_commands 4",
+        "count_unrecognized_commands:1 10",
+        "random_error 0",
+        "random_error:1 0",
+        "help",
+        "badmailfrom",
+        "badmailfrom:1",
+        "badmailfrom:2 reject 0",
+        "dont_require_anglebrackets",
+        "naughty reject data",
+        "badrcptto",
+        "badrcptto:1",
+        "badrcptto:2",
+        "naughty:1 reject data_post",
+        "random_error:2 0",
+        "badmailfrom:3",
+        "rcpt_ok",
+    ];
+    let mut text = plugins.join("\n");
+    text.push_str(&format!("\nqueue/maildir {}\n", dir.join("maildir").display()));
+    c.push(("plugins", text));
+    c
+}
+
+/// Starts a program with a TCP socket as fd 0/1 (as inetd does).
+fn spawn_inetd(cmd: &mut Command) -> (Child, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (srv, _) = l.accept().unwrap();
+    let fd0: OwnedFd = srv.try_clone().unwrap().into();
+    let fd1: OwnedFd = srv.into();
+    let child = cmd
+        .stdin(Stdio::from(fd0))
+        .stdout(Stdio::from(fd1))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    (child, client)
+}
+
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Peak RSS of one session, read just before QUIT.
+fn session_rss(cmd: &mut Command, body: &[u8]) -> u64 {
+    let (mut child, s) = spawn_inetd(cmd);
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let ok = (|| -> std::io::Result<()> {
+        expect(&mut r, "220")?;
+        for (cmd, code) in [
+            (&b"EHLO bench.example\r\n"[..], "250"),
+            (b"MAIL FROM:<bench@example.net>\r\n", "250"),
+            (b"RCPT TO:<user@example.org>\r\n", "250"),
+            (b"DATA\r\n", "354"),
+        ] {
+            w.write_all(cmd)?;
+            expect(&mut r, code)?;
+        }
+        w.write_all(body)?;
+        expect(&mut r, "250")
+    })();
+    let hwm = vm_hwm_kb(child.id());
+    let _ = w.write_all(b"QUIT\r\n");
+    let _ = w.shutdown(Shutdown::Write);
+    let _ = r.read_to_end(&mut Vec::new());
+    let _ = child.wait();
+    if let Err(e) = ok {
+        eprintln!("session for RSS failed: {e}");
+    }
+    hwm
+}
+
+/// Time and peak RSS for one message of `mb` megabytes.
+fn big_message(cmd: &mut Command, mb: usize) -> (f64, u64) {
+    let (mut child, s) = spawn_inetd(cmd);
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    expect(&mut r, "220").unwrap();
+    w.write_all(
+        b"EHLO big.example\r\nMAIL FROM:<bench@example.net>\r\nRCPT TO:<user@example.org>\r\nDATA\r\n",
+    )
+    .unwrap();
+    for code in ["250", "250", "250", "354"] {
+        expect(&mut r, code).unwrap();
+    }
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd\r\n";
+    let mut chunk = Vec::with_capacity(1 << 20);
+    while chunk.len() + line.len() <= 1 << 20 {
+        chunk.extend_from_slice(line);
+    }
+    let start = Instant::now();
+    let mut sent = 0;
+    w.write_all(b"Subject: big\r\n\r\n").unwrap();
+    while sent < mb << 20 {
+        w.write_all(&chunk).unwrap();
+        sent += chunk.len();
+    }
+    w.write_all(b".\r\n").unwrap();
+    expect(&mut r, "250").unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let hwm = vm_hwm_kb(child.id());
+    let _ = w.write_all(b"QUIT\r\n");
+    let _ = child.wait();
+    (secs, hwm)
+}
+
+/// Instructions executed for one session piped into the program under callgrind.
+fn callgrind(bin: &Path, cfg: &Path, cwd: &Path, transcript: &Path) -> u64 {
+    let mut cmd = Command::new("valgrind");
+    cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(bin);
+    if !cfg.as_os_str().is_empty() {
+        cmd.arg("--config").arg(cfg);
+    }
+    let out = cmd
+        .current_dir(cwd)
+        .stdin(std::fs::File::open(transcript).unwrap())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1).and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
