@@ -10,6 +10,8 @@ mod clients;
 mod differential;
 /// External plugins under a super-server's fd layout, and the cost of each mode.
 mod external;
+/// The repository's consistency: plugin READMEs, registry, docs, sample config.
+mod layout;
 /// Queue hand-off: real backends (Postfix, Dovecot LMTP, Exim, a qmail-queue stand-in)
 /// and faults.
 mod queue;
