@@ -9,7 +9,7 @@
 //! but cannot be read is an error, never silently empty.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -123,6 +123,8 @@ impl std::error::Error for ConfigError {}
 #[derive(Debug)]
 pub struct Config {
     dir: PathBuf,
+    /// The names in `dir` when it was opened.
+    names: HashSet<String>,
     qmail_control: Option<PathBuf>,
     toml: Option<(PathBuf, toml::Table)>,
     cache: RefCell<HashMap<String, Lines>>,
@@ -132,28 +134,38 @@ impl Config {
     /// Opens a config directory. `qmail_control` is the fallback directory
     /// (`$QMAIL/control`). Parses `qpsmtpd-rs.toml` if the directory has one.
     pub fn open(dir: &Path, qmail_control: Option<PathBuf>) -> Result<Config, ConfigError> {
-        // A typo in --config must not quietly run with no plugins at all.
-        if !dir.is_dir() {
-            return Err(ConfigError::Read {
-                path: dir.to_path_buf(),
-                reason: "config directory does not exist (or is not a directory)".into(),
-            });
-        }
+        // One directory listing answers "is there such a file" for every item a session
+        // asks about (most are absent), instead of one stat each. A typo in --config must
+        // not quietly run with no plugins at all.
+        let names = list_names(dir).map_err(|e| ConfigError::Read {
+            path: dir.to_path_buf(),
+            reason: match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
+                    "config directory does not exist (or is not a directory)".into()
+                }
+                _ => e.to_string(),
+            },
+        })?;
         let toml_path = dir.join(TOML_FILE);
-        let toml = match std::fs::read_to_string(&toml_path) {
-            Ok(text) => {
-                let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
-                    path: toml_path.clone(),
-                    line: line_of_offset(&text, e.span().map_or(0, |s| s.start)),
-                    reason: e.message().to_string(),
-                })?;
-                Some((toml_path, table))
+        let toml = if !names.contains(TOML_FILE) {
+            None
+        } else {
+            match std::fs::read_to_string(&toml_path) {
+                Ok(text) => {
+                    let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
+                        path: toml_path.clone(),
+                        line: line_of_offset(&text, e.span().map_or(0, |s| s.start)),
+                        reason: e.message().to_string(),
+                    })?;
+                    Some((toml_path, table))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(read_error(&toml_path, &e)),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(read_error(&toml_path, &e)),
         };
         Ok(Config {
             dir: dir.to_path_buf(),
+            names,
             qmail_control,
             toml,
             cache: RefCell::new(HashMap::new()),
@@ -164,6 +176,7 @@ impl Config {
     pub fn empty() -> Config {
         Config {
             dir: PathBuf::from("/nonexistent"),
+            names: HashSet::new(),
             qmail_control: None,
             toml: None,
             cache: RefCell::new(HashMap::new()),
@@ -243,10 +256,19 @@ impl Config {
         if name.is_empty() || name.contains('\0') {
             return None;
         }
-        std::iter::once(&self.dir)
-            .chain(self.qmail_control.as_ref())
+        // A plain name is answered from the listing; a name with a directory part
+        // (`help/mail`, `dkim/...`) is looked at directly.
+        let in_dir = match name.split_once('/') {
+            None => self.names.contains(name),
+            Some(_) => std::fs::symlink_metadata(self.dir.join(name)).is_ok(),
+        };
+        if in_dir {
+            return Some(self.dir.join(name));
+        }
+        self.qmail_control
+            .as_ref()
             .map(|d| d.join(name))
-            .find(|p| std::fs::symlink_metadata(p).is_ok())
+            .filter(|p| std::fs::symlink_metadata(p).is_ok())
     }
 
     fn load(&self, name: &str) -> Result<Vec<Entry>, ConfigError> {
@@ -323,6 +345,15 @@ impl Config {
         }
         self.file_path(target).unwrap_or_else(|| self.dir.join(target))
     }
+}
+
+/// The names of the entries of a directory.
+fn list_names(dir: &Path) -> std::io::Result<HashSet<String>> {
+    let mut names = HashSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        names.insert(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
 }
 
 /// `$include <path>` (qpsmtpd: `^\s*\$include\s+(\S+)\s*$`).

@@ -164,6 +164,10 @@ pub fn target(config: &Config) -> Result<Target, ConfigError> {
         line: entry.line,
         reason,
     };
+    // No name-service lookup (NSS, /etc/passwd) for the one account every system has.
+    if name == "root" || name == "0" {
+        return Ok(Target::Root);
+    }
     let passwd = match User::from_name(name) {
         Ok(Some(u)) => Some(u),
         Ok(None) => match name.parse::<u32>() {

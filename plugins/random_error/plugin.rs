@@ -27,7 +27,7 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
         more => return Err(format!("Invalid args: '{}'", more.join(" "))),
     };
     // (1 - x)^6 = 1 - p: six chances to fail per message (qpsmtpd's formula).
-    let per_hook = 1.0 - (1.0 - percent / 100.0).powf(1.0 / 6.0);
+    let per_hook = 1.0 - sixth_root(1.0 - percent / 100.0);
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
@@ -37,6 +37,20 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
         per_hook,
         state: Cell::new(seed),
     }))
+}
+
+/// The sixth root of y in [0, 1] by Newton's method: `f64::powf` would make the binary
+/// load libm at every start for this one call.
+fn sixth_root(y: f64) -> f64 {
+    if y <= 0.0 {
+        return 0.0;
+    }
+    let mut r: f64 = 1.0;
+    for _ in 0..60 {
+        let r5 = r * r * r * r * r;
+        r -= (r5 * r - y) / (6.0 * r5);
+    }
+    r
 }
 
 impl RandomError {
@@ -75,5 +89,18 @@ impl Plugin for RandomError {
             Verdict::DenySoft
         };
         Outcome::with(verdict, "random failure")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sixth_root_matches() {
+        for y in [0.0, 0.000001, 0.01, 0.5, 0.99, 1.0] {
+            let r = sixth_root(y);
+            assert!((r.powi(6) - y).abs() < 1e-12, "{y}: {r}");
+        }
     }
 }
