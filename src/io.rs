@@ -202,7 +202,7 @@ impl LineReader {
     /// Is a whole line (or a full buffer) waiting, so the next read will not block?
     pub fn has_line(&self) -> bool {
         let p = self.pending();
-        p.contains(&b'\n') || p.len() == self.buf.len() || (self.eof && !p.is_empty())
+        memchr::memchr(b'\n', p).is_some() || p.len() == self.buf.len() || (self.eof && !p.is_empty())
     }
 
     /// Bytes read ahead and not yet used.
@@ -250,7 +250,7 @@ impl LineReader {
     ) -> Result<Line<'_>, ReadError> {
         let mut skipping = false;
         loop {
-            if let Some(pos) = self.pending().iter().position(|b| *b == b'\n') {
+            if let Some(pos) = memchr::memchr(b'\n', self.pending()) {
                 let line_start = self.start;
                 self.start += pos + 1;
                 if skipping || pos > max {
@@ -291,7 +291,7 @@ impl LineReader {
     ) -> Result<(&[u8], bool), ReadError> {
         loop {
             let p = self.pending();
-            let cut = match p.iter().position(|b| *b == b'\n') {
+            let cut = match memchr::memchr(b'\n', p) {
                 Some(pos) => Some(pos + 1),
                 None if p.len() == self.buf.len() => Some(p.len()),
                 None => None,

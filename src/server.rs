@@ -149,12 +149,15 @@ fn prefix(view: View) -> &'static [u8] {
 fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, can_upgrade: bool) -> End {
     loop {
         let wants = session.wants();
-        let now = matches!(wants, Want::Closed | Want::StartTls) || !io.reader.has_line();
-        if now && !io.flush(session, transport) {
-            return End::Closed;
-        }
-        if !now {
-            session.drain_output(&mut io.out, prefix(io.view));
+        // Most DATA lines queue no reply: then there is nothing to decide or render.
+        if session.has_replies() || !io.out.is_empty() || matches!(wants, Want::Closed | Want::StartTls) {
+            let now = matches!(wants, Want::Closed | Want::StartTls) || !io.reader.has_line();
+            if now && !io.flush(session, transport) {
+                return End::Closed;
+            }
+            if !now {
+                session.drain_output(&mut io.out, prefix(io.view));
+            }
         }
         match session.wants() {
             Want::Closed => return End::Closed,

@@ -107,11 +107,16 @@ impl DataReceiver {
         if self.strict_crlf && ((ends_line && !crlf) || bare_cr) {
             return Event::BareNewline;
         }
+        let unstuff = at_start && content.first() == Some(&b'.');
+        if ends_line && !held_cr && !unstuff && !self.in_header {
+            // The common body line needs no rewriting: stored as it came, LF for CRLF,
+            // without a copy.
+            return self.store_body_line(content);
+        }
         self.line.clear();
         if held_cr && !crlf {
             self.line.push(b'\r');
         }
-        let unstuff = at_start && content.first() == Some(&b'.');
         self.line
             .extend_from_slice(if unstuff { &content[1..] } else { content });
         if ends_line {
@@ -122,6 +127,18 @@ impl DataReceiver {
         let event = self.store(&line, ends_line);
         self.line = line;
         event
+    }
+
+    /// `store` for a whole body line given without its line end.
+    fn store_body_line(&mut self, content: &[u8]) -> Event {
+        if self.too_big() {
+            return Event::More;
+        }
+        self.size += content.len() as u64 + 1;
+        self.write_body(content);
+        self.write_body(b"\n");
+        self.line_start = true;
+        Event::More
     }
 
     /// Counts and stores a normalised piece (qpsmtpd: once over the limit, nothing more

@@ -390,6 +390,11 @@ impl Session {
         self.disconnect();
     }
 
+    /// Are replies queued and not yet rendered?
+    pub fn has_replies(&self) -> bool {
+        !self.replies.is_empty()
+    }
+
     /// Renders the queued replies into `out` (each line prefixed with `prefix`, used by
     /// the transcript view) and logs them.
     pub fn drain_output(&mut self, out: &mut Vec<u8>, prefix: &[u8]) {
