@@ -335,19 +335,14 @@ fn measure(name: &str, t: &Target, sessions: usize, o: &Opts, body: &[u8]) -> Ro
         }
     });
     let wall = start.elapsed().as_secs_f64();
-    let mut times = times.into_inner().unwrap();
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        times
-            .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let times = times.into_inner().unwrap();
+    let rate = times.len() as f64 / wall;
+    let (p50, p99) = percentiles(times);
     Row {
         name: name.to_string(),
-        rate: times.len() as f64 / wall,
-        p50: pct(0.50),
-        p99: pct(0.99),
+        rate,
+        p50,
+        p99,
         greet_p50,
         greet_p99,
         failed: failed.into_inner(),
@@ -360,15 +355,25 @@ fn greetings(addr: &str, n: usize) -> (f64, f64) {
     for _ in 0..n {
         let t = Instant::now();
         let Ok(s) = TcpStream::connect(addr) else { continue };
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut line = String::new();
-        if r.read_line(&mut line).is_ok() && line.starts_with("220") {
-            v.push(t.elapsed().as_secs_f64());
-        }
-        let mut w = s;
-        let _ = w.write_all(b"QUIT\r\n");
-        let _ = r.read_line(&mut line);
+        v.extend(greeted(t, s));
     }
+    percentiles(v)
+}
+
+/// Seconds since `t` when the greeting arrived (none if it was not a 220); then QUIT.
+fn greeted(t: Instant, s: TcpStream) -> Option<f64> {
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    let ok = r.read_line(&mut line).is_ok() && line.starts_with("220");
+    let elapsed = t.elapsed().as_secs_f64();
+    let mut w = s;
+    let _ = w.write_all(b"QUIT\r\n");
+    let _ = r.read_line(&mut line);
+    ok.then_some(elapsed)
+}
+
+/// The median and the 99th percentile (0 for no samples).
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
@@ -579,11 +584,24 @@ fn twenty_chain(dir: &Path) -> Vec<(&'static str, String)> {
 
 /// Starts a program with a TCP socket as fd 0/1 (as inetd does).
 fn spawn_inetd(cmd: &mut Command) -> (Child, TcpStream) {
+    let (client, server) = socket_pair();
+    let child = spawn_on(cmd, server);
+    client.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    (child, client)
+}
+
+/// A connected loopback pair: the client's end and the server's.
+fn socket_pair() -> (TcpStream, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (srv, _) = l.accept().unwrap();
-    let fd0: OwnedFd = srv.try_clone().unwrap().into();
-    let fd1: OwnedFd = srv.into();
+    let (server, _) = l.accept().unwrap();
+    (client, server)
+}
+
+/// Spawns `cmd` with `server` as its fd 0 and 1.
+fn spawn_on(cmd: &mut Command, server: TcpStream) -> Child {
+    let fd0: OwnedFd = server.try_clone().unwrap().into();
+    let fd1: OwnedFd = server.into();
     let child = cmd
         .stdin(Stdio::from(fd0))
         .stdout(Stdio::from(fd1))
@@ -593,8 +611,7 @@ fn spawn_inetd(cmd: &mut Command) -> (Child, TcpStream) {
     // The Command would otherwise keep its copies of the socket open, and the client
     // would never see end-of-file when the session ends.
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    client.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    (child, client)
+    child
 }
 
 /// Time from spawning the program to reading its greeting, sequentially.
@@ -602,36 +619,13 @@ fn exec_to_greeting(cmd: &mut Command, n: usize) -> (f64, f64) {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         // The socket is made before the clock starts: only spawn, exec and start-up count.
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (srv, _) = l.accept().unwrap();
-        let fd0: OwnedFd = srv.try_clone().unwrap().into();
-        let fd1: OwnedFd = srv.into();
+        let (client, server) = socket_pair();
         let t = Instant::now();
-        let mut child = cmd
-            .stdin(Stdio::from(fd0))
-            .stdout(Stdio::from(fd1))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        cmd.stdin(Stdio::null()).stdout(Stdio::null());
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut line = String::new();
-        if r.read_line(&mut line).is_ok() && line.starts_with("220") {
-            v.push(t.elapsed().as_secs_f64());
-        }
-        let mut w = s;
-        let _ = w.write_all(b"QUIT\r\n");
-        let _ = r.read_line(&mut line);
+        let mut child = spawn_on(cmd, server);
+        v.extend(greeted(t, client));
         let _ = child.wait();
     }
-    v.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    (pct(0.5), pct(0.99))
+    percentiles(v)
 }
 
 fn vm_hwm_kb(pid: u32) -> u64 {

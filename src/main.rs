@@ -9,11 +9,10 @@
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use qpsmtpd_rs::config::DEFAULT_DIR;
-use qpsmtpd_rs::io::{self, Stdio, TERMINATE, Transport};
+use qpsmtpd_rs::io::{self, Stdio, Transport};
 use qpsmtpd_rs::log::{self, stderr_is_safe, write_stderr_line};
 use qpsmtpd_rs::peer::{self, Overrides};
 use qpsmtpd_rs::server::{self, View};
@@ -206,10 +205,8 @@ fn run() -> u8 {
         ucspi: ucspi_tls::take_fds(&env),
         already: ucspi_tls::done_by_super_server(&env),
     };
+    // A session ended by SIGTERM has already answered 421; it still exits 0.
     server::serve_tls(&mut session, &mut transport, cli.view, tls);
-    if TERMINATE.load(Ordering::SeqCst) {
-        return 0;
-    }
     0
 }
 
@@ -328,8 +325,6 @@ mod signals {
         TERMINATE.store(true, Ordering::SeqCst);
     }
 
-    /// SIGTERM, SIGINT and SIGHUP only set a flag; the blocked `poll` returns EINTR (no
-    /// SA_RESTART) and the session ends with `421`, removing any spool file.
     /// Writes to a client that has gone return EPIPE instead of killing the process (std
     /// does this before a normal `main`; see `main`).
     #[cfg_attr(test, allow(dead_code))]
@@ -340,6 +335,8 @@ mod signals {
         let _ = unsafe { sigaction(Signal::SIGPIPE, &ignore) };
     }
 
+    /// SIGTERM, SIGINT and SIGHUP only set a flag; the blocked `poll` returns EINTR (no
+    /// SA_RESTART) and the session ends with `421`, removing any spool file.
     #[allow(unsafe_code)]
     pub fn install() {
         let action = SigAction::new(

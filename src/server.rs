@@ -149,13 +149,16 @@ fn prefix(view: View) -> &'static [u8] {
 fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, can_upgrade: bool) -> End {
     loop {
         let wants = session.wants();
-        // Most DATA lines queue no reply: then there is nothing to decide or render.
-        if session.has_replies() || !io.out.is_empty() || matches!(wants, Want::Closed | Want::StartTls) {
-            let now = matches!(wants, Want::Closed | Want::StartTls) || !io.reader.has_line();
-            if now && !io.flush(session, transport) {
-                return End::Closed;
-            }
-            if !now {
+        let ending = matches!(wants, Want::Closed | Want::StartTls);
+        // Replies go out when the session ends or switches to TLS, or when no whole line
+        // is waiting (the end of a pipelined group); until then they are rendered and
+        // held. Most DATA lines queue no reply: then there is nothing to do.
+        if ending || session.has_replies() || !io.out.is_empty() {
+            if ending || !io.reader.has_line() {
+                if !io.flush(session, transport) {
+                    return End::Closed;
+                }
+            } else {
                 session.drain_output(&mut io.out, prefix(io.view));
             }
         }

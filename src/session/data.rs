@@ -111,7 +111,9 @@ impl DataReceiver {
         if ends_line && !held_cr && !unstuff && !self.in_header {
             // The common body line needs no rewriting: stored as it came, LF for CRLF,
             // without a copy.
-            return self.store_body_line(content);
+            self.line_start = true;
+            self.store(content, false);
+            return self.store(b"\n", true);
         }
         self.line.clear();
         if held_cr && !crlf {
@@ -127,18 +129,6 @@ impl DataReceiver {
         let event = self.store(&line, ends_line);
         self.line = line;
         event
-    }
-
-    /// `store` for a whole body line given without its line end.
-    fn store_body_line(&mut self, content: &[u8]) -> Event {
-        if self.too_big() {
-            return Event::More;
-        }
-        self.size += content.len() as u64 + 1;
-        self.write_body(content);
-        self.write_body(b"\n");
-        self.line_start = true;
-        Event::More
     }
 
     /// Counts and stores a normalised piece (qpsmtpd: once over the limit, nothing more
