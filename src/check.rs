@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{AccessFlags, User, access, geteuid};
 
+use crate::auth::{Stored, stored};
 use crate::config::{Config, TOML_FILE};
 use crate::peer::{self, Overrides, SocketFacts};
+use crate::plugin::{Hook, registry};
 use crate::privileges::{self, Target};
 use crate::session::Session;
 use crate::startup::{self, Options};
@@ -190,6 +192,7 @@ fn describe(r: &mut Report<'_>, session: &Session, dir: &Path) {
         }
         Some(Err(e)) => r.problem(format_args!("tls: {e}")),
     }
+    auth_entries(r, session);
     match session.config().lines("logging") {
         Ok(lines) if lines.is_empty() => r.item(
             "logging",
@@ -228,6 +231,39 @@ fn describe(r: &mut Report<'_>, session: &Session, dir: &Path) {
             hooks,
             origin(&p.spec.file, p.spec.line, dir),
         );
+    }
+}
+
+/// AUTH set-ups that cannot work as meant: `flat_auth_pw` entries that can never match
+/// (unknown scheme, malformed hash), `require_auth` with nothing to authenticate against.
+fn auth_entries(r: &mut Report<'_>, session: &Session) {
+    let chain = session.chain();
+    let loaded = |name: &str| {
+        chain
+            .plugins()
+            .iter()
+            .any(|p| registry::canonical(&p.spec.base) == name)
+    };
+    if loaded("auth/auth_flat_file") {
+        match session.config().lines("flat_auth_pw") {
+            Ok(lines) => {
+                for e in lines.entries() {
+                    let pass = e.text.split_once(':').map_or("", |(_, pass)| pass);
+                    if let Stored::Unusable(why) = stored(pass) {
+                        r.warning(format_args!(
+                            "{}, line {}: {why}: this entry never matches",
+                            e.file.display(),
+                            e.line
+                        ));
+                    }
+                }
+            }
+            Err(e) => r.problem(e),
+        }
+    }
+    let auth_hooks = [Hook::Auth, Hook::AuthPlain, Hook::AuthLogin, Hook::AuthCramMd5];
+    if loaded("require_auth") && !auth_hooks.iter().any(|h| chain.has(*h)) {
+        r.warning("require_auth is loaded but no auth plugin: every MAIL will be refused");
     }
 }
 
