@@ -882,3 +882,114 @@ fn measure(f: impl FnOnce()) -> (f64, f64) {
     f();
     (t0.elapsed().as_secs_f64() * 1000.0, cpu() - c0)
 }
+
+/// Is the test running as root (CI is)? Else it skips, or fails when nothing may skip.
+fn as_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        !crate::support::required(),
+        "this test must run as root (QPSMTPD_RS_REQUIRE_ALL=1)"
+    );
+    eprintln!("SKIPPED: not running as root");
+    false
+}
+
+/// posttls-finger (Postfix's TLS probe) against 127.0.0.1:port with STARTTLS and one
+/// reconnection after a second: its report on whether the session was re-used.
+fn posttls_finger(port: u16, scratch: &Path) -> String {
+    let finger = tool("posttls-finger").expect("checked by the caller");
+    // It reads main.cf from $MAIL_CONFIG; an empty one gives Postfix's defaults.
+    std::fs::write(scratch.join("main.cf"), "").unwrap();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(finger)
+        .args(["-c", "-l", "may", "-r", "1", &format!("[127.0.0.1]:{port}")])
+        .env("MAIL_CONFIG", scratch)
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+/// Started as root with `user nobody`, the key (and certificate) only root may read:
+/// the files are opened before the switch, so STARTTLS works, sessions of two processes
+/// share the ticket key (made by nobody, mode 0600) and resume (openssl s_client, Postfix's
+/// posttls-finger), and `--check` as root says the same.
+#[test]
+fn root_only_key_and_resumption_across_processes_when_started_as_root() {
+    let (Some(_), Some(_)) = (tool("openssl"), tool("posttls-finger")) else {
+        return;
+    };
+    if !as_root() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+    let dir = TestDir::new(&tls_config(&[("user", "nobody"), ("group", "nogroup")]));
+    let keys_file = dir.path().join("state/tls-ticket-keys");
+    std::fs::write(
+        dir.config().join("tls_ticket_keys"),
+        format!("{}\n", keys_file.display()),
+    )
+    .unwrap();
+    let ssl = make_cert(&dir).unwrap();
+    for f in ["qpsmtpd-server.key", "qpsmtpd-server.crt", "qpsmtpd-ca.crt"] {
+        std::fs::set_permissions(ssl.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::set_permissions(&ssl, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // What nobody may use: the test dir, the spool, the maildir, the state directory.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["maildir", "state"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    for d in [dir.path().join("maildir"), dir.path().join("state"), dir.spool()] {
+        chown(&d, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(dir.path().join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let check = Command::new(binary())
+        .args(["--check", "--config"])
+        .arg(dir.config())
+        .output()
+        .unwrap();
+    let report = text(&check);
+    assert!(check.status.success(), "{report}");
+    assert!(
+        report.contains("certificate ") && report.contains(" and its key load"),
+        "{report}"
+    );
+    assert!(
+        report.contains("tls-ticket-keys (made by the first TLS session;"),
+        "{report}"
+    );
+
+    let Some(server) = serve(&dir, &[]) else { return };
+    let session = dir.path().join("session.pem");
+    let session = session.to_str().unwrap();
+    let first = s_client(server.port, &["-sess_out", session]);
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    assert!(first.contains("250 AUTH PLAIN LOGIN CRAM-MD5"), "{first}");
+    let second = s_client(server.port, &["-sess_in", session]);
+    assert!(second.contains("Reused, TLSv1.3"), "{second}");
+    let keys = std::fs::metadata(&keys_file).unwrap();
+    assert_eq!((keys.uid(), keys.mode() & 0o777), (65534, 0o600));
+
+    let finger = posttls_finger(server.port, dir.path());
+    assert!(finger.contains("Reconnecting after 1 seconds"), "{finger}");
+    assert!(!finger.contains("declined session caching"), "{finger}");
+    assert!(finger.contains("Reusing old session"), "{finger}");
+    // A resumed handshake signs nothing: only the first shows the signature's digest.
+    assert_eq!(
+        finger.matches("TLS connection established").count(),
+        2,
+        "{finger}"
+    );
+    assert_eq!(finger.matches("server-digest").count(), 1, "{finger}");
+
+    // The same with `tls_ticket_keys none`: TLS, but no resumption.
+    std::fs::write(dir.config().join("tls_ticket_keys"), "none\n").unwrap();
+    let first = s_client(server.port, &["-sess_out", session]);
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    let second = s_client(server.port, &["-sess_in", session]);
+    assert!(second.contains("New, TLSv1.3"), "{second}");
+}
