@@ -2,6 +2,10 @@
 //! RFC 4616 PLAIN, LOGIN, RFC 2195 CRAM-MD5) and checking a password against a stored
 //! entry (qpsmtpd's `Qpsmtpd::Auth::validate_password`, plus modern hashes).
 
+mod passwords;
+
+pub use passwords::{Hash, Stored, constant_time_eq, password_matches, stored};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{KeyInit, Mac};
@@ -33,6 +37,63 @@ pub fn split_plain(blob: &[u8]) -> Option<(String, String, String)> {
     Some((text(authzid)?, text(user)?, text(pass)?))
 }
 
+/// A user name as every mechanism must give it: not empty, no control characters (NUL
+/// included: RFC 4616 §2 excludes it from PLAIN's fields, and the same rule holds for LOGIN
+/// and CRAM-MD5, where a NUL would shift checkpassword's fields and a line break would
+/// reach logs and headers).
+pub fn valid_name(user: &str) -> bool {
+    !user.is_empty() && !user.chars().any(char::is_control)
+}
+
+/// A password as every mechanism must give it: not empty (so a back end never sees an
+/// empty one), no control characters.
+pub fn valid_password(password: &str) -> bool {
+    valid_name(password)
+}
+
+/// The user as the value of `smtp.auth=` in Authentication-Results (RFC 8601 §2.2: a
+/// `[local-part] "@" domain-name`, a MIME token, or else a quoted string).
+pub fn results_value(user: &str) -> String {
+    const TSPECIALS: &str = "()<>@,;:\\\"/[]?=";
+    let token = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && !TSPECIALS.contains(c));
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let dot_atom = |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
+    let domain = |s: &str| {
+        !s.is_empty()
+            && s.split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    };
+    let address = user
+        .rsplit_once('@')
+        .is_some_and(|(local, dom)| (local.is_empty() || dot_atom(local)) && domain(dom));
+    if token(user) || address {
+        return user.to_string();
+    }
+    let mut quoted = String::with_capacity(user.len() + 2);
+    quoted.push('"');
+    for c in user.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// Text for inside a header comment (Received's `(smtp-auth username ...)`): `(`, `)` and
+/// `\\` are escaped as quoted pairs (RFC 5322 §3.2.2), so a name cannot end the comment.
+pub fn comment_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '(' | ')' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A CRAM-MD5 challenge in qpsmtpd's form, `<random.time@me>`.
 pub fn cram_challenge(me: &str) -> String {
     use ring::rand::SecureRandom;
@@ -56,7 +117,7 @@ pub fn cram_md5_matches(secret: &str, challenge: &str, digest_hex: &str) -> bool
     mac.verify_slice(&digest).is_ok()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }
@@ -64,79 +125,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
         .collect()
-}
-
-/// How a stored password is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored<'a> {
-    /// Clear text (usable for CRAM-MD5 too).
-    Clear(&'a str),
-    /// A crypt-style hash: `$6$`, `$5$` (SHA-crypt), `$2a$`/`$2b$`/`$2y$` (bcrypt),
-    /// `$argon2id$`/`$argon2i$`/`$argon2d$`.
-    Hash(&'a str),
-}
-
-/// Reads a stored entry. A Dovecot-style `{SCHEME}` prefix is understood: `{PLAIN}` and
-/// `{CLEAR}` mean clear text, any other scheme is taken by the hash that follows.
-pub fn stored(entry: &str) -> Stored<'_> {
-    let mut rest = entry;
-    if let Some(after) = entry.strip_prefix('{')
-        && let Some((scheme, value)) = after.split_once('}')
-    {
-        if scheme.eq_ignore_ascii_case("PLAIN") || scheme.eq_ignore_ascii_case("CLEAR") {
-            return Stored::Clear(value);
-        }
-        rest = value;
-    }
-    if is_hash(rest) {
-        Stored::Hash(rest)
-    } else {
-        Stored::Clear(entry)
-    }
-}
-
-fn is_hash(s: &str) -> bool {
-    ["$6$", "$5$", "$2a$", "$2b$", "$2y$", "$argon2"]
-        .iter()
-        .any(|p| s.starts_with(p))
-}
-
-/// Does the attempt match the stored entry? Clear text is compared in constant time;
-/// a malformed hash never matches.
-pub fn password_matches(entry: &str, attempt: &str) -> bool {
-    match stored(entry) {
-        Stored::Clear(clear) => constant_time_eq(clear.as_bytes(), attempt.as_bytes()),
-        Stored::Hash(hash) => hash_matches(hash, attempt),
-    }
-}
-
-fn hash_matches(hash: &str, attempt: &str) -> bool {
-    if hash.starts_with("$6$") || hash.starts_with("$5$") {
-        use sha_crypt::{PasswordHashRef, PasswordVerifier, ShaCrypt};
-        let Ok(parsed) = PasswordHashRef::new(hash) else {
-            return false;
-        };
-        return ShaCrypt::default()
-            .verify_password(attempt.as_bytes(), parsed)
-            .is_ok();
-    }
-    if hash.starts_with("$2") {
-        return bcrypt::verify(attempt, hash).unwrap_or(false);
-    }
-    if hash.starts_with("$argon2") {
-        use argon2::password_hash::PasswordVerifier;
-        return argon2::Argon2::default()
-            .verify_password(attempt.as_bytes(), hash)
-            .is_ok();
-    }
-    false
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -155,6 +143,39 @@ mod tests {
         assert!(split_plain(b"only-one-part").is_none());
     }
 
+    #[test]
+    fn names_and_passwords() {
+        assert!(valid_name("alice@example.com") && valid_name("a b"));
+        for bad in [
+            "",
+            "alice@example.com\0pw",
+            "a\rb",
+            "a\nb",
+            "a\tb",
+            "\u{7f}",
+            "\u{85}",
+        ] {
+            assert!(!valid_name(bad) && !valid_password(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn results_values_per_rfc_8601() {
+        assert_eq!(results_value("good@example.com"), "good@example.com");
+        assert_eq!(results_value("alice"), "alice");
+        assert_eq!(
+            results_value("first.last@sub.example.org"),
+            "first.last@sub.example.org"
+        );
+        assert_eq!(
+            results_value("a@b; dkim=pass header.d=paypal.com"),
+            "\"a@b; dkim=pass header.d=paypal.com\""
+        );
+        assert_eq!(results_value("we\"ird\\"), "\"we\\\"ird\\\\\"");
+        assert_eq!(results_value("a b@example.com"), "\"a b@example.com\"");
+        assert_eq!(comment_text("x) (y\\"), "x\\) \\(y\\\\");
+    }
+
     /// RFC 2195 §2's example.
     #[test]
     fn cram_md5_rfc_vector() {
@@ -170,28 +191,5 @@ mod tests {
             "b913a602c7eda7a495b4e6e7334d3890"
         ));
         assert!(!cram_md5_matches("tanstaaftanstaaf", challenge, "zz"));
-    }
-
-    #[test]
-    fn stored_entries() {
-        assert!(password_matches("secret", "secret"));
-        assert!(!password_matches("secret", "Secret"));
-        assert!(password_matches("{PLAIN}secret", "secret"));
-        // openssl passwd -6 -salt saltsalt secret
-        let sha512 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
-        assert_eq!(stored(sha512), Stored::Hash(sha512));
-        assert!(password_matches(sha512, "secret"));
-        assert!(password_matches(&format!("{{SHA512-CRYPT}}{sha512}"), "secret"));
-        assert!(!password_matches(sha512, "wrong"));
-        let bcrypt = bcrypt::hash("secret", 4).unwrap();
-        assert!(password_matches(&bcrypt, "secret") && !password_matches(&bcrypt, "x"));
-        assert!(!password_matches("$6$broken", "secret"));
-        use argon2::password_hash::PasswordHasher;
-        let argon = argon2::Argon2::default()
-            .hash_password_with_salt(b"secret", b"saltsaltsaltsalt")
-            .unwrap()
-            .to_string();
-        assert!(argon.starts_with("$argon2id$"), "{argon}");
-        assert!(password_matches(&argon, "secret") && !password_matches(&argon, "x"));
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Started as root it first switches to the configured account exactly as a session
 //! does, so a file the service user cannot read is found here and not by the first client.
+//! Like a session, it opens the TLS files before the switch (a key only root may read
+//! works), and checks everything else (spool, ticket-key directory) as the service user.
 //! It opens no connection and writes nothing (log files and spool files are only opened
 //! by sessions), so it can run as `ExecStartPre=` of the socket unit and in a site's CI.
 //! The report goes to `out`; problems and warnings go to `err`, one line each.
@@ -12,11 +14,14 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{AccessFlags, User, access, geteuid};
 
+use crate::auth::{Stored, stored};
 use crate::config::{Config, TOML_FILE};
 use crate::peer::{self, Overrides, SocketFacts};
+use crate::plugin::{Hook, registry};
 use crate::privileges::{self, Target};
 use crate::session::Session;
 use crate::startup::{self, Options};
+use crate::tls::preopen::{Preopened, preopen};
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -78,22 +83,26 @@ pub fn run(opts: &CheckOptions, out: &mut dyn Write, err: &mut dyn Write) -> boo
     if let Some(control) = &opts.qmail_control {
         r.item("qmail fallback", control.display());
     }
-    account(&mut r, &config, opts.allow_root);
+    let preopened = account(&mut r, &config, opts.allow_root);
     drop(config);
     match startup::open(options(opts)) {
-        Ok(session) => describe(&mut r, &session, &opts.config_dir),
+        Ok(mut session) => {
+            session.set_tls_preopened(preopened);
+            describe(&mut r, &mut session, &opts.config_dir)
+        }
         Err(failure) => r.problem(failure.error),
     }
     finish(&mut r)
 }
 
-/// Who sessions run as; started as root, becomes that account for the rest of the check.
-fn account(r: &mut Report<'_>, config: &Config, allow_root: bool) {
+/// Who sessions run as; started as root, becomes that account for the rest of the check,
+/// after opening the TLS files as a session does.
+fn account(r: &mut Report<'_>, config: &Config, allow_root: bool) -> Option<Preopened> {
     let target = match privileges::target(config) {
         Ok(t) => t,
         Err(e) => {
             r.problem(e);
-            return;
+            return None;
         }
     };
     if !geteuid().is_root() {
@@ -108,13 +117,17 @@ fn account(r: &mut Report<'_>, config: &Config, allow_root: bool) {
         if let Target::Account(a) = &target {
             r.item("user when root", a);
         }
-        return;
+        return None;
     }
     match target {
-        Target::Account(a) => match privileges::become_account(&a) {
-            Ok(()) => r.item("runs as", a),
-            Err(e) => r.problem(e),
-        },
+        Target::Account(a) => {
+            let preopened = preopen(config);
+            match privileges::become_account(&a) {
+                Ok(()) => r.item("runs as", a),
+                Err(e) => r.problem(e),
+            }
+            return preopened;
+        }
         Target::Root => {
             r.item("runs as", "root (the config file `user` says root)");
             r.warning("sessions will run as root");
@@ -125,6 +138,7 @@ fn account(r: &mut Report<'_>, config: &Config, allow_root: bool) {
         }
         Target::Unset => r.problem(privileges::PrivError::RootRefused),
     }
+    None
 }
 
 /// Start-up options for a session that never talks to anyone.
@@ -144,7 +158,7 @@ fn options(opts: &CheckOptions) -> Options {
 }
 
 /// The settings and the chain a session would run.
-fn describe(r: &mut Report<'_>, session: &Session, dir: &Path) {
+fn describe(r: &mut Report<'_>, session: &mut Session, dir: &Path) {
     let s = session.settings();
     r.item("me", &s.me);
     match privileges::limits(session.config()) {
@@ -182,14 +196,19 @@ fn describe(r: &mut Report<'_>, session: &Session, dir: &Path) {
     // The certificate is otherwise read only when a client asks for TLS: find out now.
     match session.tls_check() {
         None => {}
-        Some(Ok((cert, warning))) => {
-            r.item("tls", format_args!("certificate {cert} and its key load"));
-            if let Some(w) = warning {
+        Some(Ok(report)) => {
+            r.item(
+                "tls",
+                format_args!("certificate {} and its key load", report.cert),
+            );
+            r.item("tls tickets", report.tickets);
+            for w in report.warnings {
                 r.warning(w);
             }
         }
         Some(Err(e)) => r.problem(format_args!("tls: {e}")),
     }
+    auth_entries(r, session);
     match session.config().lines("logging") {
         Ok(lines) if lines.is_empty() => r.item(
             "logging",
@@ -228,6 +247,39 @@ fn describe(r: &mut Report<'_>, session: &Session, dir: &Path) {
             hooks,
             origin(&p.spec.file, p.spec.line, dir),
         );
+    }
+}
+
+/// AUTH set-ups that cannot work as meant: `flat_auth_pw` entries that can never match
+/// (unknown scheme, malformed hash), `require_auth` with nothing to authenticate against.
+fn auth_entries(r: &mut Report<'_>, session: &Session) {
+    let chain = session.chain();
+    let loaded = |name: &str| {
+        chain
+            .plugins()
+            .iter()
+            .any(|p| registry::canonical(&p.spec.base) == name)
+    };
+    if loaded("auth/auth_flat_file") {
+        match session.config().lines("flat_auth_pw") {
+            Ok(lines) => {
+                for e in lines.entries() {
+                    let pass = e.text.split_once(':').map_or("", |(_, pass)| pass);
+                    if let Stored::Unusable(why) = stored(pass) {
+                        r.warning(format_args!(
+                            "{}, line {}: {why}: this entry never matches",
+                            e.file.display(),
+                            e.line
+                        ));
+                    }
+                }
+            }
+            Err(e) => r.problem(e),
+        }
+    }
+    let auth_hooks = [Hook::Auth, Hook::AuthPlain, Hook::AuthLogin, Hook::AuthCramMd5];
+    if loaded("require_auth") && !auth_hooks.iter().any(|h| chain.has(*h)) {
+        r.warning("require_auth is loaded but no auth plugin: every MAIL will be refused");
     }
 }
 

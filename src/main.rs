@@ -168,11 +168,15 @@ fn run() -> u8 {
     let network = conn.network;
     let config_dir = config_dir(cli.config.clone(), &env);
     let remote = privileges::serving_remote(sock.is_socket, &env);
+    // Started as root: the TLS files are opened before the switch (a key only root may
+    // read), and read only if the client asks for TLS.
+    let mut tls_files = None;
     if let Err(e) = privileges::drop_privileges(
         &config_dir,
         startup::qmail_control(env("QMAIL")),
         cli.allow_root,
         remote,
+        &mut |config| tls_files = qpsmtpd_rs::tls::preopen::preopen(config),
     ) {
         return refuse_start(&e.to_string(), stderr_ok, network);
     }
@@ -197,6 +201,7 @@ fn run() -> u8 {
             return 1;
         }
     };
+    session.set_tls_preopened(tls_files);
     if network {
         session.set_liveness(Box::new(|| io::peer_alive(std::io::stdin().as_fd())));
     }

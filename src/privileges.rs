@@ -8,9 +8,11 @@
 //! because each step needs the privilege the next one gives up. Serving as root is
 //! refused unless `user` says `root` or `--allow-root` is given.
 //!
-//! Only `user` and `group` are read as root; everything else (every other config file,
-//! log files, the spool, TLS keys) is read after the switch, with the rights the session
-//! runs with. Started as any other user, none of this runs: the super-server already
+//! Only `user` and `group` are read as root, and the TLS certificate, key and ticket-key
+//! files are opened (not read) just before the switch by the caller's `before_switch`, so
+//! that keys only root may read work (see [`crate::tls::preopen`]); everything else (every
+//! other config file, log files, the spool) is read after the switch, with the rights the
+//! session runs with. Started as any other user, none of this runs: the super-server already
 //! chose the account, and the start-up stays one `geteuid` call dearer.
 //!
 //! `rlimits` sets resource limits (`setrlimit(2)`, soft and hard alike, so a plugin cannot
@@ -128,13 +130,15 @@ pub fn serving_remote(stdin_is_socket: bool, env: &dyn Fn(&str) -> Option<String
 }
 
 /// The switch, done when started as root: reads `user` and `group` from the config
-/// directory and becomes that account, or refuses (see the module docs). Costs one
+/// directory and becomes that account, or refuses (see the module docs). Just before the
+/// switch, `before_switch` gets the config (to open files only root may read). Costs one
 /// `geteuid` call when not started as root.
 pub fn drop_privileges(
     config_dir: &Path,
     qmail_control: Option<PathBuf>,
     allow_root: bool,
     remote: bool,
+    before_switch: &mut dyn FnMut(&Config),
 ) -> Result<Outcome, PrivError> {
     if !geteuid().is_root() {
         return Ok(Outcome::Unprivileged);
@@ -142,6 +146,7 @@ pub fn drop_privileges(
     let config = Config::open(config_dir, qmail_control)?;
     match target(&config)? {
         Target::Account(account) => {
+            before_switch(&config);
             become_account(&account)?;
             Ok(Outcome::Dropped(account))
         }

@@ -2,6 +2,9 @@
 
 mod support;
 
+/// AUTH through the binary: password schemes, hostile credentials, the one failure
+/// reply, Dovecot's canonical names, the shipped submission configs.
+mod auth;
 /// The binary as a process: exit codes, flags, stderr safety, pipelining, memory.
 mod cli;
 /// swaks and Python smtplib through ucspi-tcp's tcpserver.

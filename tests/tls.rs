@@ -18,7 +18,7 @@ use crate::support::{TestDir, binary, root, spawn_inetd, tool};
 
 /// The config of a server that offers STARTTLS, AUTH (flat file with clear and hashed
 /// entries), and delivers mail for example.org; tickets shared through `$DIR/ticket.keys`.
-fn tls_config(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn tls_config(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut lines = vec![
         ("plugins", "tls"),
         ("plugins", "auth/auth_flat_file"),
@@ -37,7 +37,7 @@ fn tls_config(extra: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// A test CA and a certificate for `mx.test` signed by it, where the tls plugin looks by
 /// default (`ssl/qpsmtpd-server.crt`, `.key`, and the CA as `ssl/qpsmtpd-ca.crt`).
-fn make_cert(dir: &TestDir) -> Option<PathBuf> {
+pub(crate) fn make_cert(dir: &TestDir) -> Option<PathBuf> {
     make_cert_with(
         dir,
         &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
@@ -45,7 +45,7 @@ fn make_cert(dir: &TestDir) -> Option<PathBuf> {
 }
 
 /// [`make_cert`] with the server key made by these `openssl req` arguments.
-fn make_cert_with(dir: &TestDir, server_key: &[&str]) -> Option<PathBuf> {
+pub(crate) fn make_cert_with(dir: &TestDir, server_key: &[&str]) -> Option<PathBuf> {
     let openssl = tool("openssl")?;
     let ssl = dir.config().join("ssl");
     std::fs::create_dir_all(&ssl).unwrap();
@@ -116,7 +116,7 @@ fn make_cert_with(dir: &TestDir, server_key: &[&str]) -> Option<PathBuf> {
 }
 
 /// `tcpserver ... qpsmtpd-rs --config DIR ARGS...`.
-fn serve(dir: &TestDir, args: &[&str]) -> Option<Server> {
+pub(crate) fn serve(dir: &TestDir, args: &[&str]) -> Option<Server> {
     let tcpserver = tool("tcpserver")?;
     let port = free_port();
     let child = Command::new(tcpserver)
@@ -142,7 +142,7 @@ fn serve(dir: &TestDir, args: &[&str]) -> Option<Server> {
     Some(Server { child, port })
 }
 
-fn swaks(port: u16, args: &[&str]) -> Output {
+pub(crate) fn swaks(port: u16, args: &[&str]) -> Output {
     let swaks = tool("swaks").expect("swaks checked by the caller");
     Command::new(swaks)
         .args(["--server", &format!("127.0.0.1:{port}"), "--timeout", "20"])
@@ -152,7 +152,7 @@ fn swaks(port: u16, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -160,7 +160,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn read(p: &Path) -> String {
+pub(crate) fn read(p: &Path) -> String {
     String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned()
 }
 
@@ -232,7 +232,7 @@ fn swaks_starttls_and_auth_plain_login_cram_md5() {
     );
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("535 5.7.8 PLAIN authentication failed for good@example.com"),
+        text(&out).contains("535 5.7.8 Authentication credentials invalid"),
         "{}",
         text(&out)
     );
@@ -288,7 +288,7 @@ fn swaks_implicit_tls_on_the_submissions_port() {
 }
 
 /// Runs `openssl s_client -starttls smtp` with EHLO and QUIT; returns its output.
-fn s_client(port: u16, extra: &[&str]) -> String {
+pub(crate) fn s_client(port: u16, extra: &[&str]) -> String {
     let openssl = tool("openssl").expect("openssl checked by the caller");
     // `timeout`: a test that hangs must end by itself.
     let mut child = Command::new("timeout")
@@ -385,7 +385,7 @@ s.quit()
 }
 
 /// A rustls client trusting the test certificate.
-fn client_config(dir: &TestDir) -> Arc<rustls::ClientConfig> {
+pub(crate) fn client_config(dir: &TestDir) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let pem = dir.config().join("ssl/qpsmtpd-ca.crt");
     for cert in CertificateDer::pem_file_iter(pem).unwrap() {
@@ -401,7 +401,7 @@ fn client_config(dir: &TestDir) -> Arc<rustls::ClientConfig> {
 }
 
 /// Reads one whole reply (up to the line with a space after the code).
-fn reply<R: BufRead>(r: &mut R) -> String {
+pub(crate) fn reply<R: BufRead>(r: &mut R) -> String {
     let mut all = String::new();
     loop {
         let mut line = String::new();
@@ -543,7 +543,7 @@ fn ucspi_tls_super_server_does_the_tls() {
 /// A checkpassword program as qmail defines the interface: `user\0password\0timestamp\0` on
 /// fd 3, exit 0 and run the rest of the command line when good, exit 1 when not. It also
 /// notes what its fd 0 and 2 are, to show they are not the client's connection.
-const CHECKPW: &str = r#"#!/bin/bash
+pub(crate) const CHECKPW: &str = r#"#!/bin/bash
 IFS= read -r -d '' user <&3 || exit 2
 IFS= read -r -d '' pass <&3 || exit 2
 readlink /proc/self/fd/0 /proc/self/fd/2 > "$(dirname "$0")/checkpw.fds"
@@ -599,7 +599,7 @@ fn auth_checkpassword_runs_a_checkpassword_program() {
     );
     let bad = auth("alice@example.com", "wrong");
     assert!(
-        text(&bad).contains("535 5.7.8 LOGIN authentication failed for alice@example.com"),
+        text(&bad).contains("535 5.7.8 Authentication credentials invalid"),
         "{}",
         text(&bad)
     );
@@ -619,9 +619,9 @@ fn auth_checkpassword_runs_a_checkpassword_program() {
 
 /// Dovecot from Debian's dovecot-core, with a private base_dir, a passwd-file user database
 /// and only the auth service listening, on a socket in the test directory.
-struct Dovecot {
+pub(crate) struct Dovecot {
     child: std::process::Child,
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Drop for Dovecot {
@@ -634,29 +634,37 @@ impl Drop for Dovecot {
     }
 }
 
-fn start_dovecot(dir: &Path) -> Option<Dovecot> {
+pub(crate) fn start_dovecot(dir: &Path) -> Option<Dovecot> {
+    start_dovecot_with(
+        dir,
+        "",
+        "alice@example.net:{PLAIN}alice pw:65534:65534::/nonexistent::\n",
+    )
+}
+
+static INSTANCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// [`start_dovecot`] with more settings and another passwd-file.
+pub(crate) fn start_dovecot_with(dir: &Path, settings: &str, passwd: &str) -> Option<Dovecot> {
     let dovecot = tool("dovecot")?;
     let base = dir.join("dovecot");
     for sub in ["run", "state"] {
         std::fs::create_dir_all(base.join(sub)).unwrap();
     }
     let users = base.join("users");
-    std::fs::write(
-        &users,
-        "alice@example.net:{PLAIN}alice pw:65534:65534::/nonexistent::\n",
-    )
-    .unwrap();
+    std::fs::write(&users, passwd).unwrap();
     let conf = base.join("dovecot.conf");
     let b = base.display();
     std::fs::write(
         &conf,
         format!(
-            "instance_name = qpsmtpd-rs-test-{pid}\nbase_dir = {b}/run\nstate_dir = {b}/state\nlog_path = {b}/dovecot.log\n\
+            "instance_name = qpsmtpd-rs-test-{pid}-{n}\nbase_dir = {b}/run\nstate_dir = {b}/state\nlog_path = {b}/dovecot.log\n\
              protocols =\nssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {users}\n}}\n\
              userdb {{\n  driver = passwd-file\n  args = username_format=%u {users}\n}}\n\
-             service auth {{\n  unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n",
+             service auth {{\n  unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n{settings}\n",
             pid = std::process::id(),
+            n = INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             users = users.display()
         ),
     )
@@ -731,7 +739,7 @@ fn auth_dovecot_asks_a_real_dovecot() {
         ],
     );
     assert!(
-        text(&out).contains("535 5.7.8 PLAIN authentication failed for alice@example.net"),
+        text(&out).contains("535 5.7.8 Authentication credentials invalid"),
         "{}",
         text(&out)
     );
@@ -873,4 +881,115 @@ fn measure(f: impl FnOnce()) -> (f64, f64) {
     let (c0, t0) = (cpu(), Instant::now());
     f();
     (t0.elapsed().as_secs_f64() * 1000.0, cpu() - c0)
+}
+
+/// Is the test running as root (CI is)? Else it skips, or fails when nothing may skip.
+fn as_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        !crate::support::required(),
+        "this test must run as root (QPSMTPD_RS_REQUIRE_ALL=1)"
+    );
+    eprintln!("SKIPPED: not running as root");
+    false
+}
+
+/// posttls-finger (Postfix's TLS probe) against 127.0.0.1:port with STARTTLS and one
+/// reconnection after a second: its report on whether the session was re-used.
+fn posttls_finger(port: u16, scratch: &Path) -> String {
+    let finger = tool("posttls-finger").expect("checked by the caller");
+    // It reads main.cf from $MAIL_CONFIG; an empty one gives Postfix's defaults.
+    std::fs::write(scratch.join("main.cf"), "").unwrap();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(finger)
+        .args(["-c", "-l", "may", "-r", "1", &format!("[127.0.0.1]:{port}")])
+        .env("MAIL_CONFIG", scratch)
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+/// Started as root with `user nobody`, the key (and certificate) only root may read:
+/// the files are opened before the switch, so STARTTLS works, sessions of two processes
+/// share the ticket key (made by nobody, mode 0600) and resume (openssl s_client, Postfix's
+/// posttls-finger), and `--check` as root says the same.
+#[test]
+fn root_only_key_and_resumption_across_processes_when_started_as_root() {
+    let (Some(_), Some(_)) = (tool("openssl"), tool("posttls-finger")) else {
+        return;
+    };
+    if !as_root() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+    let dir = TestDir::new(&tls_config(&[("user", "nobody"), ("group", "nogroup")]));
+    let keys_file = dir.path().join("state/tls-ticket-keys");
+    std::fs::write(
+        dir.config().join("tls_ticket_keys"),
+        format!("{}\n", keys_file.display()),
+    )
+    .unwrap();
+    let ssl = make_cert(&dir).unwrap();
+    for f in ["qpsmtpd-server.key", "qpsmtpd-server.crt", "qpsmtpd-ca.crt"] {
+        std::fs::set_permissions(ssl.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::set_permissions(&ssl, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // What nobody may use: the test dir, the spool, the maildir, the state directory.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["maildir", "state"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    for d in [dir.path().join("maildir"), dir.path().join("state"), dir.spool()] {
+        chown(&d, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(dir.path().join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let check = Command::new(binary())
+        .args(["--check", "--config"])
+        .arg(dir.config())
+        .output()
+        .unwrap();
+    let report = text(&check);
+    assert!(check.status.success(), "{report}");
+    assert!(
+        report.contains("certificate ") && report.contains(" and its key load"),
+        "{report}"
+    );
+    assert!(
+        report.contains("tls-ticket-keys (made by the first TLS session;"),
+        "{report}"
+    );
+
+    let Some(server) = serve(&dir, &[]) else { return };
+    let session = dir.path().join("session.pem");
+    let session = session.to_str().unwrap();
+    let first = s_client(server.port, &["-sess_out", session]);
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    assert!(first.contains("250 AUTH PLAIN LOGIN CRAM-MD5"), "{first}");
+    let second = s_client(server.port, &["-sess_in", session]);
+    assert!(second.contains("Reused, TLSv1.3"), "{second}");
+    let keys = std::fs::metadata(&keys_file).unwrap();
+    assert_eq!((keys.uid(), keys.mode() & 0o777), (65534, 0o600));
+
+    let finger = posttls_finger(server.port, dir.path());
+    assert!(finger.contains("Reconnecting after 1 seconds"), "{finger}");
+    assert!(!finger.contains("declined session caching"), "{finger}");
+    assert!(finger.contains("Reusing old session"), "{finger}");
+    // A resumed handshake signs nothing: only the first shows the signature's digest.
+    assert_eq!(
+        finger.matches("TLS connection established").count(),
+        2,
+        "{finger}"
+    );
+    assert_eq!(finger.matches("server-digest").count(), 1, "{finger}");
+
+    // The same with `tls_ticket_keys none`: TLS, but no resumption.
+    std::fs::write(dir.config().join("tls_ticket_keys"), "none\n").unwrap();
+    let first = s_client(server.port, &["-sess_out", session]);
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    let second = s_client(server.port, &["-sess_in", session]);
+    assert!(second.contains("New, TLSv1.3"), "{second}");
 }

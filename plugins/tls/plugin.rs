@@ -5,8 +5,6 @@
 //! handshake, and the certificate and key are read when a client asks for TLS, so
 //! connections that never use TLS pay nothing for it.
 
-use std::path::{Path, PathBuf};
-
 use crate::config::Config;
 use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec};
 use crate::tls::TlsFiles;
@@ -26,28 +24,13 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, String
             spec.args.join(" ")
         ));
     }
-    let arg = |i: usize, default: &str| -> PathBuf {
-        let given = spec.args.get(i).map_or(default, String::as_str);
-        resolve(config.dir(), given)
-    };
     // qpsmtpd's fourth argument (a dhparam file) has no meaning with rustls: TLS 1.2 and
-    // 1.3 there use elliptic-curve key exchange only. It is accepted and ignored.
+    // 1.3 there use elliptic-curve key exchange only. It is accepted and ignored. The same
+    // reading of the arguments opens the files before a privilege switch
+    // (crate::tls::preopen).
     Ok(Box::new(Tls {
-        files: TlsFiles {
-            cert: arg(0, "ssl/qpsmtpd-server.crt"),
-            key: arg(1, "ssl/qpsmtpd-server.key"),
-            ca: arg(2, "ssl/qpsmtpd-ca.crt"),
-        },
+        files: TlsFiles::from_args(&spec.args, config.dir()),
     }))
-}
-
-fn resolve(dir: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        dir.join(p)
-    }
 }
 
 impl Plugin for Tls {

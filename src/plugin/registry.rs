@@ -54,6 +54,8 @@ mod random_error;
 mod rcpt_ok;
 #[path = "../../plugins/relay/plugin.rs"]
 mod relay;
+#[path = "../../plugins/require_auth/plugin.rs"]
+mod require_auth;
 #[path = "../../plugins/tls/plugin.rs"]
 mod tls;
 
@@ -85,6 +87,7 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("random_error", random_error::new),
     ("rcpt_ok", rcpt_ok::new),
     ("relay", relay::new),
+    ("require_auth", require_auth::new),
     ("tls", tls::new),
 ];
 

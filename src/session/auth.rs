@@ -3,12 +3,15 @@
 //! `*` cancels every mechanism with `501` (quirk 11), the mechanisms are listed in a fixed
 //! order (quirk 12), a response that is not base64 gets `501`, a temporary failure of the
 //! password store gets `454` instead of `535`, and repeated failures close the connection.
+//! Every failure gets the same `535` (README Differences 82), user names and passwords
+//! with control characters or empty passwords are refused for every mechanism (README
+//! Differences 81), and a line too long for the exchange ends it (RFC 4954 §4).
 //!
 //! Continuation lines come from the driver through [`Session::auth_response`] while the
 //! session wants [`super::Want::AuthResponse`]; they are never logged.
 
 use super::{Session, State};
-use crate::auth::{cram_challenge, decode, encode, split_plain};
+use crate::auth::{cram_challenge, decode, encode, split_plain, valid_name, valid_password};
 use crate::config::{Config, ConfigError};
 use crate::connection::AuthInfo;
 use crate::log::{Level, Logger};
@@ -216,10 +219,7 @@ impl Session {
         match exchange.step {
             Step::PlainResponse => self.auth_plain(&line),
             Step::LoginUser => self.auth_login_user(&line),
-            Step::LoginPassword { user } => match decode_text(&line) {
-                Some(password) => self.auth_check(Mech::Login, &user, Some(&password), None),
-                None => self.auth_undecodable(),
-            },
+            Step::LoginPassword { user } => self.auth_login_password(&line, &user),
             Step::CramResponse { challenge } => self.auth_cram(&line, &challenge),
         }
     }
@@ -233,29 +233,34 @@ impl Session {
             return self.auth_undecodable();
         };
         let Some((authzid, user, password)) = split_plain(&blob) else {
-            return self.auth_failed_early("Authentication invalid".to_string());
+            return self.auth_failed_early(Mech::Plain, "not three NUL-separated parts");
         };
-        if user.is_empty() || password.is_empty() {
-            let text = if authzid.is_empty() {
-                "Authentication invalid".to_string()
-            } else {
-                format!("Authentication invalid ({})", printable(&authzid))
-            };
-            return self.auth_failed_early(text);
+        if !valid_name(&user) || !valid_password(&password) || authzid.chars().any(char::is_control) {
+            return self.auth_failed_early(Mech::Plain, "empty or control characters in the credentials");
         }
         // qpsmtpd: acting for another user is not allowed.
         if !authzid.is_empty() && authzid != user {
-            return self.auth_failed_early(format!("Authentication invalid for {}", printable(&user)));
+            return self.auth_failed_early(Mech::Plain, "authorization id differs from the user");
         }
         self.auth_check(Mech::Plain, &user, Some(&password), None);
     }
 
     fn auth_login_user(&mut self, response: &str) {
         match decode_text(response) {
-            Some(user) if !user.is_empty() => {
+            Some(user) if valid_name(&user) => {
                 self.auth_ask(Mech::Login, Step::LoginPassword { user }, encode(b"Password:"))
             }
-            Some(_) => self.auth_failed_early("Authentication invalid".to_string()),
+            Some(_) => self.auth_failed_early(Mech::Login, "empty or control characters in the user name"),
+            None => self.auth_undecodable(),
+        }
+    }
+
+    fn auth_login_password(&mut self, response: &str, user: &str) {
+        match decode_text(response) {
+            Some(password) if valid_password(&password) => {
+                self.auth_check(Mech::Login, user, Some(&password), None)
+            }
+            Some(_) => self.auth_failed_early(Mech::Login, "empty or control characters in the password"),
             None => self.auth_undecodable(),
         }
     }
@@ -267,6 +272,9 @@ impl Session {
         let mut parts = text.splitn(2, ' ');
         match (parts.next(), parts.next()) {
             (Some(user), Some(digest)) if !user.is_empty() && !digest.is_empty() => {
+                if !valid_name(user) {
+                    return self.auth_failed_early(Mech::CramMd5, "control characters in the user name");
+                }
                 let (user, digest) = (user.to_string(), digest.to_string());
                 self.auth_check(Mech::CramMd5, &user, None, Some((&digest, challenge)));
             }
@@ -274,9 +282,28 @@ impl Session {
         }
     }
 
-    /// A malformed PLAIN/LOGIN exchange: qpsmtpd's `535` texts; counts as a failure.
-    fn auth_failed_early(&mut self, text: String) {
-        self.auth_count_failure(Reply::new(535, "5.7.8", text));
+    /// Credentials refused before any plugin saw them (the log says why, the client gets
+    /// the one failure reply); counts as a failure.
+    fn auth_failed_early(&mut self, mech: Mech, why: &str) {
+        self.log
+            .log(Level::Notice, format_args!("AUTH {} failed: {why}", mech.name()));
+        self.auth_count_failure(credentials_invalid());
+    }
+
+    /// A line longer than the command limit during an exchange: RFC 4954 §4 fails the AUTH
+    /// command with `500 5.5.6`; the exchange is over, so the next line is a command again.
+    pub(super) fn auth_line_too_long(&mut self) {
+        if let State::Auth(exchange) = std::mem::replace(&mut self.state, State::Commands) {
+            self.log.log(
+                Level::Notice,
+                format_args!("AUTH {} ended: response line too long", exchange.mech.name()),
+            );
+        }
+        self.reply(Reply::new(
+            500,
+            "5.5.6",
+            "Authentication Exchange line is too long",
+        ));
     }
 
     /// Runs `auth-<mech>`, then `auth` if those declined, and answers.
@@ -289,6 +316,8 @@ impl Session {
             digest: cram.map(|c| c.0),
             ticket: cram.map(|c| c.1),
         };
+        // A plugin that knows the canonical name (Dovecot's `user=`) leaves it here.
+        self.conn.notes.remove("authuser");
         let mut out = self.run(mech.hook(), args);
         if out.verdict == Verdict::Declined {
             let generic = self.run(Hook::Auth, args);
@@ -311,10 +340,15 @@ impl Session {
         } else {
             printable(&format!(" - {}", text.join(" ")))
         };
-        let user = &printable(user);
         let name = mech.name();
         match out.verdict {
             Verdict::Ok => {
+                // The name the password store answers for (`Alice@Example.com` logging in
+                // as `alice`), when the plugin said; else the one the client gave.
+                let user = match self.conn.notes.get("authuser") {
+                    Some(canonical) if valid_name(canonical) => canonical.clone(),
+                    _ => user.to_string(),
+                };
                 self.log
                     .log(Level::Notice, format_args!("AUTH {name} succeeded for {user}"));
                 self.auth.relay_before = Some(self.conn.relay_client);
@@ -324,6 +358,7 @@ impl Session {
                     self.log
                         .log(Level::Info, format_args!("auth success cleared naughty"));
                 }
+                self.conn.notes.insert("authuser".into(), user.clone());
                 self.conn.auth = Some(AuthInfo {
                     user: user.clone(),
                     mechanism: name.to_lowercase(),
@@ -345,17 +380,13 @@ impl Session {
                 }
             }
             Verdict::Deny | Verdict::DenyDisconnect | Verdict::Declined | Verdict::Done => {
+                // The reason (unknown user, wrong password) is for the log only: the
+                // client gets the same reply either way (README Differences 82).
                 self.log.log(
                     Level::Notice,
                     format_args!("AUTH {name} failed for {user}{detail}"),
                 );
-                let ip = self.conn.remote_ip.clone();
-                let reply = Reply::new(
-                    535,
-                    "5.7.8",
-                    format!("{name} authentication failed for {user} from {ip}{detail}"),
-                );
-                self.auth_count_failure(reply);
+                self.auth_count_failure(credentials_invalid());
                 if out.verdict == Verdict::DenyDisconnect {
                     self.disconnect();
                 }
@@ -391,6 +422,12 @@ impl Session {
             self.conn.relay_client = relay;
         }
     }
+}
+
+/// The one reply for every refused credential (RFC 4954 §6): nothing in it tells an
+/// unknown user from a wrong password.
+fn credentials_invalid() -> Reply {
+    Reply::new(535, "5.7.8", "Authentication credentials invalid")
 }
 
 /// A base64 response as text.

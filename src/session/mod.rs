@@ -332,6 +332,9 @@ impl Session {
 
     /// A command line longer than the limit was read and discarded.
     pub fn line_too_long(&mut self) {
+        if matches!(self.state, State::Auth(_)) {
+            return self.auth_line_too_long();
+        }
         self.reply(Reply::new(500, "5.5.2", "Line too long"));
     }
 

@@ -62,7 +62,11 @@ impl Session {
             if esmtp {
                 smtp.push('A');
             }
-            auth = format!("(smtp-auth username {}, mechanism {})", a.user, a.mechanism);
+            auth = format!(
+                "(smtp-auth username {}, mechanism {})",
+                crate::auth::comment_text(&a.user),
+                a.mechanism
+            );
         }
         let out = self.run(
             Hook::ReceivedLine,
@@ -99,7 +103,11 @@ impl Session {
     /// plugins stored in the connection note `authentication_results`.
     fn auth_results_value(&self, id: &str) -> String {
         let mut v = match &self.conn.auth {
-            Some(a) => format!("{id}; auth=pass ({}) smtp.auth={}", a.mechanism, a.user),
+            Some(a) => format!(
+                "{id}; auth=pass ({}) smtp.auth={}",
+                a.mechanism,
+                crate::auth::results_value(&a.user)
+            ),
             None => format!("{id}; auth=none"),
         };
         if let Some(more) = self.conn.notes.get("authentication_results")

@@ -8,25 +8,41 @@
 //!                                                               └─ tls_failed(): log, close
 //! ```
 
-use std::path::PathBuf;
-use std::time::Duration;
+use nix::unistd::{AccessFlags, access};
 
 use super::{Session, State};
 use crate::log::Level;
 use crate::reply::Reply;
-use crate::tls::{self, Acceptor, Established, TlsSettings};
-
-/// The default rotation period of the shared ticket key (`tls_ticket_keys`).
-const DEFAULT_TICKET_ROTATION: Duration = Duration::from_secs(12 * 3600);
+use crate::tls::preopen::Preopened;
+use crate::tls::{self, Acceptor, Established, TicketSetting, TlsSettings};
 
 /// What the session knows about TLS besides [`crate::connection::Connection::tls`].
 #[derive(Debug, Default)]
 pub(super) struct TlsState {
     /// The last EHLO reply offered STARTTLS.
     pub(super) offered: bool,
+    /// The files opened as root before the switch to the service account.
+    preopened: Option<Preopened>,
+}
+
+/// What `--check` found about TLS.
+#[derive(Debug)]
+pub struct TlsReport {
+    /// The certificate file that loaded with its key.
+    pub cert: String,
+    /// Where session tickets go, or why not.
+    pub tickets: String,
+    /// Problems that do not stop TLS (resumption off).
+    pub warnings: Vec<String>,
 }
 
 impl Session {
+    /// Hands over the TLS files opened before the privilege switch (see
+    /// [`crate::tls::preopen`]); read only if a client asks for TLS.
+    pub fn set_tls_preopened(&mut self, files: Option<Preopened>) {
+        self.tls.preopened = files;
+    }
+
     /// Is a plugin loaded that makes TLS possible (the `tls` plugin)?
     pub fn tls_available(&self) -> bool {
         self.chain.tls_files().is_some()
@@ -61,10 +77,7 @@ impl Session {
                 .map(|l| l.first().map(str::to_string))
                 .map_err(|e| e.to_string())
         };
-        let tickets = match first("tls_ticket_keys")? {
-            None => None,
-            Some(line) => Some(ticket_setting(&line, self.config.dir())?),
-        };
+        let tickets = tls::ticket_setting(first("tls_ticket_keys")?.as_deref(), self.config.dir())?;
         Ok(TlsSettings {
             files,
             ciphers: first("tls_ciphers")?,
@@ -75,25 +88,48 @@ impl Session {
 
     /// Reads the certificate and key and builds the TLS configuration.
     pub fn tls_acceptor(&mut self) -> Result<Acceptor, String> {
-        let acceptor = tls::server_config(&self.tls_settings()?)?;
-        if let Some(warning) = &acceptor.warning {
-            self.log.log(Level::Warn, format_args!("{warning}"));
+        let settings = self.tls_settings()?;
+        let acceptor = tls::server_config(&settings, self.tls.preopened.take())?;
+        if let Some((warning, serious)) = &acceptor.warning {
+            let level = if *serious { Level::Warn } else { Level::Notice };
+            self.log.log(level, format_args!("{warning}"));
         }
         Ok(acceptor)
     }
 
-    /// For `--check`: builds the TLS configuration as a STARTTLS would, without logging.
-    /// `None` without the tls plugin; else the certificate file (and a warning, if any).
-    pub fn tls_check(&self) -> Option<Result<(String, Option<String>), String>> {
+    /// For `--check`: builds the TLS configuration as a STARTTLS would, without logging,
+    /// and says what will become of session tickets. `None` without the tls plugin.
+    pub fn tls_check(&mut self) -> Option<Result<TlsReport, String>> {
         let mut settings = match self.tls_settings() {
             Ok(s) => s,
             Err(_) if !self.tls_available() => return None,
             Err(e) => return Some(Err(e)),
         };
-        // The ticket key file is left alone: made by --check (perhaps as root) it would
-        // not be the server user's.
-        settings.tickets = None;
-        Some(tls::server_config(&settings).map(|a| (settings.files.cert.display().to_string(), a.warning)))
+        // The ticket key file is not made or rotated by --check (perhaps as root it would
+        // not be the service user's); only looked at.
+        let tickets = settings.tickets.take();
+        let mut preopened = self.tls.preopened.take();
+        let ticket_file = preopened.as_mut().and_then(|p| p.tickets.take());
+        let acceptor = match tls::server_config(&settings, preopened) {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut warnings: Vec<String> = acceptor.warning.into_iter().map(|w| w.0).collect();
+        let tickets = match tickets {
+            None => "off (tls_ticket_keys none)".to_string(),
+            Some(t) => match ticket_check(&t, ticket_file) {
+                Ok(text) => text,
+                Err(e) => {
+                    warnings.push(format!("TLS session resumption will be off: {e}"));
+                    format!("{} (unusable)", t.path.display())
+                }
+            },
+        };
+        Some(Ok(TlsReport {
+            cert: settings.files.cert.display().to_string(),
+            tickets,
+            warnings,
+        }))
     }
 
     /// TLS cannot start (certificate unreadable, bad settings): `454` and carry on in clear
@@ -159,25 +195,27 @@ impl Session {
     }
 }
 
-/// `tls_ticket_keys`: `PATH [ROTATION_SECONDS]`; a relative path is in the config directory.
-fn ticket_setting(line: &str, config_dir: &std::path::Path) -> Result<(PathBuf, Duration), String> {
-    let mut words = line.split_whitespace();
-    let path = PathBuf::from(words.next().unwrap_or_default());
-    let path = if path.is_absolute() {
-        path
-    } else {
-        config_dir.join(path)
-    };
-    let rotate = match words.next() {
-        None => DEFAULT_TICKET_ROTATION,
-        Some(w) => match w.parse::<u64>() {
-            Ok(secs) if secs >= 60 => Duration::from_secs(secs),
-            _ => {
-                return Err(format!(
-                    "tls_ticket_keys: rotation must be at least 60 seconds, not {w:?}"
-                ));
-            }
-        },
-    };
-    Ok((path, rotate))
+/// Can this user use the ticket-key file: read it (as opened before the switch, or now)
+/// if it exists, else create it in its directory?
+fn ticket_check(t: &TicketSetting, opened: Option<std::fs::File>) -> Result<String, String> {
+    let rotate = format!("new key every {} s", t.rotate.as_secs());
+    let exists = opened.is_some() || t.path.exists();
+    if exists {
+        tls::tickets::TicketKeys::check_file(&t.path, opened)?;
+        return Ok(format!("{} ({rotate})", t.path.display()));
+    }
+    let dir = t
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!("{} does not exist", dir.display()));
+    }
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
+        .map_err(|e| format!("{} is not writable by this user: {}", dir.display(), e.desc()))?;
+    Ok(format!(
+        "{} (made by the first TLS session; {rotate})",
+        t.path.display()
+    ))
 }

@@ -10,13 +10,19 @@
 //!
 //! Every process serves one connection, so TLS session tickets are encrypted with keys
 //! shared through a file ([`tickets`]): a client that comes back skips the full handshake.
+//!
+//! Started as root, the process opens the certificate, key and ticket-key files before it
+//! switches to its account ([`preopen`]), so keys only root may read work; they are still
+//! read and parsed only when a client asks for TLS.
 
 pub mod policy;
+pub mod preopen;
 pub mod stream;
 pub mod tickets;
 pub mod ucspi;
 
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +43,84 @@ pub struct TlsFiles {
     pub ca: PathBuf,
 }
 
+impl TlsFiles {
+    /// The `tls [CERT [KEY [CA]]]` arguments (qpsmtpd's, positional); relative paths are in
+    /// the config directory. Defaults: `ssl/qpsmtpd-server.crt`, `ssl/qpsmtpd-server.key`,
+    /// `ssl/qpsmtpd-ca.crt`.
+    pub fn from_args(args: &[String], config_dir: &Path) -> TlsFiles {
+        let arg = |i: usize, default: &str| -> PathBuf {
+            let given = Path::new(args.get(i).map_or(default, String::as_str));
+            if given.is_absolute() {
+                given.to_path_buf()
+            } else {
+                config_dir.join(given)
+            }
+        };
+        TlsFiles {
+            cert: arg(0, "ssl/qpsmtpd-server.crt"),
+            key: arg(1, "ssl/qpsmtpd-server.key"),
+            ca: arg(2, "ssl/qpsmtpd-ca.crt"),
+        }
+    }
+}
+
+/// Where session-ticket keys are kept when `tls_ticket_keys` does not say: the systemd
+/// units' `StateDirectory=`, created by the Debian package for the service's account.
+pub const DEFAULT_TICKET_KEYS: &str = "/var/lib/qpsmtpd-rs/tls-ticket-keys";
+
+/// The default rotation period of the shared ticket key.
+pub const DEFAULT_TICKET_ROTATION: Duration = Duration::from_secs(12 * 3600);
+
+/// The ticket-key file a session uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketSetting {
+    /// The file.
+    pub path: PathBuf,
+    /// How often its key is replaced.
+    pub rotate: Duration,
+    /// Named by `tls_ticket_keys` (else the default place).
+    pub configured: bool,
+}
+
+/// `tls_ticket_keys`: `PATH [ROTATION_SECONDS]` (a relative path is in the config
+/// directory), `none` for no resumption, or nothing for [`DEFAULT_TICKET_KEYS`].
+pub fn ticket_setting(line: Option<&str>, config_dir: &Path) -> Result<Option<TicketSetting>, String> {
+    let Some(line) = line else {
+        return Ok(Some(TicketSetting {
+            path: PathBuf::from(DEFAULT_TICKET_KEYS),
+            rotate: DEFAULT_TICKET_ROTATION,
+            configured: false,
+        }));
+    };
+    let mut words = line.split_whitespace();
+    let first = words.next().unwrap_or_default();
+    if first.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let path = PathBuf::from(first);
+    let path = if path.is_absolute() {
+        path
+    } else {
+        config_dir.join(path)
+    };
+    let rotate = match words.next() {
+        None => DEFAULT_TICKET_ROTATION,
+        Some(w) => match w.parse::<u64>() {
+            Ok(secs) if secs >= 60 => Duration::from_secs(secs),
+            _ => {
+                return Err(format!(
+                    "tls_ticket_keys: rotation must be at least 60 seconds, not {w:?}"
+                ));
+            }
+        },
+    };
+    Ok(Some(TicketSetting {
+        path,
+        rotate,
+        configured: true,
+    }))
+}
+
 /// What the `tls` plugin and its config files say, before any file is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
@@ -46,8 +130,9 @@ pub struct TlsSettings {
     pub ciphers: Option<String>,
     /// `tls_protocols`: OpenSSL-style protocol list, mapped by [`policy::versions`].
     pub protocols: Option<String>,
-    /// `tls_ticket_keys`: the shared ticket key file and how often its key is replaced.
-    pub tickets: Option<(PathBuf, Duration)>,
+    /// `tls_ticket_keys`: the shared ticket key file and how often its key is replaced;
+    /// `None` when resumption is off (`tls_ticket_keys none`).
+    pub tickets: Option<TicketSetting>,
 }
 
 /// A finished handshake, as the driver reports it to the session.
@@ -63,16 +148,31 @@ pub struct Established {
 pub struct Acceptor {
     /// The configuration for [`stream::handshake`].
     pub config: Arc<ServerConfig>,
-    /// Why session resumption is off, when it was asked for but cannot work.
-    pub warning: Option<String>,
+    /// Why session resumption is off or limited, when it was asked for but cannot work as
+    /// meant, and whether that is worth a warning (a configured file) or only a notice
+    /// (the default place missing, e.g. outside the package).
+    pub warning: Option<(String, bool)>,
+}
+
+/// Reads a whole file opened earlier (as root) or, without one, by its path.
+fn read_all(opened: Option<std::fs::File>, path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    match opened {
+        Some(mut file) => file.read_to_end(&mut bytes).map(|_| bytes),
+        None => std::fs::read(path),
+    }
 }
 
 /// Reads the certificate and key and builds the rustls configuration (TLS 1.2 and 1.3,
-/// ring provider passed explicitly). Called only when a client asks for TLS.
-pub fn server_config(settings: &TlsSettings) -> Result<Acceptor, String> {
+/// ring provider passed explicitly). Called only when a client asks for TLS; `opened`
+/// holds the files opened before the switch to the service account, if any.
+pub fn server_config(settings: &TlsSettings, opened: Option<preopen::Preopened>) -> Result<Acceptor, String> {
     let s = &settings.files;
-    let mut chain = CertificateDer::pem_file_iter(&s.cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    let mut opened = opened.filter(|o| o.files == *s).unwrap_or_default();
+    let cert_pem = read_all(opened.cert.take(), &s.cert)
+        .map_err(|e| format!("certificate {}: {e}", s.cert.display()))?;
+    let mut chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("certificate {}: {e}", s.cert.display()))?;
     if chain.is_empty() {
         return Err(format!(
@@ -80,9 +180,11 @@ pub fn server_config(settings: &TlsSettings) -> Result<Acceptor, String> {
             s.cert.display()
         ));
     }
-    if s.ca.is_file() {
-        let ca = CertificateDer::pem_file_iter(&s.ca)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    let ca_file = opened.ca.take();
+    if ca_file.is_some() || s.ca.is_file() {
+        let ca_pem = read_all(ca_file, &s.ca).map_err(|e| format!("CA file {}: {e}", s.ca.display()))?;
+        let ca = CertificateDer::pem_slice_iter(&ca_pem)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("CA file {}: {e}", s.ca.display()))?;
         for cert in ca {
             if !chain.contains(&cert) {
@@ -90,7 +192,8 @@ pub fn server_config(settings: &TlsSettings) -> Result<Acceptor, String> {
             }
         }
     }
-    let key = PrivateKeyDer::from_pem_file(&s.key).map_err(|e| format!("key {}: {e}", s.key.display()))?;
+    let key_pem = read_all(opened.key.take(), &s.key).map_err(|e| format!("key {}: {e}", s.key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("key {}: {e}", s.key.display()))?;
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites = policy::cipher_suites(&provider.cipher_suites, settings.ciphers.as_deref())?;
     let versions = policy::versions(settings.protocols.as_deref())?;
@@ -110,13 +213,28 @@ pub fn server_config(settings: &TlsSettings) -> Result<Acceptor, String> {
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     let mut warning = None;
-    if let Some((path, rotate)) = &settings.tickets {
-        match tickets::TicketKeys::load(path, *rotate) {
-            Ok(keys) => {
+    if let Some(t) = &settings.tickets {
+        match tickets::TicketKeys::load(&t.path, t.rotate, opened.tickets.take()) {
+            Ok((keys, note)) => {
                 config.ticketer = Arc::new(keys);
                 config.send_tls13_tickets = 1;
+                warning = note.map(|n| (format!("TLS session tickets: {n}"), true));
             }
-            Err(e) => warning = Some(format!("TLS session resumption off: {e}")),
+            Err(e) => {
+                warning = Some(match t.path.parent().filter(|d| !t.configured && !d.is_dir()) {
+                    // Outside the package (a test, a config of one's own) the default
+                    // place may not exist: worth a notice, not a warning.
+                    Some(dir) => (
+                        format!(
+                            "TLS session resumption off: {} does not exist (create it for the \
+                             service's user, or set tls_ticket_keys)",
+                            dir.display()
+                        ),
+                        false,
+                    ),
+                    None => (format!("TLS session resumption off: {e}"), true),
+                });
+            }
         }
     }
     Ok(Acceptor {

@@ -2,8 +2,10 @@
 //!
 //! Each connection is a new process, so a ticket key made in memory would die with the
 //! process that issued the ticket. Instead every process reads the keys from one file
-//! (`tls_ticket_keys`), which must belong to the service user and be readable by nobody
-//! else. The file holds the current key and the one before it, newest first, one per line:
+//! (`tls_ticket_keys`, by default in `/var/lib/qpsmtpd-rs`), which must belong to the
+//! service user (or to root, when the process opened it as root before switching) and be
+//! readable by nobody else. The file holds the current key and the one before it, newest
+//! first, one per line:
 //!
 //! ```text
 //! <created, Unix seconds> <key name, 16 bytes hex> <AES-256-GCM key, 32 bytes hex>
@@ -13,12 +15,14 @@
 //! new one and rewrites the file (under a lock file, via a temporary file and a rename), so
 //! the key changes every period and tickets stay usable for at least one period and at
 //! most two. Keys older than two periods are never used. rustls asks for exactly this:
-//! ticket lifetime implemented by key rolling and erasure.
+//! ticket lifetime implemented by key rolling and erasure. A process that cannot rotate
+//! (the file and its directory are root's) keeps using keys younger than two periods and
+//! says so; once there are none, resumption is off.
 //!
 //! Ticket layout: key name (16) ‖ nonce (12) ‖ AES-256-GCM(plain, aad = key name).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -67,14 +71,31 @@ impl std::fmt::Debug for TicketKeys {
 }
 
 impl TicketKeys {
-    /// Reads the key file, replacing its current key first when it is older than
-    /// `rotate` (or the file does not exist yet).
-    pub fn load(path: &Path, rotate: Duration) -> Result<TicketKeys, String> {
+    /// Reads the key file (`opened`: opened as root before the switch; else by its path),
+    /// replacing its current key first when it is older than `rotate` (or the file does
+    /// not exist yet). The note says why keys due for rotation are still in use.
+    pub fn load(
+        path: &Path,
+        rotate: Duration,
+        opened: Option<File>,
+    ) -> Result<(TicketKeys, Option<String>), String> {
         let now = unix_now();
         let period = rotate.as_secs().max(60);
-        let mut keys = read_keys(path, now, period)?;
+        let mut keys = match opened {
+            Some(file) => keys_from(file, path, now, period)?,
+            None => read_keys(path, now, period)?,
+        };
+        let mut note = None;
         if keys.first().is_none_or(|k| k.created + period <= now) {
-            keys = rotate_keys(path, now, period)?;
+            match rotate_keys(path, now, period) {
+                Ok(rotated) => keys = rotated,
+                Err(e) if !keys.is_empty() => {
+                    note = Some(format!(
+                        "cannot rotate ({e}); using keys younger than two periods"
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
         }
         let rng = SystemRandom::new();
         let keys = keys
@@ -84,11 +105,23 @@ impl TicketKeys {
         if keys.is_empty() {
             return Err(format!("{}: no usable key", path.display()));
         }
-        Ok(TicketKeys {
+        let keys = TicketKeys {
             keys,
             lifetime: u32::try_from(period).unwrap_or(u32::MAX),
             rng,
-        })
+        };
+        Ok((keys, note))
+    }
+}
+
+impl TicketKeys {
+    /// For `--check`: can the file be read, and is it private? Nothing is written.
+    pub fn check_file(path: &Path, opened: Option<File>) -> Result<(), String> {
+        let file = match opened {
+            Some(f) => f,
+            None => File::open(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        };
+        keys_from(file, path, unix_now(), u64::MAX / 4).map(|_| ())
     }
 }
 
@@ -135,12 +168,19 @@ fn unix_now() -> u64 {
 /// The keys in the file that are still usable (younger than two periods), newest first.
 /// A missing file is no keys; a file others may read is an error.
 fn read_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    check_private(path)?;
+    match File::open(path) {
+        Ok(file) => keys_from(file, path, now, period),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// [`read_keys`] from an open file.
+fn keys_from(mut file: File, path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
+    check_private(&file, path)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut keys: Vec<Key> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -151,11 +191,11 @@ fn read_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
     Ok(keys)
 }
 
-/// The key file must belong to us and be closed to group and others: anyone who can read
-/// it can decrypt recorded sessions that were resumed with its keys.
-fn check_private(path: &Path) -> Result<(), String> {
-    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.uid() != nix::unistd::geteuid().as_raw() {
+/// The key file must belong to us (or root) and be closed to group and others: anyone who
+/// can read it can decrypt recorded TLS 1.2 sessions that received tickets under its keys.
+fn check_private(file: &File, path: &Path) -> Result<(), String> {
+    let meta = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() && meta.uid() != 0 {
         return Err(format!("{} does not belong to this user", path.display()));
     }
     if meta.permissions().mode() & 0o077 != 0 {
@@ -259,18 +299,19 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn tickets_survive_the_process_and_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys");
         let day = Duration::from_secs(86400);
-        let a = TicketKeys::load(&path, day).unwrap();
+        let a = TicketKeys::load(&path, day, None).unwrap().0;
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let ticket = a.encrypt(b"session state").unwrap();
         // Another process reads the same file and accepts the ticket.
-        let b = TicketKeys::load(&path, day).unwrap();
+        let b = TicketKeys::load(&path, day, None).unwrap().0;
         assert_eq!(b.decrypt(&ticket).unwrap(), b"session state");
         assert!(b.decrypt(&ticket[..ticket.len() - 1]).is_none());
         // Age the key past one period: the next process rotates but still accepts it.
@@ -283,7 +324,7 @@ mod tests {
             })
             .collect();
         fs::write(&path, aged).unwrap();
-        let c = TicketKeys::load(&path, day).unwrap();
+        let c = TicketKeys::load(&path, day, None).unwrap().0;
         assert_eq!(c.keys.len(), 2);
         assert_eq!(c.decrypt(&ticket).unwrap(), b"session state");
         assert_ne!(c.encrypt(b"x").unwrap()[..NAME_LEN], ticket[..NAME_LEN]);
@@ -293,9 +334,9 @@ mod tests {
     fn a_file_others_can_read_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys");
-        TicketKeys::load(&path, Duration::from_secs(3600)).unwrap();
+        TicketKeys::load(&path, Duration::from_secs(3600), None).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        let e = TicketKeys::load(&path, Duration::from_secs(3600)).unwrap_err();
+        let e = TicketKeys::load(&path, Duration::from_secs(3600), None).unwrap_err();
         assert!(e.contains("0600"), "{e}");
     }
 }

@@ -66,6 +66,16 @@ impl Plugin for CheckPassword {
         else {
             return Outcome::declined();
         };
+        // The session refuses these already; a checkpassword program must never be asked
+        // about an empty password (some accept one for accounts that have none) or get a
+        // NUL that would shift its fields.
+        if !crate::auth::valid_name(user) || !crate::auth::valid_password(password) {
+            cx.log(
+                Level::Notice,
+                "fail: empty or control characters in the credentials",
+            );
+            return Outcome::new(Verdict::Deny);
+        }
         let (checkpw, truth) = match self.programs(cx) {
             Ok(p) => p,
             Err(msg) => {

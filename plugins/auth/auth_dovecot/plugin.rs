@@ -42,8 +42,15 @@ const NAME: &str = "auth_dovecot";
 /// What Dovecot answered.
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
-    Ok,
-    Fail { temporary: bool, reason: Option<String> },
+    /// Accepted; `user=` is the name Dovecot knows the user by (after its
+    /// `auth_username_format`, e.g. `%Ln`), when it said.
+    Ok {
+        user: Option<String>,
+    },
+    Fail {
+        temporary: bool,
+        reason: Option<String>,
+    },
 }
 
 impl Plugin for Dovecot {
@@ -69,8 +76,15 @@ impl Plugin for Dovecot {
             secured: cx.conn.tls.is_some(),
         };
         match self.ask(&request) {
-            Ok(Answer::Ok) => {
+            Ok(Answer::Ok { user: canonical }) => {
                 cx.log(Level::Info, "pass: dovecot accepted");
+                // The session records this name (Authentication-Results, notes, logs).
+                if let Some(name) = canonical.filter(|n| crate::auth::valid_name(n)) {
+                    if name != user {
+                        cx.log(Level::Info, format_args!("dovecot knows {user} as {name}"));
+                    }
+                    cx.conn.notes.insert("authuser".into(), name);
+                }
                 Outcome::with(Verdict::Ok, NAME)
             }
             Ok(Answer::Fail {
@@ -165,7 +179,9 @@ impl Dovecot {
             }
             let params: Vec<&str> = fields.collect();
             return Ok(match kind {
-                Some("OK") => Answer::Ok,
+                Some("OK") => Answer::Ok {
+                    user: params.iter().find_map(|p| p.strip_prefix("user=")).map(unescape),
+                },
                 Some("FAIL") => Answer::Fail {
                     temporary: params.iter().any(|p| *p == "temp" || p.starts_with("code=temp")),
                     reason: params
@@ -194,6 +210,27 @@ fn read_line(reader: &mut BufReader<UnixStream>) -> std::io::Result<String> {
     Ok(line)
 }
 
+/// Undoes [`escape`] (Dovecot's `str_tabunescape`), for values Dovecot sends.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\x01' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('1') => out.push('\x01'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
 /// Dovecot's escaping for parameter values: `\x01` + `1`/`t`/`n` for 0x01, TAB, LF.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -202,6 +239,7 @@ fn escape(s: &str) -> String {
             '\x01' => out.push_str("\x011"),
             '\t' => out.push_str("\x01t"),
             '\n' => out.push_str("\x01n"),
+            '\r' => out.push_str("\x01r"),
             c => out.push(c),
         }
     }

@@ -2,7 +2,7 @@
 //! password in clear text or as a SHA-crypt, bcrypt or argon2 hash). See README.md beside
 //! this file.
 
-use crate::auth::{Stored, cram_md5_matches, password_matches, stored};
+use crate::auth::{Stored, constant_time_eq, cram_md5_matches, password_matches, stored};
 use crate::config::Config;
 use crate::log::Level;
 use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
@@ -50,31 +50,82 @@ impl Plugin for FlatFile {
             Ok(lines) => lines,
             Err(e) => return e.into(),
         };
-        let entry = lines.iter().find_map(|line| {
-            let (name, pass) = line.split_once(':')?;
-            (name.to_lowercase() == user).then(|| pass.to_string())
-        });
+        let (entry, dummy) = find(&lines, &user);
         let Some(entry) = entry else {
-            cx.log(Level::Info, format_args!("fail: no such user: {user}"));
+            // An unknown user costs what a known one does (README Differences 82): the
+            // attempt is checked against another entry's hash and the answer ignored.
+            let scheme = waste_time(dummy, password, digest.zip(ticket));
+            cx.log(
+                Level::Info,
+                format_args!("fail: no such user: {user} (checked against a dummy {scheme} entry)"),
+            );
             return Outcome::declined();
         };
-        check(cx, &entry, password, digest.zip(ticket))
+        check(cx, entry, password, digest.zip(ticket))
+    }
+}
+
+/// The user's entry and the first hashed entry of the file (the dummy for unknown users).
+/// Every line is looked at, so a user's place in the file does not show in the time taken.
+fn find<'a>(lines: &'a crate::config::Lines, user: &str) -> (Option<&'a str>, Option<&'a str>) {
+    let (mut entry, mut dummy) = (None, None);
+    for line in lines.iter() {
+        let Some((name, pass)) = line.split_once(':') else {
+            continue;
+        };
+        if entry.is_none() && name.to_lowercase() == user {
+            entry = Some(pass);
+        }
+        if dummy.is_none() && matches!(stored(pass), Stored::Hash(_)) {
+            dummy = Some(pass);
+        }
+    }
+    (entry, dummy)
+}
+
+/// Does the work a real check would, against the dummy entry (or, in a file of clear
+/// passwords, a clear comparison), and throws the answer away. Returns the scheme used.
+fn waste_time(dummy: Option<&str>, password: Option<&str>, cram: Option<(&str, &str)>) -> &'static str {
+    const CLEAR: &str = "no such user: a clear text of ordinary length";
+    match (password, cram) {
+        (Some(attempt), _) => match dummy.map(stored) {
+            Some(Stored::Hash(hash)) => {
+                std::hint::black_box(hash.matches(attempt));
+                hash.scheme()
+            }
+            _ => {
+                std::hint::black_box(password_matches(CLEAR, attempt));
+                "clear"
+            }
+        },
+        (None, Some((digest, ticket))) => {
+            std::hint::black_box(cram_md5_matches(CLEAR, ticket, digest));
+            "cram-md5"
+        }
+        (None, None) => "none",
     }
 }
 
 /// qpsmtpd's `validate_password`: clear or hashed match for PLAIN/LOGIN, HMAC-MD5 for
-/// CRAM-MD5 (which needs the clear password, so hashed entries decline it).
+/// CRAM-MD5 (which needs the clear password, so hashed entries decline it). An entry in a
+/// scheme we cannot check never matches (`--check` names it).
 fn check(cx: &Context<'_>, entry: &str, password: Option<&str>, cram: Option<(&str, &str)>) -> Outcome {
-    let matched = match (password, cram) {
-        (Some(attempt), _) => password_matches(entry, attempt),
-        (None, Some((digest, ticket))) => match stored(entry) {
-            Stored::Clear(clear) => cram_md5_matches(clear, ticket, digest),
-            Stored::Hash(_) => {
-                cx.log(Level::Info, "skip: cram-md5 not supported w/o clear pass");
-                return Outcome::with(Verdict::Declined, NAME);
-            }
-        },
-        (None, None) => false,
+    let matched = match (stored(entry), password, cram) {
+        (Stored::Unusable(why), _, _) => {
+            cx.log(
+                Level::Warn,
+                format_args!("fail: unusable entry ({why}); it never matches"),
+            );
+            false
+        }
+        (Stored::Clear(clear), Some(attempt), _) => constant_time_eq(clear.as_bytes(), attempt.as_bytes()),
+        (Stored::Hash(hash), Some(attempt), _) => hash.matches(attempt),
+        (Stored::Clear(clear), None, Some((digest, ticket))) => cram_md5_matches(clear, ticket, digest),
+        (Stored::Hash(_), None, Some(_)) => {
+            cx.log(Level::Info, "skip: cram-md5 not supported w/o clear pass");
+            return Outcome::with(Verdict::Declined, NAME);
+        }
+        (_, None, None) => false,
     };
     if matched {
         cx.log(Level::Info, "pass: password match");

@@ -1,0 +1,569 @@
+//! Stored passwords: which scheme an entry of a password file uses, and whether an attempt
+//! matches it.
+//!
+//! An entry is one of three things, decided by its first characters only:
+//!
+//! * `{SCHEME}...`: a Dovecot/LDAP scheme prefix (`{SHA512-CRYPT}`, `{SSHA256}`, `{PLAIN}`,
+//!   `{CRYPT}`, ...), optionally with an encoding suffix (`{SSHA256.HEX}`);
+//! * `$id$...`: a crypt(3) hash in Modular Crypt Format (`$1$`, `$5$`, `$6$`, `$2b$`, `$y$`,
+//!   `$argon2id$`);
+//! * anything else: clear text.
+//!
+//! A `{SCHEME}` or `$id$` this module does not know, or a known one that is malformed, is
+//! [`Stored::Unusable`]: it never matches, and `--check` names it with its line. Before,
+//! such an entry was compared as clear text, so the hash string itself was the password.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::Digest;
+
+/// How a stored password is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored<'a> {
+    /// Clear text (usable for CRAM-MD5 too).
+    Clear(&'a str),
+    /// A hash this module can verify.
+    Hash(Hash<'a>),
+    /// A scheme that is not supported, or a malformed hash: never matches.
+    Unusable(String),
+}
+
+/// A verifiable hash: its kind and its text (the crypt string, or the encoded digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hash<'a> {
+    kind: Kind,
+    text: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `$1$`: MD5-crypt (`openssl passwd -1`, Dovecot's `{MD5-CRYPT}`).
+    Md5Crypt,
+    /// `$5$`, `$6$`: SHA-crypt.
+    ShaCrypt,
+    /// `$2a$`, `$2b$`, `$2x$`, `$2y$`: bcrypt.
+    Bcrypt,
+    /// `$y$`: yescrypt (Debian's /etc/shadow default).
+    Yescrypt,
+    /// `$argon2i$`, `$argon2d$`, `$argon2id$`.
+    Argon2,
+    /// `{SHA}`, `{SSHA512}`, `{PLAIN-MD5}`, ...: a plain digest of password ‖ salt.
+    Digest(Algorithm, Salted, Encoding),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algorithm {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Salted {
+    Yes,
+    No,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Base64,
+    Hex,
+}
+
+impl Algorithm {
+    fn len(self) -> usize {
+        match self {
+            Algorithm::Md5 => 16,
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        }
+    }
+
+    fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut d = D::new();
+            for p in parts {
+                d.update(p);
+            }
+            d.finalize().to_vec()
+        }
+        match self {
+            Algorithm::Md5 => run::<md5::Md5>(parts),
+            Algorithm::Sha1 => run::<sha1::Sha1>(parts),
+            Algorithm::Sha256 => run::<sha2::Sha256>(parts),
+            Algorithm::Sha512 => run::<sha2::Sha512>(parts),
+        }
+    }
+}
+
+/// The yescrypt and argon2 parameters of a stored hash may ask for at most this much
+/// memory; a larger entry (a typo, or a file from elsewhere) would end the session by
+/// exhaustion.
+const MAX_MEMORY: u64 = 1 << 30;
+
+/// Reads a stored entry (see the module docs).
+pub fn stored(entry: &str) -> Stored<'_> {
+    if let Some((scheme, rest)) = scheme_prefix(entry) {
+        return with_scheme(scheme, rest);
+    }
+    if mcf_id(entry).is_some() {
+        return crypt(entry, None);
+    }
+    Stored::Clear(entry)
+}
+
+/// `{SCHEME}rest`, where SCHEME is letters, digits, `-`, `_` and `.`.
+fn scheme_prefix(entry: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = entry.strip_prefix('{')?.split_once('}')?;
+    let word = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    (!scheme.is_empty() && scheme.chars().all(word)).then_some((scheme, rest))
+}
+
+/// The `id` of `$id$...` (letters, digits and `-`).
+fn mcf_id(text: &str) -> Option<&str> {
+    let (id, _) = text.strip_prefix('$')?.split_once('$')?;
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    (!id.is_empty() && id.chars().all(word)).then_some(id)
+}
+
+fn with_scheme<'a>(scheme: &str, rest: &'a str) -> Stored<'a> {
+    let (name, encoding) = match scheme.split_once('.') {
+        Some((name, enc)) => (name, Some(enc)),
+        None => (scheme, None),
+    };
+    let name = name.to_ascii_uppercase();
+    let digest = |alg: Algorithm, salted: Salted, default: Encoding| {
+        let encoding = match encoding.map(str::to_ascii_uppercase).as_deref() {
+            None => default,
+            Some("B64" | "BASE64") => Encoding::Base64,
+            Some("HEX") => Encoding::Hex,
+            Some(other) => return Stored::Unusable(format!("unknown encoding .{other} in {{{scheme}}}")),
+        };
+        checked(Hash {
+            kind: Kind::Digest(alg, salted, encoding),
+            text: rest,
+        })
+    };
+    let crypt_only = |kind| {
+        if encoding.is_some() {
+            return Stored::Unusable(format!("{{{scheme}}}: a crypt scheme has no encoding suffix"));
+        }
+        crypt(rest, kind)
+    };
+    match name.as_str() {
+        "PLAIN" | "CLEAR" | "CLEARTEXT" | "PLAINTEXT" if encoding.is_none() => Stored::Clear(rest),
+        "CRYPT" => crypt_only(None),
+        "MD5-CRYPT" | "MD5" => crypt_only(Some(Kind::Md5Crypt)),
+        "SHA256-CRYPT" | "SHA512-CRYPT" => crypt_only(Some(Kind::ShaCrypt)),
+        "BLF-CRYPT" => crypt_only(Some(Kind::Bcrypt)),
+        "ARGON2I" | "ARGON2ID" => crypt_only(Some(Kind::Argon2)),
+        "SHA" | "SHA1" => digest(Algorithm::Sha1, Salted::No, Encoding::Base64),
+        "SSHA" => digest(Algorithm::Sha1, Salted::Yes, Encoding::Base64),
+        "SHA256" => digest(Algorithm::Sha256, Salted::No, Encoding::Base64),
+        "SSHA256" => digest(Algorithm::Sha256, Salted::Yes, Encoding::Base64),
+        "SHA512" => digest(Algorithm::Sha512, Salted::No, Encoding::Base64),
+        "SSHA512" => digest(Algorithm::Sha512, Salted::Yes, Encoding::Base64),
+        "SMD5" => digest(Algorithm::Md5, Salted::Yes, Encoding::Base64),
+        "LDAP-MD5" => digest(Algorithm::Md5, Salted::No, Encoding::Base64),
+        "PLAIN-MD5" => digest(Algorithm::Md5, Salted::No, Encoding::Hex),
+        _ => Stored::Unusable(format!("unsupported password scheme {{{scheme}}}")),
+    }
+}
+
+/// A crypt(3) string; `expected` is the kind a `{SCHEME}` prefix promised.
+fn crypt(text: &str, expected: Option<Kind>) -> Stored<'_> {
+    let Some(id) = mcf_id(text) else {
+        return Stored::Unusable(if text.is_empty() {
+            "empty hash".to_string()
+        } else {
+            "traditional DES crypt is not supported (only $1$ $5$ $6$ $2?$ $y$ $argon2*$)".to_string()
+        });
+    };
+    let kind = match id {
+        "1" => Kind::Md5Crypt,
+        "5" | "6" => Kind::ShaCrypt,
+        "2a" | "2b" | "2x" | "2y" => Kind::Bcrypt,
+        "y" => Kind::Yescrypt,
+        "argon2i" | "argon2d" | "argon2id" => Kind::Argon2,
+        _ => return Stored::Unusable(format!("unsupported hash type ${id}$")),
+    };
+    if expected.is_some_and(|e| e != kind) {
+        return Stored::Unusable(format!("the scheme prefix does not match a ${id}$ hash"));
+    }
+    checked(Hash { kind, text })
+}
+
+/// The hash if it is well formed, else why not.
+fn checked(hash: Hash<'_>) -> Stored<'_> {
+    match well_formed(&hash) {
+        Ok(()) => Stored::Hash(hash),
+        Err(why) => Stored::Unusable(why),
+    }
+}
+
+fn well_formed(hash: &Hash<'_>) -> Result<(), String> {
+    let text = hash.text;
+    let bad = |what: &str| Err(format!("malformed {what} hash"));
+    match hash.kind {
+        Kind::Md5Crypt => match md5_crypt_parts(text) {
+            Some(_) => Ok(()),
+            None => bad("$1$"),
+        },
+        Kind::ShaCrypt => {
+            if sha_crypt_shape(text) {
+                Ok(())
+            } else {
+                bad("SHA-crypt")
+            }
+        }
+        Kind::Bcrypt => {
+            // $2b$NN$ + 22 characters of salt + 31 of hash.
+            let ok = text.len() == 60
+                && text.as_bytes().get(6) == Some(&b'$')
+                && text[4..6].parse::<u32>().is_ok_and(|c| (4..=31).contains(&c));
+            if ok { Ok(()) } else { bad("bcrypt") }
+        }
+        Kind::Argon2 => match argon2::password_hash::phc::PasswordHash::new(text) {
+            // `m` is in KiB.
+            Ok(h)
+                if h.params
+                    .get_decimal("m")
+                    .is_some_and(|m| u64::from(m) << 10 > MAX_MEMORY) =>
+            {
+                Err("argon2 parameters need more than 1 GiB of memory".into())
+            }
+            Ok(_) => Ok(()),
+            Err(_) => bad("argon2"),
+        },
+        Kind::Yescrypt => yescrypt_params(text).map(|_| ()),
+        Kind::Digest(alg, salted, encoding) => {
+            let Some(raw) = decode(text, encoding) else {
+                return bad("digest (encoding)");
+            };
+            let ok = match salted {
+                Salted::Yes => raw.len() > alg.len(),
+                Salted::No => raw.len() == alg.len(),
+            };
+            if ok { Ok(()) } else { bad("digest (length)") }
+        }
+    }
+}
+
+/// The parameters of a `$y$` hash, refused when they need too much memory.
+fn yescrypt_params(text: &str) -> Result<yescrypt::Params, String> {
+    let parsed = yescrypt::PasswordHashRef::new(text).map_err(|_| "malformed $y$ hash".to_string())?;
+    let hash = text.rsplit('$').next().unwrap_or_default();
+    if hash.len() != 43 || !hash.bytes().all(|b| ITOA64.contains(&b)) {
+        return Err("malformed $y$ hash".into());
+    }
+    let params: yescrypt::Params = parsed
+        .fields()
+        .next()
+        .and_then(|f| f.as_str().parse().ok())
+        .ok_or("malformed $y$ parameters")?;
+    let memory = 128u64
+        .saturating_mul(u64::from(params.r()))
+        .saturating_mul(params.n())
+        .saturating_mul(u64::from(params.p().max(1)));
+    if memory > MAX_MEMORY {
+        return Err(format!("$y$ parameters need {} MiB of memory", memory >> 20));
+    }
+    Ok(params)
+}
+
+fn decode(text: &str, encoding: Encoding) -> Option<Vec<u8>> {
+    match encoding {
+        Encoding::Base64 => B64.decode(text.trim()).ok(),
+        Encoding::Hex => super::unhex(&text.trim().to_ascii_lowercase()),
+    }
+}
+
+/// Does the attempt match the stored entry? Clear text and digests are compared in
+/// constant time; an unusable entry never matches.
+pub fn password_matches(entry: &str, attempt: &str) -> bool {
+    match stored(entry) {
+        Stored::Clear(clear) => constant_time_eq(clear.as_bytes(), attempt.as_bytes()),
+        Stored::Hash(hash) => hash.matches(attempt),
+        Stored::Unusable(_) => false,
+    }
+}
+
+impl Hash<'_> {
+    /// Verifies an attempt (the full cost of the scheme is paid whatever the result).
+    pub fn matches(&self, attempt: &str) -> bool {
+        let pw = attempt.as_bytes();
+        match self.kind {
+            Kind::Md5Crypt => md5_crypt_parts(self.text).is_some_and(|(salt, _)| {
+                constant_time_eq(md5_crypt(pw, salt).as_bytes(), self.text.as_bytes())
+            }),
+            Kind::ShaCrypt => {
+                use sha_crypt::{PasswordHashRef, PasswordVerifier, ShaCrypt};
+                PasswordHashRef::new(self.text)
+                    .is_ok_and(|parsed| ShaCrypt::default().verify_password(pw, parsed).is_ok())
+            }
+            Kind::Bcrypt => bcrypt::verify(pw, self.text).unwrap_or(false),
+            Kind::Argon2 => {
+                use argon2::password_hash::PasswordVerifier;
+                argon2::Argon2::default().verify_password(pw, self.text).is_ok()
+            }
+            Kind::Yescrypt => {
+                use yescrypt::PasswordVerifier;
+                yescrypt_params(self.text).is_ok()
+                    && yescrypt::Yescrypt::default()
+                        .verify_password(pw, self.text)
+                        .is_ok()
+            }
+            Kind::Digest(alg, salted, encoding) => {
+                let Some(raw) = decode(self.text, encoding) else {
+                    return false;
+                };
+                let (expected, salt) = match salted {
+                    Salted::Yes if raw.len() > alg.len() => raw.split_at(alg.len()),
+                    Salted::No if raw.len() == alg.len() => (raw.as_slice(), &[][..]),
+                    _ => return false,
+                };
+                constant_time_eq(&alg.digest(&[pw, salt]), expected)
+            }
+        }
+    }
+
+    /// A short name for logs (`bcrypt`, `SSHA512`).
+    pub fn scheme(&self) -> &'static str {
+        match self.kind {
+            Kind::Md5Crypt => "MD5-crypt",
+            Kind::ShaCrypt => "SHA-crypt",
+            Kind::Bcrypt => "bcrypt",
+            Kind::Yescrypt => "yescrypt",
+            Kind::Argon2 => "argon2",
+            Kind::Digest(..) => "digest",
+        }
+    }
+}
+
+/// `$5$[rounds=N$]salt$hash` with a hash of 43 characters, `$6$...` with 86.
+fn sha_crypt_shape(text: &str) -> bool {
+    let (len, rest) = match (text.strip_prefix("$5$"), text.strip_prefix("$6$")) {
+        (Some(rest), _) => (43, rest),
+        (_, Some(rest)) => (86, rest),
+        _ => return false,
+    };
+    let rest = match rest.strip_prefix("rounds=") {
+        Some(r) => match r.split_once('$') {
+            Some((n, after)) if n.parse::<u32>().is_ok() => after,
+            _ => return false,
+        },
+        None => rest,
+    };
+    matches!(rest.split_once('$'), Some((salt, hash))
+        if salt.len() <= 16 && !salt.contains('$') && hash.len() == len
+            && hash.bytes().all(|b| ITOA64.contains(&b)))
+}
+
+/// `$1$salt$hash` → (salt, hash); the salt is at most 8 characters (longer ones are cut,
+/// as crypt(3) does, so the stored string then cannot match and the entry is malformed).
+fn md5_crypt_parts(text: &str) -> Option<(&str, &str)> {
+    let (salt, hash) = text.strip_prefix("$1$")?.split_once('$')?;
+    (salt.len() <= 8 && hash.len() == 22 && hash.bytes().all(|b| ITOA64.contains(&b))).then_some((salt, hash))
+}
+
+const ITOA64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// MD5-crypt as FreeBSD's crypt(3) defines it (Poul-Henning Kamp's algorithm, `$1$`); the
+/// digest is the RustCrypto `md-5` crate's. No maintained crate publishes this scheme.
+fn md5_crypt(pw: &[u8], salt: &str) -> String {
+    use md5::{Digest as _, Md5};
+    let salt = salt.as_bytes();
+    let alternate = Md5::new()
+        .chain_update(pw)
+        .chain_update(salt)
+        .chain_update(pw)
+        .finalize();
+    let mut ctx = Md5::new()
+        .chain_update(pw)
+        .chain_update(b"$1$")
+        .chain_update(salt);
+    let mut left = pw.len();
+    while left > 0 {
+        let n = left.min(16);
+        ctx.update(&alternate[..n]);
+        left -= n;
+    }
+    let mut i = pw.len();
+    while i != 0 {
+        if i & 1 == 1 {
+            ctx.update([0u8]);
+        } else {
+            ctx.update(&pw[..1]);
+        }
+        i >>= 1;
+    }
+    let mut fin = ctx.finalize();
+    for round in 0..1000 {
+        let mut c = Md5::new();
+        if round & 1 == 1 {
+            c.update(pw);
+        } else {
+            c.update(fin);
+        }
+        if round % 3 != 0 {
+            c.update(salt);
+        }
+        if round % 7 != 0 {
+            c.update(pw);
+        }
+        if round & 1 == 1 {
+            c.update(fin);
+        } else {
+            c.update(pw);
+        }
+        fin = c.finalize();
+    }
+    let f = |i: usize| u32::from(fin[i]);
+    let mut out = format!("$1${}$", String::from_utf8_lossy(salt));
+    let mut put = |mut v: u32, n: usize| {
+        for _ in 0..n {
+            out.push(char::from(ITOA64[(v & 0x3f) as usize]));
+            v >>= 6;
+        }
+    };
+    for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
+        put((f(a) << 16) | (f(b) << 8) | f(c), 4);
+    }
+    put(f(11), 2);
+    out
+}
+
+/// Compares in time that depends only on the lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each generated by the tool named, with the password `secret`.
+    const SECRET: &[(&str, &str)] = &[
+        // openssl passwd -1 -salt saltsalt secret
+        ("openssl -1", "$1$saltsalt$9xy1btjgzLYfb7hivXtC//"),
+        // openssl passwd -6 -salt saltsalt secret
+        (
+            "openssl -6",
+            "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
+        ),
+        // perl -e 'print crypt("secret", "\$y\$j9T\$saltsaltsaltsalt")' (libxcrypt)
+        (
+            "libxcrypt yescrypt",
+            "$y$j9T$saltsaltsaltsalt$.Zt5W26jjocuW0wIHGgB6AJelofw6GEpOypHGyow2y5",
+        ),
+        // doveadm pw -s SSHA256 -p secret
+        (
+            "doveadm SSHA256",
+            "{SSHA256}VgGggWEAH1WShbbHPBLqH9bRUKejJwklWpZ+mYxGHuAkuOgA",
+        ),
+        // doveadm pw -s SSHA512 -p secret
+        (
+            "doveadm SSHA512",
+            "{SSHA512}taUhy8G9AlmCZp07/pGt0kl6MtjgUQEU14fD3IF0FsN/Uq/bgQ9V/FXAWdoTSBbviiNzbSw46NlfWzt8oTTFIi5JU10=",
+        ),
+        (
+            "doveadm SHA256",
+            "{SHA256}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=",
+        ),
+        (
+            "doveadm SHA256.HEX",
+            "{SHA256.HEX}2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b",
+        ),
+        ("doveadm PLAIN-MD5", "{PLAIN-MD5}5ebe2294ecd0e0f08eab7690d2a6ee69"),
+        ("doveadm SSHA", "{SSHA}9WG5nA2FVa2brfdZgIylsERuU7A8rlP7"),
+        ("doveadm SHA", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ="),
+        ("doveadm SMD5", "{SMD5}q8EsH6jnkymYjIyLaV5mtDCq+4U="),
+        (
+            "doveadm MD5-CRYPT",
+            "{MD5-CRYPT}$1$p.EEB.Y5$eVPe9ljdalWyTPhHCY3nm1",
+        ),
+        ("{CRYPT}", "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC//"),
+        ("{PLAIN}", "{PLAIN}secret"),
+        ("{CLEAR}", "{CLEAR}secret"),
+        ("clear", "secret"),
+    ];
+
+    #[test]
+    fn every_supported_scheme_matches_its_password_and_not_itself() {
+        for (tool, entry) in SECRET {
+            assert!(
+                !matches!(stored(entry), Stored::Unusable(_)),
+                "{tool}: {entry} {:?}",
+                stored(entry)
+            );
+            assert!(password_matches(entry, "secret"), "{tool}: {entry}");
+            assert!(!password_matches(entry, "Secret"), "{tool}: {entry}");
+            if !entry.ends_with("secret") {
+                assert!(
+                    !password_matches(entry, entry),
+                    "{tool}: the hash is its own password"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bcrypt_and_argon2() {
+        let hash = bcrypt::hash("secret", 4).unwrap();
+        for v in ["2a", "2b", "2x", "2y"] {
+            let entry = format!("${v}{}", &hash[3..]);
+            assert!(
+                password_matches(&entry, "secret") && !password_matches(&entry, &entry),
+                "{entry}"
+            );
+        }
+        assert!(password_matches(&format!("{{BLF-CRYPT}}{hash}"), "secret"));
+        use argon2::password_hash::PasswordHasher;
+        let argon = argon2::Argon2::default()
+            .hash_password_with_salt(b"secret", b"saltsaltsaltsalt")
+            .unwrap()
+            .to_string();
+        assert!(password_matches(&argon, "secret") && !password_matches(&argon, &argon));
+        assert!(password_matches(&format!("{{ARGON2ID}}{argon}"), "secret"));
+    }
+
+    #[test]
+    fn unknown_or_malformed_entries_never_match() {
+        let unusable = [
+            "$7$CU..../....saltsalt$hash",
+            "$gy$j9T$salt$hash",
+            "$md5$salt$hash",
+            "$6$broken",
+            "$1$toolongsalt$9xy1btjgzLYfb7hivXtC//",
+            "$2b$99$saltsaltsaltsaltsaltsahashhashhashhashhashhashhashhas",
+            "{FOO}secret",
+            "{SHA512-CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC//",
+            "{CRYPT}ab01FAX.bQRSU",
+            "{SSHA256}not base64!",
+            "{SHA256}c2hvcnQ=",
+            "{SSHA256.ROT13}abc",
+            "{CRAM-MD5}e02d374fde0dc75a17a557039a3a5338c7743304777dccd376f332bee68d2cf6",
+            "$y$jHT$saltsaltsaltsalt$.Zt5W26jjocuW0wIHGgB6AJelofw6GEpOypHGyow2y5",
+            "$y$j9T$saltsaltsaltsalt$short",
+            "$argon2id$v=19$m=4194304,t=3,p=1$ymCkYDjeUhhzLXCFG4bYxg$gmORAEvD37DW/m2XWQADL7Aahh2M3tPVAOt0eYgbVYA",
+        ];
+        for entry in unusable {
+            assert!(
+                matches!(stored(entry), Stored::Unusable(_)),
+                "{entry}: {:?}",
+                stored(entry)
+            );
+            assert!(!password_matches(entry, entry), "{entry}");
+            assert!(!password_matches(entry, "secret"), "{entry}");
+        }
+        // Clear text that merely contains `$` or braces elsewhere stays clear text.
+        for clear in ["pa$$word", "a{b}c", "$", "{}x", "$$"] {
+            assert_eq!(stored(clear), Stored::Clear(clear));
+        }
+    }
+}
