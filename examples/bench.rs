@@ -272,6 +272,20 @@ fn main() {
         secs,
         (o.big_mb * 1024 * 1024) as f64 / secs / 1e6
     );
+    // The worst header block for memory: as many fields as max_header_size (1 MiB) holds.
+    let mut header = b"a:\r\n".repeat(340_000);
+    header.extend_from_slice(b"\r\nbody\r\n.\r\n");
+    let rss_header = session_rss(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        &header,
+    );
+    println!(
+        "  1 MB header (340,000 fields): {:.1} MB peak RSS   (a small multiple of max_header_size)",
+        rss_header as f64 / 1024.0
+    );
 
     println!("\ninstructions per typical session (valgrind --tool=callgrind; deterministic):");
     if which("valgrind").is_some() {
