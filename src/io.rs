@@ -293,7 +293,7 @@ impl LineReader {
         t: &mut dyn Transport,
         timeout: Duration,
     ) -> Result<(&[u8], bool), ReadError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             let p = self.pending();
             let cut = match memchr::memchr(b'\n', p) {
@@ -306,7 +306,7 @@ impl LineReader {
                 self.start += n;
                 return Ok((&self.buf[s..s + n], self.end > self.start));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 return Err(ReadError::Timeout);
             }

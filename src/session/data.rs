@@ -270,7 +270,9 @@ impl Session {
         let State::Data(receiver) = &self.state else {
             return self.settings.data_timeout;
         };
-        let deadline = receiver.started + self.settings.data_deadline;
+        let Some(deadline) = receiver.started.checked_add(self.settings.data_deadline) else {
+            return self.settings.data_timeout;
+        };
         let left = deadline.saturating_duration_since(Instant::now());
         self.settings.data_timeout.min(left)
     }

@@ -131,9 +131,9 @@ impl Settings {
         Ok(Settings {
             greeting: get("smtpgreeting")?,
             databytes: number("databytes")?.unwrap_or(0),
-            command_timeout: Duration::from_secs(command_timeout),
-            data_timeout: Duration::from_secs(timeout),
-            data_deadline: Duration::from_secs(
+            command_timeout: seconds(command_timeout),
+            data_timeout: seconds(timeout),
+            data_deadline: seconds(
                 number("data_deadline")?
                     .filter(|t| *t > 0)
                     .unwrap_or(DEFAULT_DATA_DEADLINE),
@@ -149,6 +149,12 @@ impl Settings {
             me,
         })
     }
+}
+
+/// A configured number of seconds as a wait. Past about 136 years every wait is the same
+/// as for ever, and a longer one would overflow the clock arithmetic of each read.
+fn seconds(n: u64) -> Duration {
+    Duration::from_secs(n.min(1 << 32))
 }
 
 /// The host name from the kernel (qpsmtpd's default for `me`).
