@@ -45,12 +45,16 @@ impl Session {
     fn rename_old_auth_results(&mut self, our_id: &str) {
         let our_id = normal_id(our_id);
         let txn = &mut self.txn;
-        let signed = txn.header.get_all("DKIM-Signature").iter().any(|sig| {
-            dkim_tag(sig, "h").is_some_and(|h| {
-                h.split(':')
-                    .any(|f| f.trim().eq_ignore_ascii_case("authentication-results"))
-            })
-        });
+        let signed = txn
+            .header
+            .fields()
+            .filter(|f| f.name.eq_ignore_ascii_case("DKIM-Signature"))
+            .any(|sig| {
+                dkim_tag(&sig.value(), "h").is_some_and(|h| {
+                    h.split(':')
+                        .any(|f| f.trim().eq_ignore_ascii_case("authentication-results"))
+                })
+            });
         let verified = &txn.verified_auth_results;
         let mut kept_ours = false;
         let renamed = txn.header.rename_to_end(
