@@ -2,6 +2,11 @@
 //! floor, each started per connection by ucspi-tcp's tcpserver on loopback, under the same
 //! load; then per-session memory, a 100 MB message, a 20-plugin chain and instruction
 //! counts under callgrind. It prints figures and ratios; it asserts nothing about speed.
+//! Opt-in: `--slow-clients N` adds the many-slow-clients case ([slow]), `--slow-only` runs
+//! only that.
+
+#[path = "bench/slow.rs"]
+mod slow;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -21,6 +26,8 @@ struct Opts {
     record: bool,
     root: PathBuf,
     work: PathBuf,
+    slow: slow::Slow,
+    slow_only: bool,
 }
 
 fn opts() -> Opts {
@@ -33,6 +40,13 @@ fn opts() -> Opts {
         record: false,
         root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         work: std::env::temp_dir().join(format!("qpsmtpd-rs-bench.{}", std::process::id())),
+        slow: slow::Slow {
+            clients: 0,
+            interval: 2.0,
+            timeout: 10,
+            phase: slow::Phase::Data,
+        },
+        slow_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -54,6 +68,22 @@ fn opts() -> Opts {
                 o.greetings = 50;
                 o.big_mb = 20;
             }
+            "--slow-clients" => o.slow.clients = num("--slow-clients"),
+            "--slow-timeout" => o.slow.timeout = num("--slow-timeout") as u64,
+            "--slow-interval" => {
+                o.slow.interval = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--slow-interval needs seconds")
+            }
+            "--slow-phase" => {
+                o.slow.phase = match args.next().as_deref() {
+                    Some("data") => slow::Phase::Data,
+                    Some("command") => slow::Phase::Command,
+                    _ => panic!("--slow-phase needs data or command"),
+                }
+            }
+            "--slow-only" => o.slow_only = true,
             "--work" => o.work = PathBuf::from(args.next().expect("--work needs a directory")),
             other => panic!("unknown argument {other}"),
         }
@@ -62,7 +92,7 @@ fn opts() -> Opts {
 }
 
 fn main() {
-    let o = opts();
+    let mut o = opts();
     std::fs::create_dir_all(&o.work).unwrap();
     let release = o.root.join("target/release");
     let ours = release.join("qpsmtpd-rs");
@@ -70,6 +100,14 @@ fn main() {
     let tcpserver = which("tcpserver").expect("tcpserver (ucspi-tcp) is needed");
     let perl_ok = Path::new("/usr/share/perl5/Qpsmtpd/TcpServer.pm").exists();
     let body = message(2000);
+    if o.slow_only {
+        if o.slow.clients == 0 {
+            o.slow.clients = 500;
+        }
+        slow::run(&o, &o.slow, &tcpserver, &ours);
+        let _ = std::fs::remove_dir_all(&o.work);
+        return;
+    }
 
     println!(
         "qpsmtpd-rs benchmark: {} sessions ({} for Perl), {} at a time, ~2 KB message each",
@@ -234,6 +272,20 @@ fn main() {
         secs,
         (o.big_mb * 1024 * 1024) as f64 / secs / 1e6
     );
+    // The worst header block for memory: as many fields as max_header_size (1 MiB) holds.
+    let mut header = b"a:\r\n".repeat(340_000);
+    header.extend_from_slice(b"\r\nbody\r\n.\r\n");
+    let rss_header = session_rss(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        &header,
+    );
+    println!(
+        "  1 MB header (340,000 fields): {:.1} MB peak RSS   (a small multiple of max_header_size)",
+        rss_header as f64 / 1024.0
+    );
 
     println!("\ninstructions per typical session (valgrind --tool=callgrind; deterministic):");
     if which("valgrind").is_some() {
@@ -256,6 +308,9 @@ fn main() {
         baseline(&o, s, c);
     } else {
         println!("  valgrind is not installed (apt-get install valgrind)");
+    }
+    if o.slow.clients > 0 {
+        slow::run(&o, &o.slow, &tcpserver, &ours);
     }
     let _ = std::fs::remove_dir_all(&o.work);
 }
@@ -383,7 +438,7 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
     (pct(0.5), pct(0.99))
 }
 
-fn expect(r: &mut BufReader<TcpStream>, code: &str) -> std::io::Result<()> {
+fn expect(r: &mut impl BufRead, code: &str) -> std::io::Result<()> {
     let mut line = String::new();
     loop {
         line.clear();
@@ -460,13 +515,29 @@ impl Target {
         cwd: &Path,
         env: &[(&str, String)],
     ) -> Target {
+        Target::start_with(tcpserver, prog, args, cwd, env, 200)
+    }
+
+    /// tcpserver with at most `max` connections at once (`-c`).
+    fn start_with(
+        tcpserver: &Path,
+        prog: &Path,
+        args: &[String],
+        cwd: &Path,
+        env: &[(&str, String)],
+        max: usize,
+    ) -> Target {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let mut cmd = Command::new(tcpserver);
-        cmd.args(["-R", "-H", "-l", "0", "-c", "200", "127.0.0.1", &port.to_string()])
+        // The listen backlog grows with -c: a burst of connections must not wait for SYN
+        // retransmissions (tcpserver's default backlog is 20).
+        let backlog = max.max(20).to_string();
+        cmd.args(["-R", "-H", "-l", "0", "-c", &max.to_string(), "-b", &backlog])
+            .args(["127.0.0.1", &port.to_string()])
             .arg(prog)
             .args(args)
             .current_dir(cwd)
@@ -483,6 +554,13 @@ impl Target {
             std::thread::sleep(Duration::from_millis(20));
         }
         Target { child, port }
+    }
+}
+
+impl Target {
+    /// tcpserver's process id: the sessions are its children.
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

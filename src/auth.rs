@@ -51,49 +51,6 @@ pub fn valid_password(password: &str) -> bool {
     valid_name(password)
 }
 
-/// The user as the value of `smtp.auth=` in Authentication-Results (RFC 8601 §2.2: a
-/// `[local-part] "@" domain-name`, a MIME token, or else a quoted string).
-pub fn results_value(user: &str) -> String {
-    const TSPECIALS: &str = "()<>@,;:\\\"/[]?=";
-    let token = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && !TSPECIALS.contains(c));
-    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
-    let dot_atom = |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
-    let domain = |s: &str| {
-        !s.is_empty()
-            && s.split('.')
-                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    };
-    let address = user
-        .rsplit_once('@')
-        .is_some_and(|(local, dom)| (local.is_empty() || dot_atom(local)) && domain(dom));
-    if token(user) || address {
-        return user.to_string();
-    }
-    let mut quoted = String::with_capacity(user.len() + 2);
-    quoted.push('"');
-    for c in user.chars() {
-        if c == '"' || c == '\\' {
-            quoted.push('\\');
-        }
-        quoted.push(c);
-    }
-    quoted.push('"');
-    quoted
-}
-
-/// Text for inside a header comment (Received's `(smtp-auth username ...)`): `(`, `)` and
-/// `\\` are escaped as quoted pairs (RFC 5322 §3.2.2), so a name cannot end the comment.
-pub fn comment_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '(' | ')' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A CRAM-MD5 challenge in qpsmtpd's form, `<random.time@me>`.
 pub fn cram_challenge(me: &str) -> String {
     use ring::rand::SecureRandom;
@@ -157,23 +114,6 @@ mod tests {
         ] {
             assert!(!valid_name(bad) && !valid_password(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn results_values_per_rfc_8601() {
-        assert_eq!(results_value("good@example.com"), "good@example.com");
-        assert_eq!(results_value("alice"), "alice");
-        assert_eq!(
-            results_value("first.last@sub.example.org"),
-            "first.last@sub.example.org"
-        );
-        assert_eq!(
-            results_value("a@b; dkim=pass header.d=paypal.com"),
-            "\"a@b; dkim=pass header.d=paypal.com\""
-        );
-        assert_eq!(results_value("we\"ird\\"), "\"we\\\"ird\\\\\"");
-        assert_eq!(results_value("a b@example.com"), "\"a b@example.com\"");
-        assert_eq!(comment_text("x) (y\\"), "x\\) \\(y\\\\");
     }
 
     /// RFC 2195 §2's example.

@@ -181,9 +181,10 @@ fn describe(r: &mut Report<'_>, session: &mut Session, dir: &Path) {
     r.item(
         "timeouts",
         format_args!(
-            "command {} s, data {} s",
+            "command {} s, data {} s per line and {} s per message",
             s.command_timeout.as_secs(),
-            s.data_timeout.as_secs()
+            s.data_timeout.as_secs(),
+            s.data_deadline.as_secs()
         ),
     );
     r.item("spool_dir", s.spool_dir.display());

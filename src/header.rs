@@ -1,38 +1,48 @@
-//! The message's header block, kept as raw bytes per field so nothing is re-encoded.
+//! The message's header block, kept as the raw bytes it will be stored as, so nothing is
+//! re-encoded and its memory is the block's own size (no per-field allocations: a block of
+//! a few hundred thousand tiny fields costs about as much as one long field).
 //!
 //! Parsing follows `Mail::Header->extract` as qpsmtpd uses it (reference §4): a field is
 //! `Name:` where the name has no spaces, colons or control characters; lines starting
 //! with a blank continue the previous field; an mbox `From ` line becomes `Mail-From:`.
 //! One deliberate fix (quirk 6): qpsmtpd silently dropped a line that is not a field;
 //! here such a line ends the header block and starts the body, so no text is lost.
+//!
+//! Fields added by the core and by plugins ([`Header::add`]) are cleaned as they are
+//! added (RFC 5322 §2.2, §2.1.1): control characters become blanks, a line break folds the
+//! field, no line grows past 998 characters. What a later plugin reads is what is stored.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-/// One header field: its name and the raw bytes after the colon (leading blank and folded
-/// continuation lines included, without the final newline).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Field {
+/// The longest line RFC 5322 §2.1.1 allows, without its line end.
+pub const MAX_LINE: usize = 998;
+
+/// One header field, borrowed from the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
     /// The field name as written.
-    pub name: String,
-    /// The value bytes after the colon.
-    pub raw: Vec<u8>,
+    pub name: &'a str,
+    /// The value bytes after the colon (leading blank and folded continuation lines
+    /// included, without the final newline).
+    pub raw: &'a [u8],
 }
 
-impl Field {
+impl<'a> Field<'a> {
     /// The value as text (lossy for non-UTF-8 bytes), leading blanks removed, folding kept.
-    pub fn value(&self) -> Cow<'_, str> {
-        match String::from_utf8_lossy(&self.raw) {
+    pub fn value(&self) -> Cow<'a, str> {
+        match String::from_utf8_lossy(self.raw) {
             Cow::Borrowed(s) => Cow::Borrowed(s.trim_start_matches([' ', '\t'])),
             Cow::Owned(s) => Cow::Owned(s.trim_start_matches([' ', '\t']).to_string()),
         }
     }
 }
 
-/// The header block.
+/// The header block: fields in order, each `Name:value` and a newline (LF).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header {
-    fields: Vec<Field>,
+    block: Vec<u8>,
+    count: usize,
 }
 
 /// Where parsing a header block stopped.
@@ -42,6 +52,46 @@ pub enum HeaderEnd {
     More,
     /// A line that is not a field: the body starts with it.
     NotAField,
+}
+
+/// The fields of a block, in order.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Field<'a>;
+
+    fn next(&mut self) -> Option<Field<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let len = field_len(self.rest);
+        let (field, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        let line = field.strip_suffix(b"\n").unwrap_or(field);
+        let colon = memchr::memchr(b':', line).unwrap_or(line.len());
+        Some(Field {
+            // Names are checked or cleaned to printable ASCII before they are stored.
+            name: std::str::from_utf8(&line[..colon]).unwrap_or(""),
+            raw: line.get(colon + 1..).unwrap_or(b""),
+        })
+    }
+}
+
+/// The length of the field at the start of `block`, its final newline included: up to the
+/// first newline that no blank follows.
+fn field_len(block: &[u8]) -> usize {
+    let mut from = 0;
+    while let Some(pos) = memchr::memchr(b'\n', &block[from..]) {
+        let end = from + pos + 1;
+        match block.get(end) {
+            Some(b' ' | b'\t') => from = end,
+            _ => return end,
+        }
+    }
+    block.len()
 }
 
 impl Header {
@@ -55,146 +105,160 @@ impl Header {
     pub fn push_line(&mut self, line: &[u8]) -> HeaderEnd {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-            return match self.fields.last_mut() {
-                Some(last) => {
-                    last.raw.push(b'\n');
-                    last.raw.extend_from_slice(line);
-                    HeaderEnd::More
-                }
-                None => HeaderEnd::NotAField,
-            };
-        }
-        if let Some(rest) = line.strip_prefix(b"From ") {
-            self.fields.push(Field {
-                name: "Mail-From".to_string(),
-                raw: [b" ", rest].concat(),
-            });
-            return HeaderEnd::More;
-        }
-        match field_name_len(line) {
-            Some(n) => {
-                self.fields.push(Field {
-                    name: String::from_utf8_lossy(&line[..n]).into_owned(),
-                    raw: line[n + 1..].to_vec(),
-                });
-                HeaderEnd::More
+            if self.count == 0 {
+                return HeaderEnd::NotAField;
             }
-            None => HeaderEnd::NotAField,
+            self.block.extend_from_slice(line);
+        } else if let Some(rest) = line.strip_prefix(b"From ") {
+            self.block.extend_from_slice(b"Mail-From: ");
+            self.block.extend_from_slice(rest);
+            self.count += 1;
+        } else if field_name_len(line).is_some() {
+            self.block.extend_from_slice(line);
+            self.count += 1;
+        } else {
+            return HeaderEnd::NotAField;
         }
+        self.block.push(b'\n');
+        HeaderEnd::More
     }
 
     /// All fields in order.
-    pub fn fields(&self) -> &[Field] {
-        &self.fields
+    pub fn fields(&self) -> Fields<'_> {
+        Fields { rest: &self.block }
     }
 
     /// The number of fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.count
     }
 
     /// Are there no fields?
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.count == 0
     }
 
     /// The first value of a field (names compare case-insensitively).
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.fields
-            .iter()
+        self.fields()
             .find(|f| f.name.eq_ignore_ascii_case(name))
-            .map(Field::value)
+            .map(|f| f.value())
     }
 
     /// Every value of a field.
     pub fn get_all(&self, name: &str) -> Vec<Cow<'_, str>> {
-        self.fields
-            .iter()
+        self.fields()
             .filter(|f| f.name.eq_ignore_ascii_case(name))
-            .map(Field::value)
+            .map(|f| f.value())
             .collect()
     }
 
     /// How many fields have this name.
     pub fn count(&self, name: &str) -> usize {
-        self.fields
-            .iter()
+        self.fields()
             .filter(|f| f.name.eq_ignore_ascii_case(name))
             .count()
     }
 
     /// Adds a field at the top (`index = Some(0)`), at a position, or at the end (`None`).
-    /// Lines after the first in `value` are folded with a leading space if they lack one.
+    /// The field is cleaned first (RFC 5322 §2.2): a name character that is not printable
+    /// ASCII or is a colon becomes `-`; in the value, a newline (or CRLF) folds the field,
+    /// a line after the first that lacks a leading blank gets one, a line that would be
+    /// empty is dropped (it would end the header block), every other control character
+    /// (a lone CR, NUL, ...; U+2028 and U+2029 too) becomes a blank, and a line longer
+    /// than 998 characters is folded at its last blank that fits, or else cut.
     pub fn add(&mut self, name: &str, value: &str, index: Option<usize>) {
-        let mut raw = Vec::with_capacity(value.len() + 1);
-        for (i, line) in value.split('\n').enumerate() {
-            let line = line.trim_end_matches('\r');
-            if i > 0 {
-                raw.push(b'\n');
-                if !line.starts_with([' ', '\t']) {
-                    raw.push(b' ');
-                }
-            } else {
-                raw.push(b' ');
-            }
-            raw.extend_from_slice(line.as_bytes());
-        }
-        let field = Field {
-            name: name.to_string(),
-            raw,
+        let field = field_bytes(name, value);
+        let at = match index {
+            Some(i) => self.offset_of(i),
+            None => self.block.len(),
         };
-        match index {
-            Some(i) => self.fields.insert(i.min(self.fields.len()), field),
-            None => self.fields.push(field),
+        self.block.splice(at..at, field);
+        self.count += 1;
+    }
+
+    /// The byte offset where field `index` starts (the end for an index past the last).
+    fn offset_of(&self, index: usize) -> usize {
+        let mut at = 0;
+        for _ in 0..index.min(self.count) {
+            at += field_len(&self.block[at..]);
         }
+        at
     }
 
     /// Removes every field with this name; returns how many were removed.
     pub fn delete(&mut self, name: &str) -> usize {
-        let before = self.fields.len();
-        self.fields.retain(|f| !f.name.eq_ignore_ascii_case(name));
-        before - self.fields.len()
+        self.rewrite(|f| f.name.eq_ignore_ascii_case(name), None)
     }
 
     /// Replaces all fields of this name by one with the new value, where the first was
     /// (or at the end if there was none).
     pub fn replace(&mut self, name: &str, value: &str) {
-        let pos = self.fields.iter().position(|f| f.name.eq_ignore_ascii_case(name));
+        let pos = self.fields().position(|f| f.name.eq_ignore_ascii_case(name));
         self.delete(name);
         self.add(name, value, pos);
     }
 
-    /// Takes out the fields for which `pick` is true, keeping the order of the rest.
-    pub fn take(&mut self, mut pick: impl FnMut(&Field) -> bool) -> Vec<Field> {
-        let (taken, kept) = std::mem::take(&mut self.fields)
-            .into_iter()
-            .partition(|f| pick(f));
-        self.fields = kept;
-        taken
+    /// Moves the fields for which `pick` is true to the end of the block under a new
+    /// name, values unchanged; returns how many were moved.
+    pub fn rename_to_end(&mut self, pick: impl FnMut(&Field<'_>) -> bool, new_name: &str) -> usize {
+        self.rewrite(pick, Some(&clean_name(new_name)))
     }
 
-    /// Appends an already built field.
-    pub fn push_field(&mut self, field: Field) {
-        self.fields.push(field);
+    /// Keeps the fields `pick` says no to in place, in order; the picked ones are dropped
+    /// or, with a new name, appended at the end.
+    fn rewrite(&mut self, mut pick: impl FnMut(&Field<'_>) -> bool, rename: Option<&str>) -> usize {
+        let mut moved = Vec::new();
+        let mut picked = 0;
+        let (mut read, mut write) = (0, 0);
+        while read < self.block.len() {
+            let len = field_len(&self.block[read..]);
+            let field = match (Fields {
+                rest: &self.block[read..read + len],
+            })
+            .next()
+            {
+                Some(f) if pick(&f) => Some(f.raw),
+                _ => None,
+            };
+            match field {
+                Some(raw) => {
+                    picked += 1;
+                    if let Some(name) = rename {
+                        moved.extend_from_slice(name.as_bytes());
+                        moved.push(b':');
+                        moved.extend_from_slice(raw);
+                        moved.push(b'\n');
+                    }
+                }
+                None => {
+                    self.block.copy_within(read..read + len, write);
+                    write += len;
+                }
+            }
+            read += len;
+        }
+        self.block.truncate(write);
+        self.block.extend_from_slice(&moved);
+        if rename.is_none() {
+            self.count -= picked;
+        }
+        picked
     }
 
     /// Writes the block, LF line ends, no blank line after it.
     pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
-        for f in &self.fields {
-            out.write_all(f.name.as_bytes())?;
-            out.write_all(b":")?;
-            out.write_all(&f.raw)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
+        out.write_all(&self.block)
     }
 
-    /// The block as bytes.
+    /// The block as stored.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.block
+    }
+
+    /// The block as bytes (a copy).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        // Writing to a Vec cannot fail.
-        let _ = self.write_to(&mut out);
-        out
+        self.block.clone()
     }
 }
 
@@ -205,6 +269,85 @@ fn field_name_len(line: &[u8]) -> Option<usize> {
         .position(|&b| b <= 0x20 || b >= 0x7f || b == b':')
         .unwrap_or(line.len());
     (n > 0 && line.get(n) == Some(&b':')).then_some(n)
+}
+
+/// A field name as RFC 5322 §3.6.8 allows it: printable ASCII except the colon.
+fn clean_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != ':' { c } else { '-' })
+        .collect();
+    if cleaned.is_empty() {
+        "X-Unnamed".to_string()
+    } else {
+        cleaned
+    }
+}
+
+/// A character that must not reach a stored header: any control character but the tab,
+/// and the Unicode line and paragraph separators some readers break lines at.
+fn unsafe_in_header(c: char) -> bool {
+    (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// `Name: value` as stored (see [`Header::add`]), with its final newline.
+fn field_bytes(name: &str, value: &str) -> Vec<u8> {
+    let mut lines: Vec<String> = Vec::new();
+    for (i, line) in value.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let cleaned: String = line
+            .chars()
+            .map(|c| if unsafe_in_header(c) { ' ' } else { c })
+            .collect();
+        if i == 0 {
+            lines.push(format!("{}: {cleaned}", clean_name(name)));
+        } else if !cleaned.trim().is_empty() {
+            let blank = if cleaned.starts_with([' ', '\t']) { "" } else { " " };
+            lines.push(format!("{blank}{cleaned}"));
+        }
+    }
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in &lines {
+        push_folded(&mut out, line.as_bytes());
+    }
+    out
+}
+
+fn is_blank(b: &u8) -> bool {
+    *b == b' ' || *b == b'\t'
+}
+
+/// Appends `line` and a newline, folded so that no line is longer than [`MAX_LINE`]:
+/// before the last blank that fits and leaves text on the line (RFC 5322 §2.2.3), or, in a
+/// run without blanks, cut at a character boundary with a blank starting the next line.
+fn push_folded(out: &mut Vec<u8>, line: &[u8]) {
+    let mut rest = line;
+    let mut lead = false;
+    loop {
+        let room = MAX_LINE - usize::from(lead);
+        if lead {
+            out.push(b' ');
+        }
+        if rest.len() <= room {
+            out.extend_from_slice(rest);
+            out.push(b'\n');
+            return;
+        }
+        let text_from = rest.iter().position(|b| !is_blank(b)).unwrap_or(rest.len());
+        let fold = rest[..=room]
+            .iter()
+            .rposition(is_blank)
+            .filter(|&p| p > text_from);
+        let cut = match fold {
+            Some(p) => p,
+            // A UTF-8 continuation byte (10xxxxxx) is never cut from its character.
+            None => (1..=room).rev().find(|&p| rest[p] & 0xc0 != 0x80).unwrap_or(room),
+        };
+        out.extend_from_slice(&rest[..cut]);
+        out.push(b'\n');
+        lead = fold.is_none();
+        rest = &rest[cut..];
+    }
 }
 
 #[cfg(test)]
@@ -227,7 +370,10 @@ mod tests {
         assert_eq!(end, None);
         assert_eq!(h.len(), 3);
         assert_eq!(h.get("subject").unwrap(), "hi\n  continued");
+        assert_eq!(h.get("x-empty").unwrap(), "");
         assert_eq!(h.to_bytes(), b"From: me\nSubject: hi\n  continued\nX-Empty:\n");
+        let names: Vec<&str> = h.fields().map(|f| f.name).collect();
+        assert_eq!(names, ["From", "Subject", "X-Empty"]);
     }
 
     #[test]
@@ -243,7 +389,9 @@ mod tests {
     #[test]
     fn mbox_from_line_is_coerced() {
         let (h, _) = parse(&["From someone@example Sat Jan 1 00:00:00 2000"]);
-        assert_eq!(h.fields()[0].name, "Mail-From");
+        let first = h.fields().next().unwrap();
+        assert_eq!(first.name, "Mail-From");
+        assert_eq!(first.value(), "someone@example Sat Jan 1 00:00:00 2000");
     }
 
     #[test]
@@ -252,12 +400,28 @@ mod tests {
         h.push_line(b"Subject: a\n");
         h.add("Received", "from x\n by y", Some(0));
         h.add("X-Last", "z", None);
-        assert_eq!(h.to_bytes(), b"Received: from x\n by y\nSubject: a\nX-Last: z\n");
+        h.add("X-Second", "s", Some(1));
+        assert_eq!(
+            h.to_bytes(),
+            b"Received: from x\n by y\nX-Second: s\nSubject: a\nX-Last: z\n"
+        );
         h.replace("subject", "b");
         assert_eq!(h.get("Subject").unwrap(), "b");
-        assert_eq!(h.fields()[1].name, "subject");
+        assert_eq!(h.fields().nth(2).unwrap().name, "subject");
         assert_eq!(h.delete("x-last"), 1);
+        assert_eq!(h.delete("x-second"), 1);
         assert_eq!(h.count("received"), 1);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.to_bytes(), b"Received: from x\n by y\nsubject: b\n");
+    }
+
+    #[test]
+    fn rename_moves_to_the_end() {
+        let (mut h, _) = parse(&["A: 1", "B: 2", "  folded", "A: 3", "C: 4"]);
+        let n = h.rename_to_end(|f| f.name == "A", "Old-A");
+        assert_eq!(n, 2);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.to_bytes(), b"B: 2\n  folded\nC: 4\nOld-A: 1\nOld-A: 3\n");
     }
 
     #[test]
@@ -265,5 +429,62 @@ mod tests {
         let mut h = Header::new();
         h.push_line(b"Subject: \xe9t\xe9\n");
         assert_eq!(h.to_bytes(), b"Subject: \xe9t\xe9\n");
+    }
+
+    #[test]
+    fn added_fields_carry_no_control_characters() {
+        let mut h = Header::new();
+        h.add("X-A", "a\rX-Injected: 1", None);
+        h.add("X-B", "b\0c\u{b}d\u{1b}e\u{7f}f\u{85}g\u{2028}h\tk", None);
+        h.add("X-C", "c\r\nfolded\n\n \n\r\nlast", None);
+        h.add("Bad Name:\r", "v", None);
+        assert_eq!(
+            h.to_bytes(),
+            b"X-A: a X-Injected: 1\nX-B: b c d e f g h\tk\nX-C: c\n folded\n last\nBad-Name--: v\n".to_vec()
+        );
+        assert_eq!(h.len(), 4);
+        // What a plugin reads is what is stored.
+        assert_eq!(h.get("x-a").unwrap(), "a X-Injected: 1");
+    }
+
+    #[test]
+    fn long_lines_are_folded_at_blanks() {
+        let words = "word ".repeat(500);
+        let mut h = Header::new();
+        h.add("X-Long", &words, None);
+        let bytes = h.to_bytes();
+        assert!(bytes.split(|b| *b == b'\n').all(|l| l.len() <= MAX_LINE));
+        assert_eq!(h.len(), 1);
+        let unfolded: String = h.get("x-long").unwrap().replace('\n', "");
+        assert_eq!(unfolded, words);
+    }
+
+    #[test]
+    fn long_runs_without_blanks_are_cut() {
+        let run = "é".repeat(1500);
+        let mut h = Header::new();
+        h.add("X-Run", &run, None);
+        let bytes = h.to_bytes();
+        let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert!(lines.iter().all(|l| l.len() <= MAX_LINE));
+        assert!(lines[1..].iter().all(|l| l[0] == b' '));
+        // Every piece is whole UTF-8: no character was cut in two.
+        assert!(lines.iter().all(|l| std::str::from_utf8(l).is_ok()));
+        let joined: String = lines
+            .iter()
+            .map(|l| std::str::from_utf8(l).unwrap().trim_start())
+            .collect();
+        assert_eq!(joined, format!("X-Run:{run}"));
+    }
+
+    #[test]
+    fn memory_is_the_block_itself() {
+        let mut h = Header::new();
+        for _ in 0..100_000 {
+            h.push_line(b"a:\n");
+        }
+        assert_eq!(h.len(), 100_000);
+        assert_eq!(h.as_bytes().len(), 300_000);
+        assert!(h.block.capacity() < 2 * 300_000 + 4096);
     }
 }

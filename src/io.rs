@@ -284,11 +284,16 @@ impl LineReader {
     /// The next piece of message data: up to and including the next LF, or a full
     /// buffer's worth of a longer line, or what is left at end of input. The flag says
     /// whether more input was already read ahead (e.g. a QUIT pipelined after the dot).
+    ///
+    /// `timeout` bounds the whole piece, not each read (qpsmtpd's alarm per DATA line): a
+    /// client that sends a byte at a time cannot keep one line open for ever. With no
+    /// time left, a piece already read ahead is still handed over, but nothing more is read.
     pub fn read_data(
         &mut self,
         t: &mut dyn Transport,
         timeout: Duration,
     ) -> Result<(&[u8], bool), ReadError> {
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             let p = self.pending();
             let cut = match memchr::memchr(b'\n', p) {
@@ -301,7 +306,11 @@ impl LineReader {
                 self.start += n;
                 return Ok((&self.buf[s..s + n], self.end > self.start));
             }
-            if !self.fill(t, timeout)? {
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return Err(ReadError::Timeout);
+            }
+            if !self.fill(t, left)? {
                 if self.buffered() > 0 {
                     let s = self.start;
                     self.start = self.end;
@@ -406,6 +415,57 @@ mod tests {
         let mut r = LineReader::new();
         assert_eq!(r.read_data(&mut s, T).unwrap().0.len(), BUFFER);
         assert_eq!(r.read_data(&mut s, T).unwrap().0, b"aaaaaaaaaa\r\n");
+    }
+
+    /// A transport that hands out one byte per read, each after `every`, then (after 50)
+    /// ends the input.
+    struct Trickle {
+        every: Duration,
+        reads: usize,
+    }
+
+    impl Transport for Trickle {
+        fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+            if timeout < self.every {
+                std::thread::sleep(timeout);
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            if self.reads == 50 {
+                return Ok(0);
+            }
+            std::thread::sleep(self.every);
+            self.reads += 1;
+            buf[0] = b'x';
+            Ok(1)
+        }
+
+        fn write_all(&mut self, _buf: &[u8], _timeout: Duration) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn data_timeout_bounds_the_whole_piece() {
+        let mut s = Trickle {
+            every: Duration::from_millis(20),
+            reads: 0,
+        };
+        let mut r = LineReader::new();
+        let start = Instant::now();
+        assert!(matches!(
+            r.read_data(&mut s, Duration::from_millis(200)),
+            Err(ReadError::Timeout)
+        ));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(s.reads <= 10, "{} reads", s.reads);
+        // No time at all: what is already read ahead still comes, nothing more is read.
+        let mut s = t(&[b"line\r\nrest"]);
+        let mut r = LineReader::new();
+        assert_eq!(r.read_data(&mut s, T).unwrap().0, b"line\r\n");
+        assert!(matches!(
+            r.read_data(&mut s, Duration::ZERO),
+            Err(ReadError::Timeout)
+        ));
     }
 
     #[test]

@@ -146,6 +146,13 @@ pub struct Transaction {
     pub body: Option<Spool>,
     /// Bytes received after DATA (LF line ends, dots unstuffed, header included).
     pub data_size: u64,
+    /// The values (bytes after the colon, as they arrived) of `Authentication-Results`
+    /// fields that a DKIM signature covers which verified and whose signer the site
+    /// trusts. A DKIM verifier plugin fills this by `data_post_headers`; one such field
+    /// claiming our authserv-id may then stay, every other one is renamed (RFC 8601 §5).
+    /// No built-in plugin verifies DKIM, so until one is configured this stays empty and
+    /// no field claiming our authserv-id is ever kept.
+    pub verified_auth_results: Vec<Vec<u8>>,
     /// When the transaction started.
     pub started: Instant,
 }
@@ -164,6 +171,7 @@ impl Transaction {
             header: Header::new(),
             body: None,
             data_size: 0,
+            verified_auth_results: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -186,15 +194,15 @@ impl Transaction {
 
     /// Writes the whole message as it will be queued: header block, then body.
     pub fn write_message(&mut self, out: &mut dyn Write) -> io::Result<u64> {
-        let head = self.header.to_bytes();
-        out.write_all(&head)?;
+        self.header.write_to(out)?;
+        let head = self.header.as_bytes().len() as u64;
         let body = io::copy(&mut self.body_reader()?, out)?;
-        Ok(head.len() as u64 + body)
+        Ok(head + body)
     }
 
     /// The size of the message as it will be queued.
     pub fn message_size(&self) -> u64 {
-        self.header.to_bytes().len() as u64 + self.body.as_ref().map_or(0, Spool::len)
+        self.header.as_bytes().len() as u64 + self.body.as_ref().map_or(0, Spool::len)
     }
 
     /// Runs `f` on the header block parsed by mail-parser (decoded addresses, dates,

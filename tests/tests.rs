@@ -9,6 +9,8 @@ mod auth;
 mod cli;
 /// swaks and Python smtplib through ucspi-tcp's tcpserver.
 mod clients;
+/// Message data and header integrity: DATA edge cases, our headers, memory, deadlines.
+mod data;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
 /// External plugins under a super-server's fd layout, and the cost of each mode.

@@ -8,13 +8,16 @@
 //! | `CRLF.CRLF` | end of message (the only terminator) |
 //! | a line starting with `.` | the dot is removed (RFC 5321 §4.5.2) |
 //! | bare LF or bare CR, network connection | `421 4.5.0` and close, nothing queued (SMTP smuggling: `\n.\r\n`, `\n.\n` and `\r.\r` can never end a message) |
-//! | bare LF, piped debug session | accepted as a line end |
+//! | bare LF, piped debug session | accepted as a line end (a bare CR is kept as it is) |
+//! | a NUL byte, anywhere | read to the end, then `554 5.6.0`, nothing queued (RFC 5322 §2.3; an MTA downstream that drops NULs would read `\0.\r\n` as the end) |
 //! | over `databytes` | read to the end, then `552 5.3.4`, nothing queued |
 //! | header block over `max_header_size` | read to the end, then `552 5.3.4` |
 //! | spool write fails (disk full) | read to the end, then `451 4.3.0` |
-//! | end of input or timeout | `451`/`421`, nothing queued, spool file removed |
+//! | end of input, or a line not complete within `timeout` | `451`/`421`, nothing queued, spool file removed |
+//! | message not complete `data_deadline` seconds after `354` | `421 4.4.2`, nothing queued, spool file removed |
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use super::{Session, State};
 use crate::header::{Header, HeaderEnd};
@@ -51,8 +54,12 @@ pub struct DataReceiver {
     size: u64,
     max_size: u64,
     header_too_big: bool,
+    /// A NUL byte arrived: nothing more is stored, and the message is refused at its end.
+    nul: bool,
     write_error: Option<io::Error>,
     line: Vec<u8>,
+    /// When `354` was sent: the whole message must arrive within `data_deadline` of it.
+    started: Instant,
 }
 
 impl DataReceiver {
@@ -71,14 +78,22 @@ impl DataReceiver {
             size: 0,
             max_size,
             header_too_big: false,
+            nul: false,
             write_error: None,
             line: Vec::with_capacity(1024),
+            started: Instant::now(),
         }
     }
 
     /// Over the size limit?
     fn too_big(&self) -> bool {
         self.max_size > 0 && self.size > self.max_size
+    }
+
+    /// Will the message be refused whatever follows (too big, or a NUL)? Then nothing
+    /// more is stored or counted.
+    fn refused(&self) -> bool {
+        self.too_big() || self.nul
     }
 
     /// Takes one segment: a line with its LF, or a piece of a longer line.
@@ -88,14 +103,18 @@ impl DataReceiver {
         if at_start && (seg == b".\r\n" || (!self.strict_crlf && seg == b".\n")) {
             return Event::Complete;
         }
+        if memchr::memchr(0, seg).is_some() {
+            self.nul = true;
+        }
         let mut content = if ends_line { &seg[..seg.len() - 1] } else { seg };
+        // A CR held back from the end of the last piece is half of CRLF only if this
+        // piece is that LF alone; before anything else it was a bare CR.
         let held_cr = std::mem::take(&mut self.pending_cr);
-        let mut crlf = false;
+        let lone_held_cr = held_cr && seg != b"\n";
+        let mut crlf = held_cr && !lone_held_cr;
         if ends_line {
             if let Some(stripped) = content.strip_suffix(b"\r") {
                 content = stripped;
-                crlf = true;
-            } else if content.is_empty() && held_cr {
                 crlf = true;
             }
         } else if let Some(stripped) = content.strip_suffix(b"\r") {
@@ -103,7 +122,7 @@ impl DataReceiver {
             content = stripped;
             self.pending_cr = true;
         }
-        let bare_cr = content.contains(&b'\r') || (held_cr && !crlf);
+        let bare_cr = lone_held_cr || memchr::memchr(b'\r', content).is_some();
         if self.strict_crlf && ((ends_line && !crlf) || bare_cr) {
             return Event::BareNewline;
         }
@@ -116,7 +135,7 @@ impl DataReceiver {
             return self.store(b"\n", true);
         }
         self.line.clear();
-        if held_cr && !crlf {
+        if lone_held_cr {
             self.line.push(b'\r');
         }
         self.line
@@ -134,7 +153,7 @@ impl DataReceiver {
     /// Counts and stores a normalised piece (qpsmtpd: once over the limit, nothing more
     /// is stored or counted).
     fn store(&mut self, piece: &[u8], ends_line: bool) -> Event {
-        if self.too_big() {
+        if self.refused() {
             return Event::More;
         }
         self.size += piece.len() as u64;
@@ -152,23 +171,31 @@ impl DataReceiver {
         if !ends_line {
             return Event::More;
         }
-        let line = std::mem::take(&mut self.header_line);
-        if line == b"\n" {
+        let mut line = std::mem::take(&mut self.header_line);
+        let event = if line == b"\n" {
             self.in_header = false;
             self.write_body(b"\n");
-            return Event::HeaderEnded;
-        }
-        match self.header.push_line(&line) {
-            HeaderEnd::More => Event::More,
-            HeaderEnd::NotAField => {
-                // Quirk 6 fixed: the line is kept as the first body line, after the blank
-                // line the header block lacked.
-                self.in_header = false;
-                self.write_body(b"\n");
-                self.write_body(&line);
-                Event::HeaderEnded
+            Event::HeaderEnded
+        } else {
+            match self.header.push_line(&line) {
+                HeaderEnd::More => Event::More,
+                HeaderEnd::NotAField => {
+                    // Quirk 6 fixed: the line is kept as the first body line, after the
+                    // blank line the header block lacked.
+                    self.in_header = false;
+                    self.write_body(b"\n");
+                    self.write_body(&line);
+                    Event::HeaderEnded
+                }
             }
+        };
+        // The line buffer is used again for the next line (no allocation per field),
+        // unless one very long line made it big.
+        if line.capacity() <= 4096 {
+            line.clear();
+            self.header_line = line;
         }
+        event
     }
 
     fn write_body(&mut self, data: &[u8]) {
@@ -236,6 +263,25 @@ impl Session {
         self.reply(Reply::plain(354, "go ahead; end with <CRLF>.<CRLF>"));
     }
 
+    /// How long the next read of message data may wait: `timeout`, but never past the
+    /// message's deadline, `data_deadline` after `354` (per-read timeouts alone would let
+    /// a client that trickles a line at a time hold the message open for ever).
+    pub(super) fn data_read_timeout(&self) -> Duration {
+        let State::Data(receiver) = &self.state else {
+            return self.settings.data_timeout;
+        };
+        let Some(deadline) = receiver.started.checked_add(self.settings.data_deadline) else {
+            return self.settings.data_timeout;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.settings.data_timeout.min(left)
+    }
+
+    /// Has the message being received run past `data_deadline`?
+    pub(super) fn data_deadline_passed(&self) -> bool {
+        matches!(&self.state, State::Data(r) if r.started.elapsed() >= self.settings.data_deadline)
+    }
+
     /// Handles one segment of message data.
     pub fn data_segment(&mut self, seg: &[u8]) {
         let State::Data(receiver) = &mut self.state else {
@@ -268,7 +314,7 @@ impl Session {
             return;
         };
         self.txn.header = std::mem::take(&mut receiver.header);
-        if receiver.too_big() {
+        if receiver.refused() {
             return;
         }
         let out = self.run(Hook::DataHeadersEnd, Args::None);
@@ -310,6 +356,17 @@ impl Session {
         if receiver.too_big() || receiver.header_too_big {
             self.summary.outcome = "552 message too big".into();
             self.reply(Reply::new(552, "5.3.4", "Message too big!"));
+            return self.reset_transaction();
+        }
+        if receiver.nul {
+            self.log
+                .log(Level::Warn, format_args!("NUL in message data; message refused"));
+            self.summary.outcome = "554 NUL in message".into();
+            self.reply(Reply::new(
+                554,
+                "5.6.0",
+                "Message contains a NUL character; not accepted (RFC 5322 2.3)",
+            ));
             return self.reset_transaction();
         }
         if let Some(e) = receiver
@@ -397,6 +454,39 @@ mod tests {
         assert_eq!(r.segment(b"\n"), Event::More);
         assert_eq!(r.segment(b".\r\n"), Event::Complete);
         assert_eq!(body(&mut r), b"abc\n");
+    }
+
+    #[test]
+    fn cr_held_at_a_piece_end_before_anything_but_lf_is_bare() {
+        for next in [&b"X\r\n"[..], b"\r\n", b"X", b"\r"] {
+            let (_d, mut r) = receiver(true, 0);
+            r.in_header = false;
+            assert_eq!(r.segment(b"abc\r"), Event::More);
+            assert_eq!(r.segment(next), Event::BareNewline, "CR then {next:?}");
+        }
+        // On a pipe the bare CR is kept as it came.
+        let (_d, mut r) = receiver(false, 0);
+        r.in_header = false;
+        r.segment(b"abc\r");
+        r.segment(b"X\r\n");
+        assert_eq!(r.segment(b".\r\n"), Event::Complete);
+        assert_eq!(body(&mut r), b"abc\rX\n");
+    }
+
+    #[test]
+    fn nul_refuses_the_message_and_stops_storing() {
+        let (_d, mut r) = receiver(true, 0);
+        let ev = feed(&mut r, b"Subject: x\r\n\r\nbefore\r\nzero\0\r\nafter\r\n.\r\n");
+        assert_eq!(ev, Event::Complete);
+        assert!(r.nul && r.refused());
+        assert_eq!(body(&mut r), b"\nbefore\n");
+        // "\0.\r\n" is not a terminator: the message goes on to the real one.
+        let (_d, mut r) = receiver(true, 0);
+        assert_eq!(r.segment(b"\r\n"), Event::HeaderEnded);
+        assert_eq!(r.segment(b"\0.\r\n"), Event::More);
+        assert_eq!(r.segment(b"MAIL FROM:<x@y>\r\n"), Event::More);
+        assert_eq!(r.segment(b".\r\n"), Event::Complete);
+        assert!(r.nul);
     }
 
     #[test]

@@ -75,8 +75,11 @@ pub struct Settings {
     pub databytes: u64,
     /// `timeoutsmtpd`, else `timeout`: seconds to wait for a command.
     pub command_timeout: Duration,
-    /// `timeout`: seconds to wait for each piece of message data and for each write.
+    /// `timeout`: seconds to wait for each line of message data (each 64 KiB of a longer
+    /// one) and for each write.
     pub data_timeout: Duration,
+    /// `data_deadline`: seconds the whole message may take after `354`.
+    pub data_deadline: Duration,
     /// `spool_dir`: where bodies are spooled.
     pub spool_dir: std::path::PathBuf,
     /// `size_threshold`: body bytes kept in memory before spooling.
@@ -88,6 +91,10 @@ pub struct Settings {
     /// `max_header_size`: bytes of header block kept for parsing.
     pub max_header_size: usize,
 }
+
+/// Seconds a whole message may take after `354` unless `data_deadline` says otherwise
+/// (sendmail's `Timeout.datablock` default).
+pub const DEFAULT_DATA_DEADLINE: u64 = 3600;
 
 impl Settings {
     /// Reads the settings through the chain's `config` hooks and the config files.
@@ -124,8 +131,13 @@ impl Settings {
         Ok(Settings {
             greeting: get("smtpgreeting")?,
             databytes: number("databytes")?.unwrap_or(0),
-            command_timeout: Duration::from_secs(command_timeout),
-            data_timeout: Duration::from_secs(timeout),
+            command_timeout: seconds(command_timeout),
+            data_timeout: seconds(timeout),
+            data_deadline: seconds(
+                number("data_deadline")?
+                    .filter(|t| *t > 0)
+                    .unwrap_or(DEFAULT_DATA_DEADLINE),
+            ),
             spool_dir: get("spool_dir")?
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir),
@@ -137,6 +149,12 @@ impl Settings {
             me,
         })
     }
+}
+
+/// A configured number of seconds as a wait. Past about 136 years every wait is the same
+/// as for ever, and a longer one would overflow the clock arithmetic of each read.
+fn seconds(n: u64) -> Duration {
+    Duration::from_secs(n.min(1 << 32))
 }
 
 /// The host name from the kernel (qpsmtpd's default for `me`).
@@ -256,7 +274,7 @@ impl Session {
     /// How long to wait for the next input.
     pub fn read_timeout(&self) -> Duration {
         match self.state {
-            State::Data(_) => self.settings.data_timeout,
+            State::Data(_) => self.data_read_timeout(),
             _ => self.settings.command_timeout,
         }
     }
@@ -346,9 +364,20 @@ impl Session {
         } else {
             "command"
         };
-        self.log
-            .log(Level::Info, format_args!("timeout waiting for {what}"));
-        self.summary.outcome = format!("timeout waiting for {what}");
+        if self.data_deadline_passed() {
+            self.log.log(
+                Level::Info,
+                format_args!(
+                    "message not complete after data_deadline ({} s)",
+                    self.settings.data_deadline.as_secs()
+                ),
+            );
+            self.summary.outcome = "data_deadline passed".into();
+        } else {
+            self.log
+                .log(Level::Info, format_args!("timeout waiting for {what}"));
+            self.summary.outcome = format!("timeout waiting for {what}");
+        }
         let me = self.settings.me.clone();
         self.reply(Reply::new(
             421,

@@ -1,18 +1,28 @@
 //! The headers the core adds to every accepted message (reference §5): `Received`
 //! (replaceable through the `received_line` hook) and `Authentication-Results`, with
-//! forged `Authentication-Results` from the client renamed first.
+//! incoming `Authentication-Results` that could pass for ours renamed first.
+//!
+//! Client-supplied text in these fields (the HELO name, the AUTH user) is written so that
+//! it cannot change their structure: quoted pairs in comments, a quoted string for a
+//! property value, ASCII only unless the message is SMTPUTF8, and bounded in length.
+//! [`crate::header::Header::add`] then cleans control characters and folds long lines
+//! for every added field, ours and the plugins' alike.
 
 use super::Session;
 use crate::VERSION;
 use crate::plugin::{Args, Hook, Verdict};
+
+/// The most bytes of one client-supplied name (HELO, remote host, AUTH user) in a comment:
+/// a domain name has at most 253, so a longer one is cut and marked with `...`.
+const MAX_NAME: usize = 255;
 
 impl Session {
     /// Cleans old Authentication-Results, then puts A-R above Received at the top, as
     /// qpsmtpd 1.00 does (PR #50: before `data_post`, so content filters see them).
     pub(super) fn add_trace_headers(&mut self) {
         let auth_results_id = self.settings.auth_results_id.clone();
-        if auth_results_id.is_some() {
-            self.rename_old_auth_results();
+        if let Some(id) = &auth_results_id {
+            self.rename_old_auth_results(id);
         }
         let received = self.received_value();
         self.txn.header.add("Received", &received, Some(0));
@@ -22,27 +32,52 @@ impl Session {
         }
     }
 
-    /// Every `Authentication-Results` the message arrived with becomes
-    /// `Original-Authentication-Results` at the end of the header, unless a DKIM
-    /// signature covers that field (renaming it would break the signature). Unlike
-    /// qpsmtpd 1.00 (quirk 19), all of them are renamed, not every other one.
-    fn rename_old_auth_results(&mut self) {
-        let signed = self.txn.header.get_all("DKIM-Signature").iter().any(|sig| {
-            dkim_tag(sig, "h").is_some_and(|h| {
-                h.split(':')
-                    .any(|f| f.trim().eq_ignore_ascii_case("authentication-results"))
-            })
-        });
-        if signed {
-            return;
-        }
-        let old = self
-            .txn
+    /// Incoming `Authentication-Results` become `Original-Authentication-Results` at the
+    /// end of the header (unlike qpsmtpd 1.00, quirk 19, all of them, not every other one):
+    ///
+    /// - one that claims our authserv-id always (RFC 8601 §5: a reader downstream trusts
+    ///   our id), even under a DKIM signature that lists the field in `h=`: anyone can add
+    ///   such a signature. The one exception is the hook for a DKIM verifier: a field whose
+    ///   value is in the transaction's `verified_auth_results` (covered by a signature that
+    ///   verified, from a signer the site trusts) may stay, one at most;
+    /// - one from another authserv-id unless a DKIM signature covers the field (renaming it
+    ///   would break the signature, and the field vouches for nothing of ours).
+    fn rename_old_auth_results(&mut self, our_id: &str) {
+        let our_id = normal_id(our_id);
+        let txn = &mut self.txn;
+        let signed = txn
             .header
-            .take(|f| f.name.eq_ignore_ascii_case("Authentication-Results"));
-        for mut field in old {
-            field.name = "Original-Authentication-Results".to_string();
-            self.txn.header.push_field(field);
+            .fields()
+            .filter(|f| f.name.eq_ignore_ascii_case("DKIM-Signature"))
+            .any(|sig| {
+                dkim_tag(&sig.value(), "h").is_some_and(|h| {
+                    h.split(':')
+                        .any(|f| f.trim().eq_ignore_ascii_case("authentication-results"))
+                })
+            });
+        let verified = &txn.verified_auth_results;
+        let mut kept_ours = false;
+        let renamed = txn.header.rename_to_end(
+            |f| {
+                if !f.name.eq_ignore_ascii_case("Authentication-Results") {
+                    return false;
+                }
+                if authserv_id(f.raw) != our_id {
+                    return !signed;
+                }
+                if !kept_ours && verified.iter().any(|v| v.as_slice() == f.raw) {
+                    kept_ours = true;
+                    return false;
+                }
+                true
+            },
+            "Original-Authentication-Results",
+        );
+        if renamed > 0 {
+            self.log.log(
+                crate::log::Level::Info,
+                format_args!("renamed {renamed} incoming Authentication-Results"),
+            );
         }
     }
 
@@ -64,7 +99,7 @@ impl Session {
             }
             auth = format!(
                 "(smtp-auth username {}, mechanism {})",
-                crate::auth::comment_text(&a.user),
+                comment_text(&a.user, self.txn.smtputf8),
                 a.mechanism
             );
         }
@@ -91,8 +126,8 @@ impl Session {
         };
         format!(
             "from {} (HELO {}) ({peer})\n by {} (qpsmtpd-rs/{VERSION}) with {smtp}{tls_part} id {}; {}",
-            self.conn.remote_info,
-            header_safe(self.conn.hello_host()),
+            comment_text(&self.conn.remote_info, false),
+            comment_text(self.conn.hello_host(), self.txn.smtputf8),
             self.settings.me,
             self.txn.id,
             rfc5322_now(),
@@ -106,7 +141,7 @@ impl Session {
             Some(a) => format!(
                 "{id}; auth=pass ({}) smtp.auth={}",
                 a.mechanism,
-                crate::auth::results_value(&a.user)
+                pvalue(&a.user, self.txn.smtputf8)
             ),
             None => format!("{id}; auth=none"),
         };
@@ -128,10 +163,123 @@ fn dkim_tag<'a>(sig: &'a str, tag: &str) -> Option<&'a str> {
     })
 }
 
-/// The client's HELO name as it may appear in a header: printable ASCII and UTF-8 kept,
-/// anything else (control characters) replaced, so no header can be injected.
-fn header_safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+/// An authserv-id compared as RFC 8601 §2.5 asks: case-insensitively, as a domain name
+/// (a final dot does not count).
+fn normal_id(id: &str) -> String {
+    id.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The authserv-id an Authentication-Results value starts with (RFC 8601 §2.2: after
+/// blanks and comments, a token or a quoted string), normalised. Read generously: anything
+/// a reader downstream might take for our id counts as claiming it.
+fn authserv_id(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let rest = skip_cfws(&text);
+    let id: String = match rest.strip_prefix('"') {
+        Some(quoted) => {
+            let mut out = String::new();
+            let mut chars = quoted.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => out.extend(chars.next()),
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        None => rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '(' | '"'))
+            .collect(),
+    };
+    normal_id(&id)
+}
+
+/// `s` without its leading blanks, line breaks and comments (nested, with quoted pairs).
+fn skip_cfws(mut s: &str) -> &str {
+    loop {
+        s = s.trim_start();
+        if !s.starts_with('(') {
+            return s;
+        }
+        let mut depth = 0;
+        let mut escaped = false;
+        let mut end = s.len();
+        for (i, c) in s.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        s = &s[end..];
+    }
+}
+
+/// Client-supplied text for inside a comment of a trace field (RFC 5322 §3.2.2): `(`, `)`
+/// and `\` as quoted pairs so the comment ends where ours does, and `;` too (the date
+/// follows the last `;`, and some readers split at the first); control characters, and
+/// U+FFFD left by invalid UTF-8, as `?`; other non-ASCII text as `?` unless the message is
+/// SMTPUTF8 (RFC 6532); at most [`MAX_NAME`] bytes, then `...`.
+fn comment_text(s: &str, utf8: bool) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_NAME + 3));
+    for c in s.chars() {
+        let quoted = matches!(c, '(' | ')' | '\\' | ';');
+        let shown = if c.is_control() || c == '\u{fffd}' || (!c.is_ascii() && !utf8) {
+            '?'
+        } else {
+            c
+        };
+        if out.len() + usize::from(quoted) + shown.len_utf8() > MAX_NAME {
+            out.push_str("...");
+            break;
+        }
+        if quoted {
+            out.push('\\');
+        }
+        out.push(shown);
+    }
+    out
+}
+
+/// A property value for Authentication-Results (RFC 8601 §2.2 `pvalue`): as it is when it
+/// is a plain name or address, else a quoted string (RFC 5322 §3.2.4), so a `;`, blank or
+/// comment in it cannot start a result of its own.
+fn pvalue(s: &str, utf8: bool) -> String {
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+    };
+    let plain = match s.split_once('@') {
+        Some((local, domain)) => word(local) && word(domain),
+        None => word(s),
+    };
+    if plain {
+        return s.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() || c == '\u{fffd}' || (!c.is_ascii() && !utf8) => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Local time with a numeric zone, as in RFC 5322 §3.3 (qpsmtpd's strftime format).
@@ -161,7 +309,52 @@ mod tests {
     }
 
     #[test]
-    fn helo_cannot_inject() {
-        assert_eq!(header_safe("a\u{1}b"), "a?b");
+    fn helo_cannot_inject_or_break_the_comment() {
+        assert_eq!(comment_text("a\u{1}b", false), "a?b");
+        assert_eq!(comment_text("x(y)z;w\\v", false), "x\\(y\\)z\\;w\\\\v");
+        assert_eq!(comment_text("b\u{fffd}d.\u{fc}", false), "b?d.?");
+        assert_eq!(comment_text("b\u{fffd}d.\u{fc}", true), "b?d.\u{fc}");
+    }
+
+    #[test]
+    fn long_names_are_cut() {
+        let cut = comment_text(&"h".repeat(16_000), false);
+        assert_eq!(cut.len(), MAX_NAME + 3);
+        assert!(cut.ends_with("h..."));
+        let cut = comment_text(&"(".repeat(1000), false);
+        assert!(cut.len() <= MAX_NAME + 3 && cut.ends_with("\\(..."), "{cut}");
+        let cut = comment_text(&"\u{10348}".repeat(1000), true);
+        assert!(cut.len() <= MAX_NAME + 3 && cut.ends_with("..."), "{cut}");
+    }
+
+    #[test]
+    fn authserv_id_is_read_generously() {
+        for raw in [
+            " test.example.org; spf=pass",
+            " TEST.example.org.;",
+            " (c (nested) \\) more) test.example.org 1 ; x",
+            "\n test.example.org(comment);",
+            " \"test.example.org\"; spf=pass",
+            " \"test.\\example.org\";",
+        ] {
+            assert_eq!(authserv_id(raw.as_bytes()), "test.example.org", "{raw:?}");
+        }
+        assert_eq!(authserv_id(b" other.example; spf=pass"), "other.example");
+        assert_eq!(authserv_id(b" (unclosed"), "");
+        assert_eq!(authserv_id(b""), "");
+    }
+
+    #[test]
+    fn auth_user_as_property_value() {
+        assert_eq!(pvalue("good@example.com", false), "good@example.com");
+        assert_eq!(pvalue("bob", false), "bob");
+        assert_eq!(
+            pvalue("a@b; dkim=pass header.d=paypal.com", false),
+            "\"a@b; dkim=pass header.d=paypal.com\""
+        );
+        assert_eq!(pvalue("odd(x);y@example.com", false), "\"odd(x);y@example.com\"");
+        assert_eq!(pvalue("a \"b\\", false), "\"a \\\"b\\\\\"");
+        assert_eq!(pvalue("j\u{f6}rg\r", false), "\"j?rg?\"");
+        assert_eq!(pvalue("j\u{f6}rg", true), "\"j\u{f6}rg\"");
     }
 }
