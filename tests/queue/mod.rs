@@ -6,7 +6,7 @@
 mod dovecot;
 mod exim;
 mod faults;
-mod hop;
+pub mod hop;
 mod misbehaving;
 mod postfix;
 mod qmail;
