@@ -156,3 +156,50 @@ fn sigterm_ends_even_a_session_stuck_where_no_signal_reaches() {
     assert_eq!(status.signal(), Some(Signal::SIGALRM as i32), "{status:?}");
     drop(reader);
 }
+
+/// SIGTERM while a queue program runs (here one that hangs, with a 60 s timeout): it is
+/// killed with everything it started, the client hears 451 (the message is not queued)
+/// and 421, and the process exits.
+#[test]
+fn sigterm_while_a_queue_program_runs() {
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", "queue/qmail-queue $DIR/qq timeout 60"),
+        ("rcpthosts", "example.org"),
+    ]));
+    let script = dir.path().join("qq");
+    let pid_file = dir.path().join("qq.pid");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nsleep 60 &\necho $! > {}\nwait\n", pid_file.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (mut child, client) = spawn_inetd(binary_command(&dir));
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = client.try_clone().unwrap();
+    w.write_all(
+        b"HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n",
+    )
+    .unwrap();
+    assert!(crate::queue::wait_for(10, || pid_file.exists()));
+    let started = Instant::now();
+    term(&child);
+    let mut all = String::new();
+    BufReader::new(client).read_to_string(&mut all).unwrap();
+    let status = exited_within(&mut child, 10).expect("still running after SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<&str> = all.lines().collect();
+    assert!(lines.get(5).is_some_and(|l| l.starts_with("451 ")), "{all}");
+    assert!(lines.get(6).is_some_and(|l| l.starts_with("421 4.3.2")), "{all}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let gone = crate::queue::wait_for(5, || {
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+    });
+    assert!(gone, "the queue program's child is still running");
+}

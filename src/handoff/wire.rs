@@ -400,39 +400,49 @@ fn connect_fd(
         None,
     )
     .map_err(fail)?;
-    match connect(fd.as_raw_fd(), addr) {
-        Ok(()) => {}
-        Err(Errno::EINPROGRESS) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {
-            let deadline = Instant::now() + timeout;
-            loop {
-                if TERMINATE.load(Ordering::SeqCst) {
-                    return Err(Broken::new(
-                        Trouble::Terminated,
-                        format!("{name}: connect: interrupted by a termination signal"),
-                    ));
+    let deadline = Instant::now() + timeout;
+    let stop = |what: &str| {
+        if TERMINATE.load(Ordering::SeqCst) {
+            return Some(Broken::new(
+                Trouble::Terminated,
+                format!("{name}: connect: interrupted by a termination signal"),
+            ));
+        }
+        (Instant::now() >= deadline)
+            .then(|| Broken::new(Trouble::Unreachable, format!("{name}: connect: {what}")))
+    };
+    loop {
+        match connect(fd.as_raw_fd(), addr) {
+            Ok(()) | Err(Errno::EISCONN) => break,
+            // A Unix socket whose backlog is full: nothing is in progress, try again.
+            Err(Errno::EAGAIN) => {
+                if let Some(b) = stop("the server's queue stayed full") {
+                    return Err(b);
                 }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Broken::new(
-                        Trouble::Unreachable,
-                        format!("{name}: connect: timed out"),
-                    ));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(Errno::EINPROGRESS) | Err(Errno::EINTR) | Err(Errno::EALREADY) => {
+                loop {
+                    if let Some(b) = stop("timed out") {
+                        return Err(b);
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let ms = i32::try_from(left.max(MIN_WAIT).as_millis()).unwrap_or(i32::MAX);
+                    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+                    match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+                        Ok(0) | Err(Errno::EINTR) => continue,
+                        Ok(_) => break,
+                        Err(e) => return Err(fail(e)),
+                    }
                 }
-                let ms = i32::try_from(left.max(MIN_WAIT).as_millis()).unwrap_or(i32::MAX);
-                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
-                match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
-                    Ok(0) | Err(Errno::EINTR) => continue,
-                    Ok(_) => break,
+                match getsockopt(&fd, sockopt::SocketError) {
+                    Ok(0) => break,
+                    Ok(err) => return Err(fail(Errno::from_raw(err))),
                     Err(e) => return Err(fail(e)),
                 }
             }
-            match getsockopt(&fd, sockopt::SocketError) {
-                Ok(0) => {}
-                Ok(err) => return Err(fail(Errno::from_raw(err))),
-                Err(e) => return Err(fail(e)),
-            }
+            Err(e) => return Err(fail(e)),
         }
-        Err(e) => return Err(fail(e)),
     }
     // Blocking from now on: reads and writes wait with socket timeouts.
     let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(fail)?;

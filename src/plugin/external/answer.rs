@@ -141,6 +141,11 @@ pub fn untag(lines: &[String], id: u64) -> Result<Vec<String>, String> {
                     shown(line)
                 )
             }
+            // At the first request the likely cause is a plugin written for the plain form.
+            _ if id == 1 => format!(
+                "an answer line without the request id {id}: {} (a co-process starts every answer line with the request_id it was sent; see EXTERNAL.md)",
+                shown(line)
+            ),
             _ => format!("an answer line without the request id {id}: {}", shown(line)),
         });
     }
