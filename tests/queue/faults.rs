@@ -14,9 +14,9 @@ use super::hop::{Act, Hop, Script};
 use super::{Talk, cfg, files_in, root_or_skip, tricky_message};
 use crate::support::TestDir;
 
-/// A config forwarding to the hop (`PORT` in `plugin` is replaced), timeout 1 s.
+/// A config forwarding to the hop (`PORT` in `plugin` is replaced), timeout 2 s.
 pub fn forward_dir(plugin: &str, port: u16) -> TestDir {
-    let line = format!("{plugin} timeout 1");
+    let line = format!("{plugin} timeout 2");
     let line = line.replace("PORT", &port.to_string());
     TestDir::new(&cfg(&[
         ("plugins", "rcpt_ok"),
