@@ -7,10 +7,19 @@
 //! lines starting with `#` dropped, no inline comments, and `$include <path>` splicing in
 //! a file or every file of a directory. A missing file is "not set"; a file that exists
 //! but cannot be read is an error, never silently empty.
+//!
+//! Files are opened without waiting (`O_NONBLOCK`) and must then be regular files: a FIFO,
+//! a device or a socket named as a config file or by `$include` is refused instead of
+//! hanging the session. Read as root, `$include` is followed only into files everybody
+//! may read, so that a line of a private file (`/etc/shadow`) can never reach a log in an
+//! error message about the value.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -128,6 +137,8 @@ pub struct Config {
     qmail_control: Option<PathBuf>,
     toml: Option<(PathBuf, toml::Table)>,
     cache: RefCell<HashMap<String, Lines>>,
+    /// Read with root's rights: `$include` only into files everybody may read.
+    as_root: bool,
 }
 
 impl Config {
@@ -150,7 +161,7 @@ impl Config {
         let toml = if !names.contains(TOML_FILE) {
             None
         } else {
-            match std::fs::read_to_string(&toml_path) {
+            match read_regular(&toml_path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
                 Ok(text) => {
                     let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
                         path: toml_path.clone(),
@@ -169,6 +180,7 @@ impl Config {
             qmail_control,
             toml,
             cache: RefCell::new(HashMap::new()),
+            as_root: nix::unistd::geteuid().is_root(),
         })
     }
 
@@ -180,6 +192,7 @@ impl Config {
             qmail_control: None,
             toml: None,
             cache: RefCell::new(HashMap::new()),
+            as_root: false,
         }
     }
 
@@ -248,6 +261,12 @@ impl Config {
         let Some(path) = self.file_path(&file) else {
             return Ok(None);
         };
+        // The same check as for every config file before the cdb code opens it.
+        match open_regular(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(read_error(&path, &e)),
+        }
         Cdb::open(&path).map_err(|e| read_error(&path, &e))
     }
 
@@ -293,7 +312,7 @@ impl Config {
     }
 
     fn read_file(&self, path: &Path, depth: usize) -> Result<Vec<Entry>, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|e| read_error(path, &e))?;
+        let bytes = read_regular(path).map_err(|e| read_error(path, &e))?;
         let text = String::from_utf8_lossy(&bytes);
         let mut out = Vec::new();
         for (i, raw) in text.lines().enumerate() {
@@ -325,6 +344,9 @@ impl Config {
             }
             let path = self.include_path(target);
             for f in include_files(&path).map_err(|e| read_error(&path, &e))? {
+                if self.as_root {
+                    everybody_may_read(&f)?;
+                }
                 out.extend(self.read_file(&f, depth + 1)?);
             }
             return Ok(());
@@ -345,6 +367,46 @@ impl Config {
         }
         self.file_path(target).unwrap_or_else(|| self.dir.join(target))
     }
+}
+
+/// Opens a file for reading without waiting (a FIFO with no writer, a device), then makes
+/// sure it is a regular file.
+fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
+    }
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, device or socket is not read)",
+        ));
+    }
+    Ok(file)
+}
+
+/// The content of a regular file (see [`open_regular`]).
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_regular(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Read as root, an included file must be readable by everybody: otherwise the account
+/// that serves (or whoever wrote the including file) could get root to put its lines
+/// into a log. The error names the file only.
+fn everybody_may_read(path: &Path) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|e| read_error(path, &e))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Ok(());
+    }
+    Err(ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: "$include is not followed, as root, into a file that not everybody may read".into(),
+    })
 }
 
 /// The names of the entries of a directory.
@@ -420,6 +482,7 @@ fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn texts(l: &Lines) -> Vec<&str> {
         l.iter().collect()
@@ -479,6 +542,48 @@ mod tests {
         fs::create_dir(d.path().join("me")).unwrap();
         let c = Config::open(d.path(), None).unwrap();
         assert!(matches!(c.lines("me"), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting() {
+        let d = tempfile::tempdir().unwrap();
+        let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
+        nix::unistd::mkfifo(&d.path().join("rcpthosts"), mode).unwrap();
+        nix::unistd::mkfifo(&d.path().join("pipe"), mode).unwrap();
+        fs::write(d.path().join("plugins"), "rcpt_ok\n$include pipe\n").unwrap();
+        fs::write(d.path().join("morercpthosts.cdb"), "").unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        let started = std::time::Instant::now();
+        for name in ["rcpthosts", "plugins"] {
+            let e = c.lines(name).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        fs::remove_file(d.path().join("morercpthosts.cdb")).unwrap();
+        nix::unistd::mkfifo(&d.path().join("morercpthosts.cdb"), mode).unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        assert!(c.cdb("morercpthosts").is_err());
+    }
+
+    #[test]
+    fn as_root_an_include_of_a_private_file_is_refused_without_its_lines() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("secret");
+        fs::write(&secret, "root:$6$hash:19000:0:99999:7:::\n").unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o640)).unwrap();
+        fs::write(d.path().join("user"), format!("$include {}\n", secret.display())).unwrap();
+        fs::write(d.path().join("open"), "shared line\n").unwrap();
+        fs::set_permissions(d.path().join("open"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(d.path().join("group"), "$include open\n").unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        let e = c.lines("user").unwrap_err().to_string();
+        assert!(e.contains("not everybody may read"), "{e}");
+        assert!(!e.contains("hash"), "{e}");
+        assert_eq!(texts(&c.lines("group").unwrap()), ["shared line"]);
     }
 
     #[test]

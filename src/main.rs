@@ -100,9 +100,9 @@ fn parse_cli() -> Result<Option<Cli>, String> {
 /// page, and glibc finds them by reading and sscanf-parsing /proc/self/maps: about 95,000
 /// instructions (a tenth of a whole session under callgrind) plus a kernel walk of the
 /// address space, on every connection. The rest of what std did there is done here: fds
-/// 0-2 are kept open, SIGPIPE is ignored (writes to a gone client return EPIPE; children
-/// still start with the default action, as std's `Command` resets it), stdout is flushed
-/// and a panic ends the process with status 101. A stack overflow now ends in a plain
+/// 0-2 are kept open, SIGPIPE is caught by a handler that does nothing (writes to a gone
+/// client return EPIPE; children start with the default action, as exec resets a caught
+/// signal), stdout is flushed and a panic ends the process with status 101. A stack overflow now ends in a plain
 /// SIGSEGV instead of std's message.
 // `no_mangle` is unsafe only because two items could export the same symbol; this is the
 // program's one `main` and std's own is not built with `no_main`.
@@ -112,7 +112,7 @@ fn parse_cli() -> Result<Option<Cli>, String> {
 extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     // std::env::args() still works: on glibc std records argv from .init_array.
     standard_fds_open();
-    signals::ignore_sigpipe();
+    signals::catch_sigpipe();
     let status = std::panic::catch_unwind(run).unwrap_or(101);
     let _ = std::io::Write::flush(&mut std::io::stdout());
     std::ffi::c_int::from(status)
@@ -202,6 +202,9 @@ fn run() -> u8 {
         }
     };
     session.set_tls_preopened(tls_files);
+    // After the switch from root and the plugins' loading: nothing started from now on
+    // gains privileges, unless a plugin may need a set-id program (README Differences 64).
+    startup::forbid_new_privileges(session.chain());
     if network {
         session.set_liveness(Box::new(|| io::peer_alive(std::io::stdin().as_fd())));
     }
@@ -326,38 +329,75 @@ mod signals {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     use qpsmtpd_rs::io::TERMINATE;
 
+    /// How long a session may take to end after a termination signal before SIGALRM
+    /// (default action: the process ends) cuts it short. Every wait we do ends at once on
+    /// the signal; this covers the ones we cannot interrupt (a name lookup, a plugin's
+    /// own I/O), so that a supervisor's SIGTERM always ends the process.
+    const WATCHDOG_SECS: u32 = 10;
+
     extern "C" fn on_terminate(_: nix::libc::c_int) {
-        TERMINATE.store(true, Ordering::SeqCst);
+        // The first signal arms the watchdog; later ones do not push it back.
+        if !TERMINATE.swap(true, Ordering::SeqCst) {
+            // alarm(2) is async-signal-safe.
+            let _ = nix::unistd::alarm::set(WATCHDOG_SECS);
+        }
     }
 
-    /// Writes to a client that has gone return EPIPE instead of killing the process (std
-    /// does this before a normal `main`; see `main`).
+    /// Catching, not ignoring: a write to a gone client or past the `fsize` limit fails
+    /// with EPIPE or EFBIG as it would with the signal ignored, and since a caught signal
+    /// is reset to its default action by execve, every program we start gets the default
+    /// (an ignored one would stay ignored in it; plugins/EXTERNAL.md promises defaults).
+    extern "C" fn carry_on(_: nix::libc::c_int) {}
+
+    /// SIGPIPE is caught before anything is written (std ignores it before a normal
+    /// `main`; see `main`).
     #[cfg_attr(test, allow(dead_code))]
     #[allow(unsafe_code)]
-    pub fn ignore_sigpipe() {
-        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        // SAFETY: SIG_IGN installs no handler code at all.
-        let _ = unsafe { sigaction(Signal::SIGPIPE, &ignore) };
+    pub fn catch_sigpipe() {
+        let catch = SigAction::new(
+            SigHandler::Handler(carry_on),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: the handler does nothing at all, which is async-signal-safe.
+        let _ = unsafe { sigaction(Signal::SIGPIPE, &catch) };
     }
 
-    /// SIGTERM, SIGINT and SIGHUP only set a flag; the blocked `poll` returns EINTR (no
-    /// SA_RESTART) and the session ends with `421`, removing any spool file.
+    /// Signals a super-server (or a shell starting us in the background) left ignored are
+    /// set back to their defaults, so that children do not inherit them either (an
+    /// ignored SIGCHLD would even make the kernel reap them before we can). SIGTERM,
+    /// SIGINT and SIGHUP then only set a flag: the blocked `poll` (or a next hop's read)
+    /// returns EINTR (no SA_RESTART), the session ends with `421`, removing any spool
+    /// file, and the watchdog makes sure the process ends.
     #[allow(unsafe_code)]
     pub fn install() {
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        for sig in Signal::iterator() {
+            if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
+                continue;
+            }
+            // SAFETY: SIG_DFL installs no handler code at all.
+            let _ = unsafe { sigaction(sig, &default) };
+        }
         let action = SigAction::new(
             SigHandler::Handler(on_terminate),
             SaFlags::empty(),
             SigSet::empty(),
         );
         for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-            // SAFETY: the handler only stores to an AtomicBool, which is async-signal-safe,
-            // and it replaces the default action for a signal no other code handles.
+            // SAFETY: the handler only swaps an AtomicBool and calls alarm(2), both
+            // async-signal-safe, and it replaces the default action for a signal no other
+            // code handles.
             let _ = unsafe { sigaction(sig, &action) };
         }
         // With `fsize` in the config file rlimits, a write past the limit fails with EFBIG
         // (the queue plugin answers 4xx and removes its file) instead of killing us.
-        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        // SAFETY: SIG_IGN installs no handler code at all.
-        let _ = unsafe { sigaction(Signal::SIGXFSZ, &ignore) };
+        let catch = SigAction::new(
+            SigHandler::Handler(carry_on),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: the handler does nothing at all.
+        let _ = unsafe { sigaction(Signal::SIGXFSZ, &catch) };
     }
 }

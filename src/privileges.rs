@@ -254,6 +254,16 @@ pub fn become_account(account: &Account) -> Result<(), PrivError> {
     Ok(())
 }
 
+/// Makes sure no program started from now on gains privileges through a set-id bit or
+/// file capabilities (`PR_SET_NO_NEW_PRIVS`: inherited, and cannot be undone). For after
+/// the switch from root; see `startup::forbid_new_privileges` for when.
+pub fn forbid_new_privileges() -> Result<(), PrivError> {
+    nix::sys::prctl::set_no_new_privs().map_err(|errno| PrivError::Call {
+        what: "prctl(PR_SET_NO_NEW_PRIVS)".into(),
+        errno,
+    })
+}
+
 /// One line of `rlimits`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {

@@ -114,6 +114,33 @@ pub fn open(opts: Options) -> Result<Session, Failure> {
     }
 }
 
+/// Built-in plugins that start programs which may need their set-id bit: qmail-queue
+/// (set-uid `qmailq`), Postfix's `sendmail` (its `postdrop` is set-gid), Exim (set-uid),
+/// a checkpassword program (often set-uid to read the password database).
+const SET_ID_HANDOFFS: [&str; 5] = [
+    "queue/qmail-queue",
+    "queue/postfix-queue",
+    "queue/sendmail",
+    "queue/exim-bsmtp",
+    "auth/auth_checkpassword",
+];
+
+/// Once the plugins are loaded, and when not serving as root: no program started from
+/// now on may gain privileges (`PR_SET_NO_NEW_PRIVS`), unless a configured plugin may need
+/// a set-id program: one of [`SET_ID_HANDOFFS`], or any external program (which could
+/// start anything). Returns whether it was set.
+pub fn forbid_new_privileges(chain: &Chain) -> bool {
+    if nix::unistd::geteuid().is_root() || chain.plugins().iter().any(|p| may_need_set_id(&p.spec.base)) {
+        return false;
+    }
+    crate::privileges::forbid_new_privileges().is_ok()
+}
+
+fn may_need_set_id(base: &str) -> bool {
+    let name = registry::canonical(base);
+    SET_ID_HANDOFFS.contains(&name) || !registry::BUILTINS.iter().any(|(n, _)| *n == name)
+}
+
 /// The sinks `config/logging` names, or the default: stderr when run by hand, syslog
 /// under a super-server.
 fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError> {
@@ -150,4 +177,31 @@ fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError
         }
     }
     Ok(Logger::new(&conn.id, sinks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_id_handoffs_and_external_programs_keep_new_privileges() {
+        for name in [
+            "queue/qmail-queue",
+            "auth_checkpassword",
+            "queue/sendmail",
+            "qmail-spp",
+            "rcpt_list",
+        ] {
+            assert!(may_need_set_id(name), "{name}");
+        }
+        for name in [
+            "queue/maildir",
+            "queue/smtp-forward",
+            "rcpt_ok",
+            "auth_flat_file",
+            "check_relay",
+        ] {
+            assert!(!may_need_set_id(name), "{name}");
+        }
+    }
 }

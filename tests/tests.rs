@@ -23,6 +23,8 @@ mod queue;
 /// tcpserver, xinetd, systemd-socket-activate, runit and daemontools for real; the
 /// privilege drop; `--check`.
 mod supervision;
+/// A FIFO as a config file, SIGTERM at any point of a session.
+mod termination;
 /// STARTTLS, implicit TLS, UCSPI-TLS and AUTH with real clients and password stores.
 mod tls;
 /// Every transcript under tests/transcripts, in-process and through the binary.

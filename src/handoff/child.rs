@@ -9,7 +9,8 @@
 //!   keeps our pipes open.
 //! - Writing and reading are multiplexed with `poll`, so a child that writes a lot to
 //!   stderr while we feed it the message cannot deadlock us, and a child that stops
-//!   reading cannot hold us past the deadline.
+//!   reading cannot hold us past the deadline. A termination signal ends the wait too
+//!   (the group is killed).
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
@@ -22,6 +23,9 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+
+use crate::io::TERMINATE;
+use std::sync::atomic::Ordering;
 
 /// Output kept per stream; the rest is read and dropped.
 const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -74,6 +78,9 @@ pub enum RunError {
     Spawn(io::Error),
     /// The deadline passed; the process group was killed and reaped.
     TimedOut,
+    /// A termination signal arrived; the process group was killed and reaped (the client
+    /// is told 4xx: a program killed before it exited 0 has not taken the message).
+    Interrupted,
     /// Reading the message or talking to the pipes failed.
     Io(io::Error),
 }
@@ -83,6 +90,7 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Spawn(e) => write!(f, "cannot start: {e}"),
             RunError::TimedOut => write!(f, "timed out; killed"),
+            RunError::Interrupted => write!(f, "interrupted by a termination signal; killed"),
             RunError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -272,6 +280,9 @@ fn pump(
         let now = Instant::now();
         if now >= deadline {
             return Err(RunError::TimedOut);
+        }
+        if TERMINATE.load(Ordering::SeqCst) {
+            return Err(RunError::Interrupted);
         }
         let wait = deadline
             .saturating_duration_since(now)

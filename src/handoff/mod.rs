@@ -10,8 +10,9 @@
 //!   backend that died or hung past the plugin's `timeout`, an answer that cannot be read.
 //!
 //! [`child`] runs programs (qmail-queue, sendmail, exim) with explicit descriptors and a
-//! deadline; [`smtp`] is a blocking SMTP/LMTP client with timeouts and STARTTLS;
-//! [`dot`] writes a message in SMTP's dot-stuffed form.
+//! deadline; [`smtp`] is a blocking SMTP/LMTP client with timeouts and STARTTLS over the
+//! byte stream of [`wire`]; [`relay`] forwards at RCPT time with it; [`dot`] writes a
+//! message in SMTP's dot-stuffed form.
 
 pub mod child;
 pub mod dot;
@@ -20,6 +21,7 @@ pub mod relay;
 pub mod sendmail;
 pub mod smtp;
 pub mod tls;
+pub mod wire;
 pub mod xclient;
 
 use std::io::{self, Read};
@@ -30,8 +32,8 @@ use crate::address::Address;
 use crate::plugin::{Context, Outcome, Verdict};
 use crate::transaction::Transaction;
 
-/// The default per-hand-off timeout in seconds (each network read or write, or the whole
-/// run of a program). RFC 5321 §4.5.3.2 lets a client wait 10 minutes for the reply to the
+/// The default per-hand-off timeout in seconds (each whole reply and each write to a next
+/// hop, or the whole run of a program). RFC 5321 §4.5.3.2 lets a client wait 10 minutes for the reply to the
 /// final dot; two minutes keeps our own client well inside that.
 pub const DEFAULT_TIMEOUT: u64 = 120;
 

@@ -6,13 +6,19 @@
 //! (qpsmtpd issue #150). Here the next hop is asked at RCPT time instead:
 //!
 //! - `rcpt_post` (after our own policy accepted the recipient): connect if needed, send
-//!   MAIL once per transaction, then RCPT. The next hop's `5xx` becomes our `550`, its
-//!   `4xx` our `450`, a failure to reach it `450`; only a `2xx` lets our `250` go out.
-//! - `queue`: DATA and the message on the same session. If the session died while our
-//!   client was sending the message (the next hop's idle timeout), or another plugin's
-//!   answer made the envelopes differ, the envelope is sent again on a fresh session; a
-//!   recipient refused in that second round fails the whole message with a `4xx` (nothing
-//!   was delivered, and the client will then hear the refusal at RCPT time).
+//!   MAIL once per transaction, then RCPT. The next hop's refusal reaches our client with
+//!   its class kept ([`rcpt_code`]); a failure to reach it or an answer out of protocol is
+//!   a `450`; only `250`/`251` lets our `250` go out.
+//! - `queue`: DATA and the message on the same session. If that session cannot take DATA
+//!   any more (the next hop's idle timeout closed it while our client was sending the
+//!   message, it sent something nobody asked for), or another plugin's answer made the
+//!   envelopes differ, the envelope is sent again on a fresh session; a recipient refused
+//!   in that second round fails the whole message with a `4xx` (nothing was delivered,
+//!   and the client will then hear the refusal at RCPT time). Only a `250` to the final
+//!   dot (LMTP: one per recipient) gives our client `250`; a refusal keeps its class
+//!   ([`dot_code`]); anything else is a `451`.
+//! - After anything but a clean `250` in the DATA phase, after a `421`, an unexpected code
+//!   or unsolicited input, the connection is not used again (README Differences 60).
 //! - `reset_transaction`: RSET downstream when a transaction is abandoned;
 //!   `disconnect`: QUIT.
 //!
@@ -22,8 +28,9 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use super::smtp::{Client, Options, Target, Tls};
-use super::{DEFAULT_TIMEOUT, Failure, clean_text};
+use super::smtp::{Client, Error, Options, Reply, Target, Tls};
+use super::wire::Trouble;
+use super::{DEFAULT_TIMEOUT, clean_text};
 use crate::address::Address;
 use crate::log::Level;
 use crate::plugin::{Args, Context, Hook, Outcome, Verdict};
@@ -54,6 +61,43 @@ pub struct Relay {
     session: RefCell<Option<Session>>,
 }
 
+/// Why a step failed, as our client is to hear it.
+#[derive(Debug)]
+pub enum Fail {
+    /// The next hop refused (4xx/5xx); our reply keeps the class.
+    Refused(Reply),
+    /// Nothing definite: our own temporary text, and what happened for the log.
+    Temporary(&'static str, String),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        match e {
+            Error::Refused(r) => Fail::Refused(r),
+            Error::Broken(b) => Fail::Temporary(b.trouble.client_text(), b.detail),
+        }
+    }
+}
+
+impl Fail {
+    /// What happened, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Fail::Refused(r) => r.describe(),
+            Fail::Temporary(_, detail) => detail.clone(),
+        }
+    }
+}
+
+/// What a failure during DATA means for the retry on a fresh session.
+enum DataFail {
+    /// The session cannot take DATA (closed, `421`, unsolicited input, an answer out of
+    /// protocol): nothing was delivered on it, so a fresh session may be tried.
+    Gone(Fail),
+    /// A refusal or a timeout: final.
+    Final(Fail),
+}
+
 impl Relay {
     /// A relay that has not connected yet (no network at start).
     pub fn new(settings: Settings) -> Relay {
@@ -70,67 +114,88 @@ impl Relay {
 
     /// `rcpt_post`: ask the next hop about this recipient.
     pub fn rcpt(&self, cx: &mut Context<'_>, rcpt: &Address) -> Outcome {
-        match self.try_rcpt(cx, rcpt) {
-            Ok(()) => Outcome::declined(),
-            Err(f) => {
-                let level = if matches!(f, Failure::Broken(_)) {
-                    Level::Error
-                } else {
-                    Level::Info
-                };
-                cx.log(
-                    level,
-                    format_args!("{rcpt} not accepted by the next hop: {}", f.text()),
-                );
-                match f {
-                    Failure::Permanent(m) => Outcome::with(Verdict::Deny, m),
-                    Failure::Temporary(m) => Outcome::with(Verdict::DenySoft, m),
-                    Failure::Broken(_) => {
-                        *self.session.borrow_mut() = None;
-                        Outcome::with(
-                            Verdict::DenySoft,
-                            "4.4.1 Temporary failure reaching the next hop; try again later",
-                        )
-                    }
-                }
-            }
+        let result = self.try_rcpt(cx, rcpt);
+        self.drop_if_unusable();
+        let Err(f) = result else {
+            return Outcome::declined();
+        };
+        let level = match f {
+            Fail::Refused(_) => Level::Info,
+            Fail::Temporary(..) => Level::Error,
+        };
+        cx.log(
+            level,
+            format_args!("{rcpt} not accepted by the next hop: {}", f.describe()),
+        );
+        match f {
+            Fail::Refused(r) => refusal(cx, rcpt_code(r.code), &r),
+            Fail::Temporary(text, _) => Outcome::with(Verdict::DenySoft, text),
         }
     }
 
-    fn try_rcpt(&self, cx: &mut Context<'_>, rcpt: &Address) -> Result<(), Failure> {
+    fn try_rcpt(&self, cx: &mut Context<'_>, rcpt: &Address) -> Result<(), Fail> {
         let mut slot = self.session.borrow_mut();
-        if slot.is_none() {
+        let kept = slot.is_some();
+        if !kept {
             *slot = Some(self.open(cx)?);
         }
         let Some(s) = slot.as_mut() else {
-            return Err(Failure::Broken("no session".into()));
+            return Err(Fail::Temporary(Trouble::Local.client_text(), "no session".into()));
         };
         if !s.mail_sent {
-            let reply = s.client.command(&mail_command(cx, &s.client))?;
-            if let Some(f) = reply.failure() {
-                return Err(f);
+            match s.client.command(&mail_command(cx, &s.client), &[250]) {
+                Ok(_) => {}
+                // A connection kept from the last message that went stale meanwhile (the
+                // next hop's idle timeout, a late reply): no transaction is open on it,
+                // so a fresh connection is safe.
+                Err(e) if kept && gone_between_messages(&e) => {
+                    cx.log(
+                        Level::Info,
+                        format_args!(
+                            "the kept connection is unusable ({}); opening a fresh one",
+                            e.describe()
+                        ),
+                    );
+                    *s = self.open(cx)?;
+                    s.client.command(&mail_command(cx, &s.client), &[250])?;
+                }
+                Err(e) => return Err(e.into()),
             }
             s.mail_sent = true;
         }
-        let reply = s.client.command(&format!("RCPT TO:<{}>", rcpt.address()))?;
-        if let Some(f) = reply.failure() {
-            return Err(f);
-        }
+        s.client
+            .command(&format!("RCPT TO:<{}>", rcpt.address()), &[250, 251])?;
         s.accepted.push(rcpt.address());
         Ok(())
     }
 
-    /// Connects and greets; XCLIENT if configured.
-    fn open(&self, cx: &mut Context<'_>) -> Result<Session, Failure> {
+    /// A session that broke is not kept for the next command.
+    fn drop_if_unusable(&self) {
+        let mut slot = self.session.borrow_mut();
+        if slot.as_ref().is_some_and(|s| !s.client.usable()) {
+            *slot = None;
+        }
+    }
+
+    /// Connects and greets; XCLIENT if configured. A refusal here is about us, not about
+    /// the message: temporary.
+    fn open(&self, cx: &mut Context<'_>) -> Result<Session, Fail> {
         let s = &self.settings;
         cx.log(Level::Info, format_args!("connecting to {}", s.target));
         let mut opts = s.options.clone();
         if opts.helo.is_empty() {
             opts.helo = cx.me().to_string();
         }
-        let mut client = Client::connect(&s.target, &opts)?;
+        let refused = |e: Error| match e {
+            Error::Refused(r) => Fail::Temporary(
+                "4.4.0 Next hop refused the session; try again later",
+                format!("{}: refused the session: {}", s.target, r.describe()),
+            ),
+            other => other.into(),
+        };
+        let mut client = Client::connect(&s.target, &opts).map_err(refused)?;
         if s.xclient {
-            super::xclient::xclient(cx, &mut client, &opts)?;
+            super::xclient::xclient(cx, &mut client, &opts).map_err(refused)?;
         }
         Ok(Session {
             client,
@@ -139,110 +204,148 @@ impl Relay {
         })
     }
 
-    /// `queue`: DATA and the message; the reply (or replies, LMTP) decide.
+    /// `queue`: DATA and the message; the reply (or replies, LMTP) decide. Whatever
+    /// happened, the next hop's transaction is over; after anything but a clean `250` its
+    /// connection is closed, never used for the next message.
     pub fn queue(&self, cx: &mut Context<'_>) -> Outcome {
         let result = self.try_queue(cx);
+        let clean = matches!(result, Ok((_, true)));
         let mut slot = self.session.borrow_mut();
-        if let Some(s) = slot.as_mut() {
-            s.mail_sent = false;
-            s.accepted.clear();
-        }
-        match result {
-            Ok(out) => out,
-            Err(f) => {
-                if matches!(f, Failure::Broken(_)) {
-                    *slot = None;
+        match slot.as_mut() {
+            Some(s) if clean && s.client.usable() => {
+                s.mail_sent = false;
+                s.accepted.clear();
+            }
+            _ => {
+                if let Some(s) = slot.take() {
+                    s.client.quit();
                 }
-                cx.log(Level::Error, format_args!("forwarding failed: {}", f.text()));
-                f.outcome()
+            }
+        }
+        drop(slot);
+        match result {
+            Ok((out, _)) => out,
+            Err(Fail::Refused(r)) => {
+                cx.log(
+                    Level::Info,
+                    format_args!("the next hop refused the message: {}", r.describe()),
+                );
+                refusal(cx, dot_code(r.code), &r)
+            }
+            Err(Fail::Temporary(text, detail)) => {
+                cx.log(Level::Error, format_args!("forwarding failed: {detail}"));
+                Outcome::with(Verdict::Declined, text)
             }
         }
     }
 
-    fn try_queue(&self, cx: &mut Context<'_>) -> Result<Outcome, Failure> {
+    /// The outcome, and whether the next hop's connection is clean for another message.
+    fn try_queue(&self, cx: &mut Context<'_>) -> Result<(Outcome, bool), Fail> {
         let wanted: Vec<String> = cx.txn.recipients.iter().map(Address::address).collect();
-        let mut slot = self.session.borrow_mut();
-        let usable = slot.as_ref().is_some_and(|s| s.mail_sent && s.accepted == wanted);
+        let usable = self
+            .session
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.mail_sent && s.accepted == wanted && s.client.usable());
         let mut data = if usable {
-            self.data_command(&mut slot)
+            self.data_command()
         } else {
-            Err(None)
+            Err(DataFail::Gone(Fail::Temporary(
+                Trouble::Closed.client_text(),
+                "no session with exactly these recipients".into(),
+            )))
         };
-        if let Err(Some(f)) = data {
-            return Err(f);
-        }
-        if data.is_err() {
-            // No usable session: the next hop timed us out during the upload, or the
-            // envelopes differ. Start over once.
+        if let Err(DataFail::Gone(why)) = &data {
+            // Nothing was delivered on the old session: start over once.
             cx.log(
                 Level::Info,
-                format_args!("sending the envelope again on a fresh session"),
+                format_args!(
+                    "sending the envelope again on a fresh session ({})",
+                    why.describe()
+                ),
             );
-            *slot = None;
-            drop(slot);
+            if let Some(old) = self.session.borrow_mut().take() {
+                old.client.quit();
+            }
             self.replay(cx, &wanted)?;
-            slot = self.session.borrow_mut();
-            data = self.data_command(&mut slot);
+            data = self.data_command();
         }
-        if let Err(f) = data {
-            return Err(f.unwrap_or_else(|| Failure::Broken("the next hop closed the session".into())));
+        match data {
+            Ok(()) => {}
+            Err(DataFail::Gone(f) | DataFail::Final(f)) => return Err(f),
         }
+        let mut slot = self.session.borrow_mut();
         let Some(s) = slot.as_mut() else {
-            return Err(Failure::Broken("no session".into()));
+            return Err(Fail::Temporary(Trouble::Local.client_text(), "no session".into()));
         };
         let txn = &mut *cx.txn;
         s.client.send_message(&mut |w| txn.write_message(w).map(|_| ()))?;
         if self.settings.options.lmtp {
             let mut replies = Vec::new();
             for rcpt in &s.accepted {
-                replies.push((rcpt.clone(), s.client.read_reply()?));
+                let reply = s.client.read_reply()?;
+                match s.client.judge("the final dot", reply, &[250]) {
+                    Ok(r) | Err(Error::Refused(r)) => replies.push((rcpt.clone(), r)),
+                    Err(e) => return Err(e.into()),
+                }
             }
-            Ok(super::lmtp::verdict(cx, &replies))
+            let clean = replies.iter().all(|(_, r)| r.code == 250);
+            if let Err(e) = s.client.nothing_more() {
+                return Err(more_than_asked(cx, e, clean));
+            }
+            drop(slot);
+            Ok((super::lmtp::verdict(cx, &replies), clean))
         } else {
             let reply = s.client.read_reply()?;
-            if let Some(f) = reply.failure() {
-                return Err(f);
+            let reply = s.client.judge("the final dot", reply, &[250])?;
+            if let Err(e) = s.client.nothing_more() {
+                return Err(more_than_asked(cx, e, true));
             }
             let id = reply
                 .lines
                 .last()
                 .and_then(|l| l.split(' ').next_back())
                 .unwrap_or("");
-            Ok(Outcome::ok_with(
+            let out = Outcome::ok_with(
                 format!("Queued! queued as {}", clean_text(id))
                     .trim_end()
                     .to_string(),
-            ))
+            );
+            Ok((out, true))
         }
     }
 
-    /// DATA on the current session: `Ok` on 354; `Err(None)` when the session is gone
-    /// (worth one retry); `Err(Some(f))` for a real refusal.
-    fn data_command(&self, slot: &mut Option<Session>) -> Result<(), Option<Failure>> {
-        let Some(s) = slot.as_mut() else { return Err(None) };
-        match s.client.command("DATA") {
-            Ok(r) if r.code == 354 => Ok(()),
-            Ok(r) if r.code == 421 => Err(None),
-            Ok(r) => Err(Some(
-                r.failure().unwrap_or_else(|| s.client.unexpected("DATA", &r)),
-            )),
-            Err(_) => Err(None),
+    /// DATA on the current session, which must answer `354`.
+    fn data_command(&self) -> Result<(), DataFail> {
+        let mut slot = self.session.borrow_mut();
+        let Some(s) = slot.as_mut() else {
+            return Err(DataFail::Gone(Fail::Temporary(
+                Trouble::Closed.client_text(),
+                "no session".into(),
+            )));
+        };
+        match s.client.command("DATA", &[354]) {
+            Ok(_) => Ok(()),
+            Err(Error::Refused(r)) if r.code == 421 => Err(DataFail::Gone(Fail::Refused(r))),
+            Err(e @ Error::Refused(_)) => Err(DataFail::Final(e.into())),
+            Err(Error::Broken(b)) if matches!(b.trouble, Trouble::Timeout | Trouble::Terminated) => {
+                Err(DataFail::Final(Error::Broken(b).into()))
+            }
+            Err(e) => Err(DataFail::Gone(e.into())),
         }
     }
 
     /// A fresh session with exactly our recipients; any refusal now fails the message.
-    fn replay(&self, cx: &mut Context<'_>, wanted: &[String]) -> Result<(), Failure> {
+    fn replay(&self, cx: &mut Context<'_>, wanted: &[String]) -> Result<(), Fail> {
         let mut s = self.open(cx)?;
-        let reply = s.client.command(&mail_command(cx, &s.client))?;
-        if let Some(f) = reply.failure() {
-            return Err(second_round(f));
-        }
+        s.client
+            .command(&mail_command(cx, &s.client), &[250])
+            .map_err(second_round)?;
         s.mail_sent = true;
         for rcpt in wanted {
-            let reply = s.client.command(&format!("RCPT TO:<{rcpt}>"))?;
-            if let Some(f) = reply.failure() {
-                return Err(second_round(f));
-            }
+            s.client
+                .command(&format!("RCPT TO:<{rcpt}>"), &[250, 251])
+                .map_err(second_round)?;
             s.accepted.push(rcpt.clone());
         }
         *self.session.borrow_mut() = Some(s);
@@ -258,8 +361,10 @@ impl Relay {
         }
         s.mail_sent = false;
         s.accepted.clear();
-        if !s.client.command("RSET").is_ok_and(|r| r.code == 250) {
-            *slot = None;
+        if s.client.command("RSET", &[250]).is_err()
+            && let Some(s) = slot.take()
+        {
+            s.client.quit();
         }
     }
 
@@ -271,13 +376,76 @@ impl Relay {
     }
 }
 
+/// The next hop answered the final dot and then sent more: its replies cannot be
+/// trusted to belong to this message, so the client is told to try again, which may
+/// deliver a second copy where the next hop had taken it.
+fn more_than_asked(cx: &Context<'_>, e: Error, said_250: bool) -> Fail {
+    if said_250 {
+        cx.log(
+            Level::Warn,
+            format_args!(
+                "the next hop accepted the message but then sent more ({}); answering 4xx, so the retry may deliver it twice",
+                e.describe()
+            ),
+        );
+    }
+    e.into()
+}
+
+/// Did MAIL fail because the connection went away (closed, `421`, out of step), rather
+/// than because the next hop refused the sender or is slow?
+fn gone_between_messages(e: &Error) -> bool {
+    match e {
+        Error::Refused(r) => r.code == 421,
+        Error::Broken(b) => !matches!(b.trouble, Trouble::Timeout | Trouble::Terminated),
+    }
+}
+
 /// After our client was told `250` for every recipient, a refusal can only fail the whole
 /// message, temporarily: nothing was delivered, and the retry gets the refusal at RCPT time.
-fn second_round(f: Failure) -> Failure {
-    Failure::Temporary(format!(
-        "4.4.0 The next hop changed its answer ({}); try again later",
-        f.text()
-    ))
+fn second_round(e: Error) -> Fail {
+    match e {
+        Error::Refused(r) => Fail::Temporary(
+            "4.4.0 The next hop changed its answer; try again later",
+            format!("refused on the second try: {}", r.describe()),
+        ),
+        broken => broken.into(),
+    }
+}
+
+/// Our reply code at RCPT for the next hop's refusal of MAIL or RCPT: the codes RFC 5321
+/// §4.3.2 allows there are kept, any other permanent one is `550`, any other temporary
+/// one (`421` included) `450`. (README, "What the client hears from a next hop".)
+pub fn rcpt_code(code: u16) -> u16 {
+    match code {
+        450..=452 | 550..=553 => code,
+        500..=599 => 550,
+        _ => 450,
+    }
+}
+
+/// Our reply code after the final dot for the next hop's refusal of DATA or of the
+/// message: `450`-`452`, `550`, `552` and `554` are kept, any other permanent one is
+/// `554`, any other temporary one (`421` included) `451`.
+pub fn dot_code(code: u16) -> u16 {
+    match code {
+        450..=452 | 550 | 552 | 554 => code,
+        500..=599 => 554,
+        _ => 451,
+    }
+}
+
+/// Sends the next hop's refusal as our reply with `code`, its text and enhanced status
+/// kept; `DONE`, so the session sends it as it is.
+pub fn refusal(cx: &mut Context<'_>, code: u16, reply: &Reply) -> Outcome {
+    let status = if code >= 500 { "5.0.0" } else { "4.0.0" };
+    cx.respond(crate::reply::Reply::from_plugin(
+        code,
+        status,
+        &[reply.text()],
+        "Refused by the next hop",
+    ));
+    Outcome::new(Verdict::Done)
 }
 
 /// `MAIL FROM:<sender>` with the parameters the next hop understands.

@@ -1,20 +1,19 @@
 //! A blocking SMTP and LMTP client for the queue plugins (RFC 5321, RFC 2033).
 //!
-//! Every read and write has the plugin's timeout; replies are bounded (at most 100 lines
-//! of 4 KiB). Any I/O error, timeout, or reply that is not SMTP is a
-//! [`Failure::Broken`]: we cannot know what the server did, so the client is told to try
-//! again. No pipelining: one command, one reply, so every answer belongs to one command.
+//! No pipelining: one command, one reply, so every answer belongs to one command. Each
+//! reply, all its lines, must arrive within one `timeout` ([`super::wire`]); replies are
+//! bounded (at most 100 lines of 4 KiB). Each command names the codes it can be answered
+//! with (RFC 5321 §4.3.2: `250` to MAIL, `250`/`251` to RCPT, `354` to DATA, `250` to the
+//! final dot); a 4xx or 5xx is a refusal, and anything else, like an unsolicited reply
+//! found before a command, leaves the connection unusable ([`Client::usable`]).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use rustls::{ClientConnection, StreamOwned};
-
-use super::{Failure, clean_text, dot::DotStuffer};
-
+use super::clean_text;
+use super::dot::DotStuffer;
+use super::wire::{Broken, Trouble, Wire};
 const MAX_LINE: usize = 4096;
 const MAX_LINES: usize = 100;
 
@@ -56,7 +55,7 @@ pub enum Tls {
 /// How to talk to the server.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Each read and write (and the connect) may take this long.
+    /// Each reply (all its lines), each write and the connect may take this long.
     pub timeout: Duration,
     /// LMTP (`LHLO`) instead of SMTP (`EHLO`).
     pub lmtp: bool,
@@ -86,63 +85,45 @@ impl Reply {
         format!("{} {}", self.code, self.text())
     }
 
-    /// 2xx (or 3xx where the command expects it)?
-    pub fn positive(&self) -> bool {
-        self.code < 400
+    /// A 4xx or 5xx reply?
+    pub fn is_refusal(&self) -> bool {
+        (400..600).contains(&self.code)
     }
+}
 
-    /// The failure this reply means, if it is one: 5xx permanent, 4xx temporary.
-    pub fn failure(&self) -> Option<Failure> {
-        match self.code {
-            500..=599 => Some(Failure::Permanent(self.text())),
-            400..=499 => Some(Failure::Temporary(self.text())),
-            _ => None,
+/// Why a command did not get the answer it wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A 4xx or 5xx reply: the next hop refused (after a `421` it also closes).
+    Refused(Reply),
+    /// No usable answer; the connection is unusable.
+    Broken(Broken),
+}
+
+impl Error {
+    /// What happened, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Error::Refused(r) => r.describe(),
+            Error::Broken(b) => b.detail.clone(),
         }
     }
 }
 
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-    Gone,
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-            Stream::Gone => Err(io::Error::from(io::ErrorKind::NotConnected)),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-            Stream::Gone => Err(io::Error::from(io::ErrorKind::NotConnected)),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.flush(),
-            Stream::Unix(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-            Stream::Gone => Ok(()),
-        }
+impl From<Broken> for Error {
+    fn from(b: Broken) -> Error {
+        Error::Broken(b)
     }
 }
 
 /// An open session with a server, greeted and ready for MAIL.
 pub struct Client {
-    io: BufReader<Stream>,
+    wire: Wire,
     target: Target,
+    timeout: Duration,
+    /// False once the connection broke, was refused with `421`, or answered out of
+    /// protocol: it must not carry another command.
+    usable: bool,
     /// EHLO/LHLO keywords, upper-cased, with their parameters.
     pub capabilities: Vec<String>,
     /// Did STARTTLS succeed?
@@ -151,25 +132,19 @@ pub struct Client {
     pub greeting: Reply,
 }
 
-fn broken(target: &Target, what: &str, e: impl std::fmt::Display) -> Failure {
-    Failure::Broken(format!("{target}: {what}: {e}"))
-}
-
 impl Client {
-    /// Connects, reads the greeting, says EHLO/LHLO and does STARTTLS per policy. A
-    /// greeting or EHLO that is not positive is returned as that reply's failure.
-    pub fn connect(target: &Target, opts: &Options) -> Result<Client, Failure> {
-        let stream = match target {
-            Target::Tcp(host, port) => {
-                Stream::Tcp(connect_tcp(host, *port, opts.timeout).map_err(|e| broken(target, "connect", e))?)
-            }
-            Target::Unix(path) => {
-                Stream::Unix(connect_unix(path, opts.timeout).map_err(|e| broken(target, "connect", e))?)
-            }
+    /// Connects, reads the greeting, says EHLO/LHLO and does STARTTLS per policy.
+    pub fn connect(target: &Target, opts: &Options) -> Result<Client, Error> {
+        let name = target.to_string();
+        let wire = match target {
+            Target::Tcp(host, port) => Wire::tcp(host, *port, opts.timeout, &name)?,
+            Target::Unix(path) => Wire::unix(path, opts.timeout, &name)?,
         };
         let mut client = Client {
-            io: BufReader::with_capacity(8192, stream),
+            wire,
             target: target.clone(),
+            timeout: opts.timeout,
+            usable: true,
             capabilities: Vec::new(),
             encrypted: false,
             greeting: Reply {
@@ -178,21 +153,14 @@ impl Client {
             },
         };
         let greeting = client.read_reply()?;
-        if greeting.code != 220 {
-            return Err(greeting
-                .failure()
-                .unwrap_or_else(|| client.unexpected("greeting", &greeting)));
-        }
-        client.greeting = greeting;
+        client.greeting = client.judge("the greeting", greeting, &[220])?;
         client.hello(opts)?;
         match &opts.tls {
             Tls::Off => {}
             Tls::May if !client.offers("STARTTLS") => {}
             Tls::May => client.starttls(opts, None)?,
             Tls::Verify { .. } if !client.offers("STARTTLS") => {
-                return Err(Failure::Broken(format!(
-                    "{target}: STARTTLS required but not offered"
-                )));
+                return Err(client.broken(Trouble::Tls, "STARTTLS required but not offered"));
             }
             Tls::Verify { ca_file, name } => client.starttls(opts, Some((ca_file, name)))?,
         }
@@ -200,12 +168,9 @@ impl Client {
     }
 
     /// Sends EHLO (LHLO) and records the keywords.
-    pub fn hello(&mut self, opts: &Options) -> Result<(), Failure> {
+    pub fn hello(&mut self, opts: &Options) -> Result<(), Error> {
         let verb = if opts.lmtp { "LHLO" } else { "EHLO" };
-        let reply = self.command(&format!("{verb} {}", opts.helo))?;
-        if reply.code != 250 {
-            return Err(reply.failure().unwrap_or_else(|| self.unexpected(verb, &reply)));
-        }
+        let reply = self.command(&format!("{verb} {}", opts.helo), &[250])?;
         self.capabilities = reply
             .lines
             .iter()
@@ -228,21 +193,18 @@ impl Client {
         self.keyword(name).is_some()
     }
 
-    fn starttls(&mut self, opts: &Options, verify: Option<(&PathBuf, &String)>) -> Result<(), Failure> {
-        let reply = self.command("STARTTLS")?;
-        if reply.code != 220 {
-            return Err(reply
-                .failure()
-                .unwrap_or_else(|| self.unexpected("STARTTLS", &reply)));
-        }
+    fn starttls(&mut self, opts: &Options, verify: Option<(&PathBuf, &String)>) -> Result<(), Error> {
+        self.command("STARTTLS", &[220])?;
         // Anything the server sent after its 220 would be plain text spliced into the
         // encrypted session (CVE-2011-0411 in reverse): refuse to go on.
-        if !self.io.buffer().is_empty() {
-            return Err(broken(
-                &self.target,
-                "STARTTLS",
-                "server sent data before the handshake",
+        if self.wire.has_buffered() {
+            return Err(self.broken(
+                Trouble::Protocol,
+                "STARTTLS: server sent data before the handshake",
             ));
+        }
+        if !self.wire.is_plain_tcp() {
+            return Err(self.broken(Trouble::Tls, "STARTTLS: only over TCP"));
         }
         let name = match (&self.target, verify) {
             (_, Some((_, name))) => name.clone(),
@@ -253,76 +215,94 @@ impl Client {
             Some((ca, name)) => super::tls::verified(ca, name),
             None => super::tls::unverified(&name),
         }
-        .map_err(|e| broken(&self.target, "TLS setup", e))?;
-        let stream = std::mem::replace(self.io.get_mut(), Stream::Gone);
-        let Stream::Tcp(tcp) = stream else {
-            return Err(broken(&self.target, "STARTTLS", "only over TCP"));
-        };
-        let mut tls = StreamOwned::new(conn, tcp);
-        while tls.conn.is_handshaking() {
-            tls.conn
-                .complete_io(&mut tls.sock)
-                .map_err(|e| broken(&self.target, "TLS handshake", e))?;
-        }
-        *self.io.get_mut() = Stream::Tls(Box::new(tls));
+        .map_err(|e| self.broken(Trouble::Tls, format!("TLS setup: {e}")))?;
+        let done = self.wire.start_tls(conn, Instant::now() + self.timeout);
+        self.guard(done)?;
         self.encrypted = true;
         self.hello(opts)
     }
 
-    /// Sends one command line and reads its reply.
-    pub fn command(&mut self, line: &str) -> Result<Reply, Failure> {
+    /// Sends one command line and reads its reply; a code in `expect` is success. Input
+    /// found waiting before the command is sent was not asked for: the connection is
+    /// then unusable and the command is not sent.
+    pub fn command(&mut self, line: &str, expect: &[u16]) -> Result<Reply, Error> {
+        let verb = line.split(' ').next().unwrap_or("");
+        if !self.usable {
+            return Err(self.broken(
+                Trouble::Closed,
+                format!("{verb}: the connection is no longer usable"),
+            ));
+        }
+        let waiting = self.wire.unsolicited();
+        self.guard(waiting)?;
         let mut data = Vec::with_capacity(line.len() + 2);
         data.extend_from_slice(line.as_bytes());
         data.extend_from_slice(b"\r\n");
-        let target = self.target.clone();
-        let verb = line.split(' ').next().unwrap_or("");
-        self.io
-            .get_mut()
-            .write_all(&data)
-            .and_then(|_| self.io.get_mut().flush())
-            .map_err(|e| broken(&target, &format!("sending {verb}"), e))?;
-        self.read_reply()
+        let sent = self.wire.write_all(&data, Instant::now() + self.timeout);
+        self.guard(sent)?;
+        let reply = self.read_reply()?;
+        self.judge(verb, reply, expect)
+    }
+
+    /// Success if the code is one of `expect`; a 4xx/5xx is a refusal; any other code
+    /// cannot answer `what` and leaves the connection unusable.
+    pub fn judge(&mut self, what: &str, reply: Reply, expect: &[u16]) -> Result<Reply, Error> {
+        if expect.contains(&reply.code) {
+            return Ok(reply);
+        }
+        if reply.code == 421 {
+            // RFC 5321 §3.8: the server is closing the connection.
+            self.usable = false;
+        }
+        if reply.is_refusal() {
+            return Err(Error::Refused(reply));
+        }
+        Err(self.broken(
+            Trouble::Protocol,
+            format!("unexpected reply to {what}: {}", reply.describe()),
+        ))
     }
 
     /// Sends the message in DATA form (dot-stuffed, CRLF, the final dot) after a `354`.
-    /// `write` produces the message with LF line ends.
+    /// `write` produces the message with LF line ends. Each piece written must go out
+    /// within the timeout.
     pub fn send_message(
         &mut self,
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-    ) -> Result<(), Failure> {
-        let target = self.target.clone();
-        let mut stuffer = DotStuffer::new(self.io.get_mut(), true);
-        write(&mut stuffer)
-            .and_then(|_| stuffer.finish().map(|_| ()))
-            .map_err(|e| broken(&target, "sending the message", e))
+    ) -> Result<(), Error> {
+        let mut timed = Timed {
+            wire: &mut self.wire,
+            timeout: self.timeout,
+            failed: None,
+        };
+        let mut stuffer = DotStuffer::new(&mut timed, true);
+        let result = write(&mut stuffer).and_then(|_| stuffer.finish().map(|_| ()));
+        let failed = timed.failed.take();
+        match (result, failed) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(b)) => Err(self.fail(b)),
+            (Err(e), None) => Err(self.broken(Trouble::Local, format!("reading the message to send: {e}"))),
+        }
     }
 
-    /// Reads one (possibly multi-line) reply.
-    pub fn read_reply(&mut self) -> Result<Reply, Failure> {
+    /// Reads one (possibly multi-line) reply, all of it within the timeout.
+    pub fn read_reply(&mut self) -> Result<Reply, Error> {
+        let deadline = Instant::now() + self.timeout;
         let mut lines = Vec::new();
         let mut code = 0;
         loop {
-            let mut raw = Vec::new();
-            let n = (&mut self.io)
-                .take(MAX_LINE as u64)
-                .read_until(b'\n', &mut raw)
-                .map_err(|e| broken(&self.target, "reading the reply", e))?;
-            if n == 0 {
-                return Err(broken(&self.target, "reading the reply", "connection closed"));
-            }
-            if raw.last() != Some(&b'\n') {
-                return Err(broken(&self.target, "reading the reply", "line too long"));
-            }
+            let raw = self.wire.read_line(deadline, MAX_LINE);
+            let raw = self.guard(raw)?;
             let line = String::from_utf8_lossy(&raw);
             let line = line.trim_end_matches(['\r', '\n']);
-            let (this, sep, text) = parse_line(line)
-                .ok_or_else(|| broken(&self.target, "not an SMTP reply", clean_text(line)))?;
-            if code != 0 && this != code {
-                return Err(broken(
-                    &self.target,
-                    "not an SMTP reply",
-                    "codes differ between lines",
+            let Some((this, sep, text)) = parse_line(line) else {
+                return Err(self.broken(
+                    Trouble::Protocol,
+                    format!("not an SMTP reply: {:?}", clean_text(line)),
                 ));
+            };
+            if code != 0 && this != code {
+                return Err(self.broken(Trouble::Protocol, "not an SMTP reply: codes differ between lines"));
             }
             code = this;
             lines.push(text.to_string());
@@ -330,28 +310,79 @@ impl Client {
                 return Ok(Reply { code, lines });
             }
             if lines.len() >= MAX_LINES {
-                return Err(broken(&self.target, "reading the reply", "too many lines"));
+                return Err(self.broken(Trouble::Protocol, "reply of too many lines"));
             }
         }
     }
 
-    /// Says QUIT (best effort) and closes.
-    pub fn quit(mut self) {
-        let _ = self.command("QUIT");
+    /// After the last reply a command has: anything more that is already there makes
+    /// the connection unusable (a reply too many would answer the next command).
+    pub fn nothing_more(&mut self) -> Result<(), Error> {
+        let waiting = self.wire.unsolicited();
+        self.guard(waiting).map_err(Error::from)
     }
 
-    /// The failure for a reply that makes no sense at this point.
-    pub fn unexpected(&self, what: &str, reply: &Reply) -> Failure {
-        broken(
-            &self.target,
-            &format!("unexpected reply to {what}"),
-            reply.describe(),
-        )
+    /// Says QUIT (best effort, a short wait) and closes.
+    pub fn quit(mut self) {
+        if !self.usable {
+            return;
+        }
+        self.timeout = self.timeout.min(QUIT_WAIT);
+        let _ = self.command("QUIT", &[221]);
+    }
+
+    /// Can the connection carry another command?
+    pub fn usable(&self) -> bool {
+        self.usable
     }
 
     /// The server's address, for logs and messages.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Marks the connection unusable; returns the error for this breakage.
+    fn fail(&mut self, b: Broken) -> Error {
+        self.usable = false;
+        Error::Broken(b)
+    }
+
+    fn guard<T>(&mut self, r: Result<T, Broken>) -> Result<T, Broken> {
+        if r.is_err() {
+            self.usable = false;
+        }
+        r
+    }
+
+    fn broken(&mut self, trouble: Trouble, what: impl std::fmt::Display) -> Error {
+        let b = Broken::new(trouble, format!("{}: {what}", self.target));
+        self.fail(b)
+    }
+}
+
+/// How long QUIT's answer is waited for at the end (its answer changes nothing).
+const QUIT_WAIT: Duration = Duration::from_secs(2);
+
+/// The message's bytes to the wire, each piece within the timeout.
+struct Timed<'a> {
+    wire: &'a mut Wire,
+    timeout: Duration,
+    failed: Option<Broken>,
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.wire.write_all(buf, Instant::now() + self.timeout) {
+            Ok(()) => Ok(buf.len()),
+            Err(b) => {
+                self.failed = Some(b);
+                Err(io::Error::other("the next hop connection failed"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -370,29 +401,6 @@ fn parse_line(line: &str) -> Option<(u16, char, &str)> {
     }
 }
 
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-                s.set_nodelay(true)?;
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
-    let s = UnixStream::connect(path)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    Ok(s)
-}
-
 /// RFC 3461 xtext, for XCLIENT attribute values (Postfix XCLIENT_README).
 pub fn xtext(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -409,6 +417,7 @@ pub fn xtext(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
     use std::net::TcpListener;
 
     #[test]
@@ -453,19 +462,31 @@ mod tests {
         }
     }
 
+    fn tcp(port: u16) -> Target {
+        Target::Tcp("127.0.0.1".into(), port)
+    }
+
     #[test]
     fn multi_line_ehlo_and_a_refusal() {
         let (port, h) = server(&[
             "250-x.example\r\n250-SIZE 100\r\n250 XCLIENT NAME ADDR\r\n",
             "550 5.1.1 no such user\r\n",
         ]);
-        let mut c = Client::connect(&Target::Tcp("127.0.0.1".into(), port), &opts()).unwrap();
+        let mut c = Client::connect(&tcp(port), &opts()).unwrap();
         assert_eq!(c.keyword("XCLIENT"), Some("NAME ADDR"));
         assert_eq!(c.keyword("SIZE"), Some("100"));
-        let r = c.command("RCPT TO:<x@y>").unwrap();
-        assert_eq!(r.failure(), Some(Failure::Permanent("5.1.1 no such user".into())));
+        let r = c.command("RCPT TO:<x@y>", &[250, 251]);
+        assert!(matches!(&r, Err(Error::Refused(r)) if r.code == 550 && r.text() == "5.1.1 no such user"));
+        assert!(c.usable());
         drop(c);
         assert_eq!(h.join().unwrap(), vec!["EHLO me.example", "RCPT TO:<x@y>"]);
+    }
+
+    fn trouble(r: Result<Reply, Error>) -> Trouble {
+        match r {
+            Err(Error::Broken(b)) => b.trouble,
+            other => panic!("not broken: {other:?}"),
+        }
     }
 
     #[test]
@@ -473,13 +494,67 @@ mod tests {
         let (port, _h) = server(&["250 ok\r\n", "garbage\r\n"]);
         let mut o = opts();
         o.timeout = Duration::from_millis(300);
-        let mut c = Client::connect(&Target::Tcp("127.0.0.1".into(), port), &o).unwrap();
-        assert!(matches!(c.command("NOOP"), Err(Failure::Broken(_))));
+        let mut c = Client::connect(&tcp(port), &o).unwrap();
+        assert_eq!(trouble(c.command("NOOP", &[250])), Trouble::Protocol);
+        assert!(!c.usable());
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let started = std::time::Instant::now();
-        let r = Client::connect(&Target::Tcp("127.0.0.1".into(), port), &o);
-        assert!(matches!(r, Err(Failure::Broken(_))));
+        let r = Client::connect(&tcp(port), &o);
+        assert!(matches!(r, Err(Error::Broken(b)) if b.trouble == Trouble::Timeout));
         assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn codes_the_command_cannot_have_break_the_connection() {
+        let (port, _h) = server(&["250 x\r\n", "354 go on\r\n", "250 ok\r\n"]);
+        let mut c = Client::connect(&tcp(port), &opts()).unwrap();
+        assert_eq!(trouble(c.command("MAIL FROM:<a@b>", &[250])), Trouble::Protocol);
+        assert!(!c.usable());
+        assert_eq!(trouble(c.command("RCPT TO:<c@d>", &[250, 251])), Trouble::Closed);
+        let (port, _h) = server(&["250 x\r\n", "421 4.3.2 bye\r\n"]);
+        let mut c = Client::connect(&tcp(port), &opts()).unwrap();
+        assert!(matches!(c.command("MAIL FROM:<a@b>", &[250]), Err(Error::Refused(r)) if r.code == 421));
+        assert!(!c.usable());
+    }
+
+    #[test]
+    fn a_reply_nobody_asked_for_is_found_before_the_next_command() {
+        let (port, h) = server(&["250 x\r\n", "250 ok\r\n550 stale\r\n", "250 ok\r\n"]);
+        let mut c = Client::connect(&tcp(port), &opts()).unwrap();
+        assert_eq!(c.command("MAIL FROM:<a@b>", &[250]).unwrap().code, 250);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            trouble(c.command("RCPT TO:<c@d>", &[250, 251])),
+            Trouble::Protocol
+        );
+        drop(c);
+        // The RCPT was never sent.
+        assert_eq!(h.join().unwrap(), vec!["EHLO me.example", "MAIL FROM:<a@b>"]);
+    }
+
+    #[test]
+    fn one_deadline_bounds_a_dripping_reply() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            for b in b"220 a greeting that takes far too long to arrive\r\n" {
+                if s.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let mut o = opts();
+        o.timeout = Duration::from_millis(800);
+        let started = Instant::now();
+        let r = Client::connect(&tcp(port), &o);
+        assert!(matches!(r, Err(Error::Broken(b)) if b.trouble == Trouble::Timeout));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -1,14 +1,17 @@
 //! Postfix's XCLIENT extension, sent by queue/smtp-forward when configured.
 
-use super::Failure;
-use super::smtp::{Client, Options, xtext};
+use super::smtp::{Client, Error, Options, xtext};
+use super::wire::{Broken, Trouble};
 use crate::plugin::Context;
 
 /// Postfix's XCLIENT (XCLIENT_README): the next hop logs and checks the original client.
 /// Attributes the server did not list are left out; values are xtext.
-pub fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<(), Failure> {
+pub fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<(), Error> {
     let Some(wanted) = client.keyword("XCLIENT").map(str::to_string) else {
-        return Err(Failure::Broken("the next hop does not offer XCLIENT".into()));
+        return Err(Error::Broken(Broken::new(
+            Trouble::Protocol,
+            format!("{}: the next hop does not offer XCLIENT", client.target()),
+        )));
     };
     let has = |name: &str| wanted.split(' ').any(|w| w == name);
     let conn = &cx.conn;
@@ -62,13 +65,9 @@ pub fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<
             _ => groups.push(a),
         }
     }
+    // Postfix answers with a new greeting (220); 250 is accepted from others.
     for g in groups {
-        let reply = client.command(&format!("XCLIENT {g}"))?;
-        if !reply.positive() {
-            return Err(reply
-                .failure()
-                .unwrap_or_else(|| client.unexpected("XCLIENT", &reply)));
-        }
+        client.command(&format!("XCLIENT {g}"), &[220, 250])?;
     }
     // XCLIENT restarts the session: say hello again, with the client's name as qpsmtpd
     // did, so the next hop's Received header shows what our client said.

@@ -145,6 +145,7 @@ impl Chain {
         for &index in &self.by_hook[hook.index()] {
             let loaded = &self.plugins[index];
             let name = loaded.spec.name.as_str();
+            let before = replies.len();
             let mut cx = Context {
                 conn: &mut *conn,
                 txn: &mut *txn,
@@ -174,6 +175,11 @@ impl Chain {
                     continue;
                 }
             };
+            if replies.len() > before {
+                check_own_replies(hook, out.verdict, replies, before, &|msg: &str| {
+                    log.write(Level::Error, Some(name), Some(hook.name()), msg)
+                });
+            }
             if log.enabled(Level::Debug) {
                 log.write(
                     Level::Debug,
@@ -230,6 +236,86 @@ impl Chain {
         }
         config.lines(name)
     }
+}
+
+/// The success codes a plugin's own reply may have at a hook where it may send one (with
+/// `DONE`), by RFC 5321 §4.3.2; `None` where a reply of its own is not checked (a command
+/// the plugin implements itself, AUTH's exchanges); `Some(&[])` where only a 4xx or 5xx
+/// may be sent (DATA: `DONE` does not start the message, so a `354` would make the
+/// client send it as commands).
+fn own_reply_codes(hook: Hook) -> Option<&'static [u16]> {
+    Some(match hook {
+        Hook::UnrecognizedCommand | Hook::Auth | Hook::AuthPlain | Hook::AuthLogin | Hook::AuthCramMd5 => {
+            return None;
+        }
+        Hook::Connect => &[220],
+        Hook::Helo | Hook::Ehlo | Hook::Mail | Hook::Noop => &[250],
+        Hook::Rcpt | Hook::RcptPost => &[250, 251],
+        Hook::Data => &[],
+        Hook::DataPost | Hook::QueuePre | Hook::Queue => &[250],
+        Hook::Vrfy => &[250, 251, 252],
+        Hook::Help => &[211, 214],
+        Hook::Quit => &[221],
+        // No reply is due here: one would answer the client's next command.
+        _ => &[0],
+    })
+}
+
+/// A plugin's own replies (`cx.respond`, an external plugin's `reply` lines) must fit the
+/// command the client waits on, or the client would take them as the answer to a later
+/// one: they count only with `DONE`, only where a reply is due, one per command, and with
+/// a code that command can have (a 4xx or 5xx always can). Anything else is logged; a
+/// reply with a code the command cannot have is replaced by a temporary failure.
+fn check_own_replies(
+    hook: Hook,
+    verdict: Verdict,
+    replies: &mut Vec<Reply>,
+    from: usize,
+    log: &dyn Fn(&str),
+) {
+    let Some(allowed) = own_reply_codes(hook) else {
+        return;
+    };
+    let codes = |r: &[Reply]| {
+        r.iter()
+            .map(|r| r.code.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if allowed == [0] || verdict != Verdict::Done {
+        log(&format!(
+            "its own reply ({}) dropped: a plugin replies itself only with DONE, and only where the client waits for a reply",
+            codes(&replies[from..])
+        ));
+        replies.truncate(from);
+        return;
+    }
+    if replies.len() > from + 1 {
+        log(&format!(
+            "{} replies for one command ({}); only the first is sent",
+            replies.len() - from,
+            codes(&replies[from..])
+        ));
+        replies.truncate(from + 1);
+    }
+    let reply = &mut replies[from];
+    if reply.code >= 400 || allowed.contains(&reply.code) {
+        return;
+    }
+    let instead = if hook == Hook::Connect {
+        Reply::new(
+            421,
+            "4.3.0",
+            "Service temporarily unavailable; please try again later",
+        )
+    } else {
+        Reply::new(451, "4.3.0", "Temporary local problem; please try again later")
+    };
+    log(&format!(
+        "replied {} at {hook}, which that command cannot have; {} sent instead",
+        reply.code, instead.code
+    ));
+    *reply = instead;
 }
 
 /// `name arg arg ...`; `name:N` is another instance of `name`; printable ASCII only.

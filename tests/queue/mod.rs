@@ -6,6 +6,8 @@
 mod dovecot;
 mod exim;
 mod faults;
+pub mod hop;
+mod misbehaving;
 mod postfix;
 mod qmail;
 

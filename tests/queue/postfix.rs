@@ -276,7 +276,7 @@ fn postfix_as_next_hop_and_as_local_queue() {
     );
     assert_eq!(
         r[2],
-        "450 4.3.0 <temp@example.org>: Recipient address rejected: try later"
+        "451 4.3.0 <temp@example.org>: Recipient address rejected: try later"
     );
     assert!(r[3].starts_with("250 "), "{r:?}");
     let reply = t.data(&tricky_message("forwarded"));
@@ -324,10 +324,7 @@ fn postfix_as_next_hop_and_as_local_queue() {
     );
     let mut t = Talk::start(&dir);
     let r = t.envelope("sender@example.net", &["carol@example.org"]);
-    assert_eq!(
-        r[0],
-        "450 4.4.1 Temporary failure reaching the next hop; try again later"
-    );
+    assert_eq!(r[0], "450 4.7.0 TLS with the next hop failed; try again later");
     t.quit();
 
     // A client that hangs up after the final dot: the downstream transaction is never

@@ -4,7 +4,13 @@
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::config::Config;
 use crate::log::{Level, LogSink, Record};
@@ -22,12 +28,26 @@ pub struct FileLog {
 enum Target {
     /// A path; may contain strftime escapes and `%i` (the connection id).
     Path(String),
-    /// `|command`: each line goes to the command's stdin.
+    /// `|command`: each line goes to the command's stdin; the command is run as written.
     Pipe(String),
 }
 
+/// Mode of a log file we create (before the umask): log lines name clients and senders,
+/// so other users get no read access.
+const FILE_MODE: u32 = 0o640;
+
+/// How long one line may wait for a log pipe or FIFO whose reader is slow; after that
+/// the destination is given up for this connection, so logging never holds a session.
+const PIPE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the log command gets at the end of the connection to finish (it then runs on
+/// by itself; it is not killed, so the last lines are not lost).
+const PIPE_EXIT_WAIT: Duration = Duration::from_secs(2);
+
 enum Out {
     File(File),
+    /// A named pipe, written without blocking.
+    Fifo(File),
     Pipe(Child),
 }
 
@@ -88,25 +108,94 @@ fn strftime(fmt: &str) -> String {
 impl FileLog {
     fn open(&self, id: &str) -> Option<Out> {
         match &self.target {
-            Target::Path(p) => {
-                let path = strftime(&p.replace("%i", id));
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .ok()
-                    .map(Out::File)
+            Target::Path(p) => open_file(&strftime(&p.replace("%i", id))),
+            // Run as written: a `%` in a shell command (`date +%s`) stays what it is.
+            Target::Pipe(cmd) => {
+                // Under xinetd and systemd, fd 2 can be the client's socket.
+                let stderr = if crate::log::stderr_is_safe() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                };
+                let child = Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(stderr)
+                    .spawn()
+                    .ok()?;
+                if let Some(stdin) = child.stdin.as_ref() {
+                    nonblocking(stdin.as_fd());
+                }
+                Some(Out::Pipe(child))
             }
-            Target::Pipe(cmd) => Command::new("/bin/sh")
-                .arg("-c")
-                .arg(strftime(&cmd.replace("%i", id)))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .ok()
-                .map(Out::Pipe),
         }
     }
+}
+
+/// Opens (creating with [`FILE_MODE`]) for appending, without waiting: a FIFO with no
+/// reader fails at once instead of blocking the session, and anything that is not a
+/// regular file or a FIFO is refused.
+fn open_file(path: &str) -> Option<Out> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    let kind = file.metadata().ok()?.file_type();
+    if kind.is_file() {
+        blocking(file.as_fd());
+        return Some(Out::File(file));
+    }
+    // A FIFO stays non-blocking: a reader that stops reading must not hold us.
+    kind.is_fifo().then_some(Out::Fifo(file))
+}
+
+fn nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
+    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+        );
+    }
+}
+
+fn blocking(fd: std::os::fd::BorrowedFd<'_>) {
+    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) & !OFlag::O_NONBLOCK),
+        );
+    }
+}
+
+/// Writes a whole line to a non-blocking pipe or FIFO, waiting at most [`PIPE_WAIT`] for
+/// room (a termination signal ends the wait too); `false` when it could not.
+fn write_line(w: &mut (impl Write + AsFd), mut line: &[u8]) -> bool {
+    let deadline = Instant::now() + PIPE_WAIT;
+    while !line.is_empty() {
+        match w.write(line) {
+            Ok(0) => return false,
+            Ok(n) => line = &line[n..],
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || crate::io::TERMINATE.load(std::sync::atomic::Ordering::SeqCst) {
+                    return false;
+                }
+                let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+                let mut fds = [PollFd::new(w.as_fd(), PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX));
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 impl LogSink for FileLog {
@@ -138,13 +227,15 @@ impl LogSink for FileLog {
             std::process::id(),
             record.line()
         );
-        // One write per line, so lines from concurrent sessions never interleave.
+        // One write per line, so lines from concurrent sessions never interleave (a
+        // FIFO or pipe takes up to PIPE_BUF bytes in one piece).
         let ok = match out.as_mut() {
             Some(Out::File(f)) => f.write_all(line.as_bytes()).is_ok(),
+            Some(Out::Fifo(f)) => write_line(f, line.as_bytes()),
             Some(Out::Pipe(child)) => child
                 .stdin
                 .as_mut()
-                .is_some_and(|s| s.write_all(line.as_bytes()).is_ok()),
+                .is_some_and(|s| write_line(s, line.as_bytes())),
             None => false,
         };
         if !ok {
@@ -154,10 +245,98 @@ impl LogSink for FileLog {
 }
 
 impl Drop for FileLog {
+    /// The log command gets end of input and a moment to finish; one that does not exit
+    /// is left to run on (and to be reaped by init) rather than holding the session.
     fn drop(&mut self) {
         if let Some(Out::Pipe(mut child)) = self.out.borrow_mut().take() {
             drop(child.stdin.take());
-            let _ = child.wait();
+            let deadline = Instant::now() + PIPE_EXIT_WAIT;
+            while Instant::now() < deadline && !crate::io::TERMINATE.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sink(args: &[&str]) -> Box<dyn LogSink> {
+        let spec = PluginSpec {
+            name: "logging/file".into(),
+            base: "logging/file".into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            file: "logging".into(),
+            line: 1,
+            log_adjust: None,
+        };
+        new(&spec, &Config::empty()).unwrap()
+    }
+
+    fn line(s: &dyn LogSink, msg: &str) {
+        s.write(&Record {
+            level: Level::Error,
+            id: "6b000000.1",
+            plugin: None,
+            hook: None,
+            msg,
+        });
+    }
+
+    #[test]
+    fn a_new_log_file_is_not_world_readable() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("smtp.log");
+        let s = sink(&[path.to_str().unwrap()]);
+        line(&*s, "hello");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        // 0640 less whatever the umask takes away: never readable by others.
+        assert_eq!(mode & 0o007, 0, "{mode:o}");
+        assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("6b000000.1 hello")
+        );
+    }
+
+    #[test]
+    fn the_command_is_run_as_written() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        // `%s` and `%i` reach the shell untouched (the README says no expansion).
+        let cmd = format!("|printf '%s %%i\\n' x > {}; cat >/dev/null", out.display());
+        let s = sink(&[&cmd]);
+        line(&*s, "hello");
+        drop(s);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "x %i\n");
+    }
+
+    #[test]
+    fn a_reader_that_never_reads_does_not_hold_the_session() {
+        let d = tempfile::tempdir().unwrap();
+        // A FIFO with no reader: the open fails at once instead of blocking.
+        let fifo = d.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let started = Instant::now();
+        let s = sink(&[fifo.to_str().unwrap()]);
+        line(&*s, "nobody reads this");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // A command that never reads: once the pipe is full each line waits at most
+        // PIPE_WAIT, then the destination is given up; the end does not wait for it.
+        let s = sink(&["|sleep 4"]);
+        let long = "x".repeat(16 * 1024);
+        let started = Instant::now();
+        for _ in 0..20 {
+            line(&*s, &long);
+        }
+        drop(s);
+        assert!(started.elapsed() < PIPE_WAIT + PIPE_EXIT_WAIT + Duration::from_secs(2));
     }
 }

@@ -13,6 +13,10 @@
 //!
 //! A multi-line message repeats the verdict with a dash, as SMTP does: `DENY-first line`,
 //! then `DENY last line`. Empty lines are ignored; anything else is garbage.
+//!
+//! A co-process starts every line of its answer with the request's id and a space
+//! (`7 DECLINED`), so that a line written late, twice or by a stray thread cannot be taken
+//! as the answer to a later request ([`untag`]).
 
 use crate::log::Level;
 use crate::plugin::{Context, Hook, Outcome, Verdict};
@@ -92,6 +96,60 @@ pub struct Answer {
 /// Is this line a final verdict line (a verdict word followed by a blank or nothing)?
 pub fn is_final(line: &str) -> bool {
     matches!(verdict_line(line), Some((_, false, _)))
+}
+
+/// Is this line, written by a co-process answering request `id`, the end of the answer?
+/// A non-empty line that does not carry `id` ends it too: it is out of step, and
+/// [`untag`] says so.
+pub fn ends_tagged(line: &str, id: u64) -> bool {
+    if line.trim().is_empty() {
+        return false;
+    }
+    match strip_id(line, id) {
+        Some(rest) => is_final(rest),
+        None => true,
+    }
+}
+
+/// `"7 OK"` → `Some("OK")` for id 7.
+fn strip_id(line: &str, id: u64) -> Option<&str> {
+    let (word, rest) = line.split_once(' ')?;
+    (word.parse::<u64>().ok()? == id && word == id.to_string()).then_some(rest)
+}
+
+/// A co-process's answer lines without their id. A line for another request (a late or
+/// doubled answer) or without an id (a stray line) is an error naming it.
+pub fn untag(lines: &[String], id: u64) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(rest) = strip_id(line, id) {
+            out.push(rest.to_string());
+            continue;
+        }
+        let word = line.split(' ').next().unwrap_or("");
+        return Err(match word.parse::<u64>() {
+            Ok(other) if other < id => format!(
+                "an answer to request {other} came while waiting for request {id} (late or doubled): {}",
+                shown(line)
+            ),
+            Ok(other) if other > id => {
+                format!(
+                    "answered request {other}, but request {id} was asked: {}",
+                    shown(line)
+                )
+            }
+            // At the first request the likely cause is a plugin written for the plain form.
+            _ if id == 1 => format!(
+                "an answer line without the request id {id}: {} (a co-process starts every answer line with the request_id it was sent; see EXTERNAL.md)",
+                shown(line)
+            ),
+            _ => format!("an answer line without the request id {id}: {}", shown(line)),
+        });
+    }
+    Ok(out)
 }
 
 /// `DENY text` → (DENY, continued = false, "text"); `DENY-text` → continued.
@@ -326,6 +384,26 @@ mod tests {
         assert!(parse(&lines("OKAY")).is_err());
         assert!(is_final("DENYSOFT_DISCONNECT later") && is_final("OK") && !is_final("OK-x"));
         assert!(!is_final("note OK x") && !is_final("OKAY"));
+    }
+
+    #[test]
+    fn coprocess_lines_carry_the_request_id() {
+        assert!(ends_tagged("7 DECLINED", 7) && !ends_tagged("7 note a b", 7));
+        assert!(!ends_tagged("", 7) && !ends_tagged("7 DENY-more", 7));
+        // Out of step: stop reading, untag says why.
+        assert!(ends_tagged("6 OK", 7) && ends_tagged("OK", 7) && ends_tagged("07 OK", 7));
+        assert_eq!(
+            untag(&lines("7 note a b\n\n7 DENY 5.7.1 no"), 7).unwrap(),
+            vec!["note a b", "DENY 5.7.1 no"]
+        );
+        assert!(untag(&lines("6 OK"), 7).unwrap_err().contains("late or doubled"));
+        assert!(
+            untag(&lines("OK"), 7)
+                .unwrap_err()
+                .contains("without the request id")
+        );
+        assert!(untag(&lines("8 OK"), 7).unwrap_err().contains("request 8"));
+        assert!(untag(&lines("07 OK"), 7).is_err());
     }
 
     #[test]

@@ -42,6 +42,15 @@ impl Request {
         self.buf.push(b'\n');
     }
 
+    /// Adds `request_id N` right after the `hook` line (co-processes: the answer must
+    /// carry it).
+    pub fn with_id(mut self, id: u64) -> Request {
+        let at = self.buf.iter().position(|b| *b == b'\n').map_or(0, |p| p + 1);
+        let line = format!("request_id {id}\n");
+        self.buf.splice(at..at, line.into_bytes());
+        self
+    }
+
     /// The request with its final empty line.
     pub fn finish(mut self) -> Vec<u8> {
         self.buf.push(b'\n');

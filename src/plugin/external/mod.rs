@@ -37,6 +37,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The message a failed call gives under the `tempfail` policy.
 const TEMPFAIL_TEXT: &str = "4.3.0 Temporary local problem; please try again later";
 
+/// How long a co-process gets to exit after its input closed at the end of the
+/// connection (at most its budget), before its process group is killed: exiting on end
+/// of input takes milliseconds, and the connection's process must not linger.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// Builds the external plugin a config line names: `Ok(None)` when no plugin directory
 /// has it. `qmail-spp` is the qmail-spp compatibility runner.
 pub fn build(spec: &PluginSpec, config: &Config) -> Result<Option<Box<dyn Plugin>>, String> {
@@ -91,7 +96,8 @@ pub struct External {
 /// A co-process's life within one connection.
 enum Coprocess {
     NotStarted,
-    Running(Proc),
+    /// Running; the id of the last request sent (ids count from 1).
+    Running(Proc, u64),
     /// It failed; it is not started again for this connection.
     Failed,
 }
@@ -150,11 +156,11 @@ impl External {
         } else {
             None
         };
-        let request = facts::request(hook, cx, args, message.as_ref().map(|(f, n)| (f.path(), *n))).finish();
+        let request = facts::request(hook, cx, args, message.as_ref().map(|(f, n)| (f.path(), *n)));
         let started = Instant::now();
         let lines = match self.mode {
-            Mode::Once => self.once(cx, &request),
-            Mode::Coprocess => self.exchange(cx, &request),
+            Mode::Once => self.once(cx, &request.finish()),
+            Mode::Coprocess => self.exchange(cx, request),
         };
         let lines = match lines {
             Ok(lines) => lines,
@@ -195,7 +201,11 @@ impl External {
     }
 
     /// Co-process mode: start at the first call, then one request and answer per call.
-    fn exchange(&self, cx: &Context<'_>, request: &[u8]) -> Result<Vec<String>, String> {
+    /// Each request carries a new `request_id`, and every line of its answer must start
+    /// with it; the lines are returned without it. Output found waiting before a request
+    /// (a doubled answer) or a line for another request (a late one) means the program
+    /// is out of step: it is stopped and the call fails.
+    fn exchange(&self, cx: &Context<'_>, request: facts::Request) -> Result<Vec<String>, String> {
         let deadline = Instant::now() + self.budget;
         let Ok(mut state) = self.coprocess.try_borrow_mut() else {
             return Err("called again from within its own call".into());
@@ -209,69 +219,83 @@ impl External {
                 Level::Info,
                 format_args!("co-process started (pid {})", proc.id()),
             );
-            *state = Coprocess::Running(proc);
+            *state = Coprocess::Running(proc, 0);
         }
-        let Coprocess::Running(proc) = &mut *state else {
+        let Coprocess::Running(proc, last_id) = &mut *state else {
             return Err("not running: it failed earlier in this connection".into());
         };
         proc.flush_stderr(&mut |l| stderr_line(cx, l));
-        let stale = proc.discard_output();
-        if stale > 0 {
-            cx.log(
-                Level::Warn,
-                format_args!("{stale} bytes written after its last answer ignored"),
+        let stale = proc.waiting_output();
+        if stale.iter().any(|b| !b.is_ascii_whitespace()) {
+            let first = String::from_utf8_lossy(&stale);
+            let first = first.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let what = format!(
+                "wrote more after its answer to request {last_id} (a doubled or late answer): {}; stopped",
+                answer::shown(first)
             );
+            proc.kill();
+            *state = Coprocess::Failed;
+            return Err(what);
         }
+        *last_id += 1;
+        let id = *last_id;
+        let request = request.with_id(id).finish();
+        let ends = move |line: &str| answer::ends_tagged(line, id);
         let result = if proc.can_write() {
-            proc.exchange(
-                request,
-                false,
-                Until::Line(&answer::is_final),
-                deadline,
-                &mut |l| stderr_line(cx, l),
-            )
+            proc.exchange(&request, false, Until::Line(&ends), deadline, &mut |l| {
+                stderr_line(cx, l)
+            })
         } else {
             Err(Failure::StdinClosed)
         };
-        match result {
-            Ok(lines) => Ok(lines),
-            Err(f) => {
-                let what = match f {
-                    Failure::Closed => "exited or closed its output without answering".to_string(),
-                    other => self.describe(&other),
-                };
-                proc.kill();
-                *state = Coprocess::Failed;
-                Err(what)
-            }
+        let untagged = match result {
+            Ok(lines) => answer::untag(&lines, id).map_err(|e| format!("{e}; stopped")),
+            Err(f) => Err(match f {
+                Failure::Closed => "exited or closed its output without answering".to_string(),
+                other => self.describe(&other),
+            }),
+        };
+        if untagged.is_err() {
+            proc.kill();
+            *state = Coprocess::Failed;
         }
+        untagged
     }
 
     /// A co-process that sent garbage is out of step: it is stopped.
     fn abandon(&self) {
         if let Ok(mut state) = self.coprocess.try_borrow_mut()
-            && let Coprocess::Running(proc) = &mut *state
+            && let Coprocess::Running(proc, _) = &mut *state
         {
             proc.kill();
             *state = Coprocess::Failed;
         }
     }
 
-    /// At the end of the connection: EOF on the co-process's stdin, a budget's time to
-    /// exit, then it is killed. Its exit status and last stderr lines are logged.
+    /// At the end of the connection: EOF on the co-process's stdin, a short grace to
+    /// exit ([`STOP_GRACE`], at most its budget), then its process group is killed. Its
+    /// exit status and last stderr lines are logged.
     fn stop(&self, cx: &Context<'_>) {
         let Ok(mut state) = self.coprocess.try_borrow_mut() else {
             return;
         };
-        if let Coprocess::Running(proc) = &mut *state {
+        if let Coprocess::Running(proc, _) = &mut *state {
             proc.close_stdin();
-            let waited = proc.wait(Instant::now() + self.budget);
+            let grace = self.budget.min(STOP_GRACE);
+            let waited = proc.wait(Instant::now() + grace);
             proc.flush_stderr(&mut |l| stderr_line(cx, l));
             match waited {
                 Ok(status) if status.success() => {}
                 Ok(status) => cx.log(
                     Level::Warn,
                     format_args!("co-process {}", process::describe(status)),
+                ),
+                Err(Failure::Timeout) => cx.log(
+                    Level::Warn,
+                    format_args!(
+                        "co-process did not exit within {:.1}s of the end of its input; killed with its process group",
+                        grace.as_secs_f64()
+                    ),
                 ),
                 Err(f) => cx.log(
                     Level::Warn,

@@ -82,8 +82,13 @@ impl Partial {
 
 /// The start of a program file, where its declaration lines are.
 pub fn head(path: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut head = Vec::new();
-    std::fs::File::open(path)
+    // Without waiting: a FIFO put in the program's place must not hang the start.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
         .and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(head)

@@ -338,18 +338,22 @@ impl Proc {
         while self.read_stderr(sink) {}
     }
 
-    /// Throws away output already waiting before a request is sent: it was written after
-    /// the last answer, so it cannot answer the next request. Returns the bytes dropped.
-    pub fn discard_output(&mut self) -> usize {
-        let mut dropped = std::mem::take(&mut self.out).len();
+    /// Takes the output already waiting before a request is sent, without waiting: it
+    /// was written after the last answer, so it cannot answer the next request. At most
+    /// [`MAX_ANSWER`] bytes are kept; the rest is read and dropped.
+    pub fn waiting_output(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.out);
         let mut buf = [0u8; 16 * 1024];
         while let Some(stdout) = self.stdout.as_mut() {
             match stdout.read(&mut buf) {
-                Ok(n) if n > 0 => dropped += n,
+                Ok(n) if n > 0 => {
+                    let room = MAX_ANSWER.saturating_sub(out.len()).min(n);
+                    out.extend_from_slice(&buf[..room]);
+                }
                 _ => break,
             }
         }
-        dropped
+        out
     }
 
     /// Logs stderr lines written since the last call, without waiting (co-processes).

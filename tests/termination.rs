@@ -1,0 +1,205 @@
+//! Nothing holds a session for ever, and a supervisor's SIGTERM ends one at any point:
+//! a FIFO named as a config file, a next hop that never answers, a log reader that
+//! stopped reading.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::queue::hop::{Act, Hop, Script};
+use crate::support::{TestDir, binary_command, spawn_inetd};
+
+fn cfg(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn fifo(path: &std::path::Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+}
+
+/// Waits up to `secs` for the child to exit.
+fn exited_within(child: &mut Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn term(child: &Child) {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+}
+
+/// A FIFO as a config file or behind `$include` is refused at once (it used to block the
+/// open for ever, and SIGTERM did not end it: the open was restarted after the signal).
+#[test]
+fn a_fifo_config_file_is_refused_not_waited_on() {
+    // Read at start-up: the client gets 421 and the process exits 1.
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok"), ("plugins", "$include waiting")]));
+    fifo(&dir.config().join("waiting"));
+    let (mut child, client) = spawn_inetd(binary_command(&dir));
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut greeting = String::new();
+    let _ = BufReader::new(client).read_line(&mut greeting);
+    assert!(greeting.starts_with("421 4.3.0"), "{greeting:?}");
+    let status = exited_within(&mut child, 5).expect("the session hung on the FIFO");
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("not a regular file"), "{err}");
+
+    // Read during the session: that command gets a temporary failure.
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok")]));
+    fifo(&dir.config().join("rcpthosts"));
+    let (mut child, client) = spawn_inetd(binary_command(&dir));
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = client.try_clone().unwrap();
+    w.write_all(b"HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@example.org>\r\nQUIT\r\n")
+        .unwrap();
+    let mut all = String::new();
+    BufReader::new(client).read_to_string(&mut all).unwrap();
+    assert!(all.contains("450 4.3.0 Local configuration problem"), "{all}");
+    assert!(exited_within(&mut child, 5).is_some());
+}
+
+/// SIGTERM while we wait for a next hop that never answers (timeout 60 s): the wait ends
+/// at once, the client hears 450 for that recipient and 421, and the process exits.
+#[test]
+fn sigterm_while_waiting_for_a_next_hop() {
+    let hop = Hop::start(Script {
+        rcpt: Act::Hang,
+        ..Script::good()
+    });
+    let line = format!("queue/smtp-forward 127.0.0.1 {} timeout 60", hop.port);
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", &line),
+        ("rcpthosts", "example.org"),
+    ]));
+    let (mut child, client) = spawn_inetd(binary_command(&dir));
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = client.try_clone().unwrap();
+    w.write_all(b"HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@example.org>\r\n")
+        .unwrap();
+    assert!(crate::queue::wait_for(10, || hop
+        .lines()
+        .iter()
+        .any(|l| l.contains("RCPT TO"))));
+    let started = Instant::now();
+    term(&child);
+    let mut all = String::new();
+    BufReader::new(client).read_to_string(&mut all).unwrap();
+    let status = exited_within(&mut child, 10).expect("still running after SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(
+        lines.get(3),
+        Some(&"450 4.3.2 Shutting down; try again later"),
+        "{all}"
+    );
+    assert!(lines.get(4).is_some_and(|l| l.starts_with("421 4.3.2")), "{all}");
+}
+
+/// A wait no signal can cut short (here the log: stderr is a pipe nobody reads, and a
+/// write to it blocks and is restarted after the signal) still ends within the watchdog's
+/// 10 s after SIGTERM.
+#[test]
+fn sigterm_ends_even_a_session_stuck_where_no_signal_reaches() {
+    let dir = TestDir::new(&[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let fd0: std::os::fd::OwnedFd = server.try_clone().unwrap().into();
+    let fd1: std::os::fd::OwnedFd = server.into();
+    // The read end is kept open and never read: the pipe fills up.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = binary_command(&dir)
+        .stdin(Stdio::from(fd0))
+        .stdout(Stdio::from(fd1))
+        .stderr(Stdio::from(writer))
+        .spawn()
+        .unwrap();
+    // Each NOOP logs at LOGDEBUG; 4000 of them write far more than a pipe holds.
+    let mut w = client.try_clone().unwrap();
+    let noops = "NOOP\r\n".repeat(4000);
+    let _ = w.write_all(noops.as_bytes());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the session should be stuck on its log"
+    );
+    let started = Instant::now();
+    term(&child);
+    let status = exited_within(&mut child, 20).expect("still running 20 s after SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.signal(), Some(Signal::SIGALRM as i32), "{status:?}");
+    drop(reader);
+}
+
+/// SIGTERM while a queue program runs (here one that hangs, with a 60 s timeout): it is
+/// killed with everything it started, the client hears 451 (the message is not queued)
+/// and 421, and the process exits.
+#[test]
+fn sigterm_while_a_queue_program_runs() {
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", "queue/qmail-queue $DIR/qq timeout 60"),
+        ("rcpthosts", "example.org"),
+    ]));
+    let script = dir.path().join("qq");
+    let pid_file = dir.path().join("qq.pid");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nsleep 60 &\necho $! > {}\nwait\n", pid_file.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (mut child, client) = spawn_inetd(binary_command(&dir));
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = client.try_clone().unwrap();
+    w.write_all(
+        b"HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n",
+    )
+    .unwrap();
+    assert!(crate::queue::wait_for(10, || pid_file.exists()));
+    let started = Instant::now();
+    term(&child);
+    let mut all = String::new();
+    BufReader::new(client).read_to_string(&mut all).unwrap();
+    let status = exited_within(&mut child, 10).expect("still running after SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<&str> = all.lines().collect();
+    assert!(lines.get(5).is_some_and(|l| l.starts_with("451 ")), "{all}");
+    assert!(lines.get(6).is_some_and(|l| l.starts_with("421 4.3.2")), "{all}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let gone = crate::queue::wait_for(5, || {
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+    });
+    assert!(gone, "the queue program's child is still running");
+}
