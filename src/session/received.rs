@@ -267,16 +267,23 @@ fn skip_cfws(mut s: &str) -> &str {
     }
 }
 
+/// Client-supplied characters shown as `?` in our fields even in an SMTPUTF8 message:
+/// control characters, U+FFFD left by invalid UTF-8, invisible and direction-changing
+/// characters, and the Unicode line and paragraph separators.
+fn hidden(c: char) -> bool {
+    c.is_control() || invisible(c) || matches!(c, '\u{fffd}' | '\u{2028}' | '\u{2029}')
+}
+
 /// Client-supplied text for inside a comment of a trace field (RFC 5322 §3.2.2): `(`, `)`
 /// and `\` as quoted pairs so the comment ends where ours does, and `;` too (the date
-/// follows the last `;`, and some readers split at the first); control characters, and
-/// U+FFFD left by invalid UTF-8, as `?`; other non-ASCII text as `?` unless the message is
-/// SMTPUTF8 (RFC 6532); at most [`MAX_NAME`] bytes, then `...`.
+/// follows the last `;`, and some readers split at the first); [`hidden`] characters as
+/// `?`; other non-ASCII text as `?` unless the message is SMTPUTF8 (RFC 6532); at most
+/// [`MAX_NAME`] bytes, then `...`.
 fn comment_text(s: &str, utf8: bool) -> String {
     let mut out = String::with_capacity(s.len().min(MAX_NAME + 3));
     for c in s.chars() {
         let quoted = matches!(c, '(' | ')' | '\\' | ';');
-        let shown = if c.is_control() || c == '\u{fffd}' || (!c.is_ascii() && !utf8) {
+        let shown = if hidden(c) || (!c.is_ascii() && !utf8) {
             '?'
         } else {
             c
@@ -316,7 +323,7 @@ fn pvalue(s: &str, utf8: bool) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() || c == '\u{fffd}' || (!c.is_ascii() && !utf8) => out.push('?'),
+            c if hidden(c) || (!c.is_ascii() && !utf8) => out.push('?'),
             c => out.push(c),
         }
     }
@@ -356,6 +363,7 @@ mod tests {
         assert_eq!(comment_text("x(y)z;w\\v", false), "x\\(y\\)z\\;w\\\\v");
         assert_eq!(comment_text("b\u{fffd}d.\u{fc}", false), "b?d.?");
         assert_eq!(comment_text("b\u{fffd}d.\u{fc}", true), "b?d.\u{fc}");
+        assert_eq!(comment_text("a\u{202e}b\u{200b}c\u{2028}d", true), "a?b?c?d");
     }
 
     #[test]
