@@ -162,11 +162,12 @@ impl Header {
 
     /// Adds a field at the top (`index = Some(0)`), at a position, or at the end (`None`).
     /// The field is cleaned first (RFC 5322 §2.2): a name character that is not printable
-    /// ASCII or is a colon becomes `-`; in the value, a newline (or CRLF) folds the field,
-    /// a line after the first that lacks a leading blank gets one, a line that would be
-    /// empty is dropped (it would end the header block), every other control character
-    /// (a lone CR, NUL, ...; U+2028 and U+2029 too) becomes a blank, and a line longer
-    /// than 998 characters is folded at its last blank that fits, or else cut.
+    /// ASCII or is a colon becomes `-`, and a name is cut to 996 characters; in the value,
+    /// a newline (or CRLF) folds the field, a line after the first that lacks a leading
+    /// blank gets one, a line that would be empty is dropped (it would end the header
+    /// block), every other control character (a lone CR, NUL, ...; U+2028 and U+2029 too)
+    /// becomes a blank, and a line longer than 998 characters is folded at its last blank
+    /// that fits, or else cut.
     pub fn add(&mut self, name: &str, value: &str, index: Option<usize>) {
         let field = field_bytes(name, value);
         let at = match index {
@@ -271,10 +272,16 @@ fn field_name_len(line: &[u8]) -> Option<usize> {
     (n > 0 && line.get(n) == Some(&b':')).then_some(n)
 }
 
-/// A field name as RFC 5322 §3.6.8 allows it: printable ASCII except the colon.
+/// The longest field name kept: the name, its colon and a blank fit on the first line.
+const MAX_NAME: usize = MAX_LINE - 2;
+
+/// A field name as RFC 5322 §3.6.8 allows it: printable ASCII except the colon, cut to
+/// [`MAX_NAME`] (a longer one would be folded inside the name, and a reader would take
+/// its first line, without a colon, for the end of the header).
 fn clean_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
+        .take(MAX_NAME)
         .map(|c| if c.is_ascii_graphic() && c != ':' { c } else { '-' })
         .collect();
     if cleaned.is_empty() {
@@ -443,6 +450,11 @@ mod tests {
             b"X-A: a X-Injected: 1\nX-B: b c d e f g h\tk\nX-C: c\n folded\n last\nBad-Name--: v\n".to_vec()
         );
         assert_eq!(h.len(), 4);
+        let mut long = Header::new();
+        long.add(&"N".repeat(2000), "v", None);
+        // The name and its colon on the first line, the value folded after them.
+        let expected = [vec![b'N'; MAX_NAME], b":\n v\n".to_vec()].concat();
+        assert_eq!(long.as_bytes(), expected);
         // What a plugin reads is what is stored.
         assert_eq!(h.get("x-a").unwrap(), "a X-Injected: 1");
     }

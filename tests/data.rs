@@ -118,6 +118,60 @@ fn bare_cr_on_the_read_boundary_is_refused() {
     assert!(stored.ends_with(b"aaaa\nnext\n"), "line end lost at the boundary");
 }
 
+/// The published SMTP smuggling payloads placed where the 64 KiB read buffer cuts a long
+/// line (just before, on and just after the cut) and sent in one write or a byte at a
+/// time: none ends the message early, so the commands after it are never run; the
+/// message is refused (`421` for a bare CR or LF, `554` for a NUL) and nothing is queued.
+#[test]
+fn smuggling_payloads_on_the_read_boundary_never_split_a_message() {
+    let payloads: [&[u8]; 8] = [
+        b"\n.\n",
+        b"\n.\r\n",
+        b"\r.\r",
+        b"\r\n.\r",
+        b".\r\r\n",
+        b"\r.\r\n",
+        b"\r\n\0.\r\n",
+        b"\r\n.\r\0\n",
+    ];
+    let smuggled = b"MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n\
+                     Subject: smuggled\r\n\r\nevil\r\n";
+    let dir = TestDir::new(&delivering_config());
+    for payload in payloads {
+        for before_cut in [2, 1, 0] {
+            for bytewise in [false, true] {
+                let mut c = Client::start(&dir);
+                c.open_data(b"HELO c.example");
+                c.send(b"Subject: x\r\n\r\n");
+                let mut line = vec![b'a'; 64 * 1024 - before_cut];
+                line.extend_from_slice(payload);
+                line.extend_from_slice(smuggled);
+                line.extend_from_slice(b"tail\r\n.\r\nQUIT\r\n");
+                let cut = 64 * 1024 - before_cut;
+                if bytewise {
+                    c.send(&line[..cut - 2]);
+                    for b in &line[cut - 2..cut + payload.len() + 2] {
+                        let _ = c.writer.write_all(std::slice::from_ref(b));
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    let _ = c.writer.write_all(&line[cut + payload.len() + 2..]);
+                } else {
+                    let _ = c.writer.write_all(&line);
+                }
+                let reply = c.expect("");
+                let case = format!("{payload:?} {before_cut} bytes before the cut, bytewise {bytewise}");
+                assert!(
+                    reply.starts_with("421 4.5.0 ") || reply.starts_with("554 5.6.0 "),
+                    "{case}: {reply}"
+                );
+                c.quit();
+                assert_eq!(dir.messages().len(), 0, "{case}");
+                assert!(spool_is_empty(&dir), "{case}");
+            }
+        }
+    }
+}
+
 /// On a piped debug session a bare CR is kept, also on the boundary (it was dropped when
 /// the next piece ended with CRLF).
 #[test]

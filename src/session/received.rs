@@ -62,7 +62,7 @@ impl Session {
                 if !f.name.eq_ignore_ascii_case("Authentication-Results") {
                     return false;
                 }
-                if authserv_id(f.raw) != our_id {
+                if !claims_id(f.raw, &our_id) {
                     return !signed;
                 }
                 if !kept_ours && verified.iter().any(|v| v.as_slice() == f.raw) {
@@ -164,16 +164,56 @@ fn dkim_tag<'a>(sig: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 /// An authserv-id compared as RFC 8601 §2.5 asks: case-insensitively, as a domain name
-/// (a final dot does not count).
+/// (a final dot does not count). Also folded as a lenient reader might: invisible format
+/// characters dropped, full-width forms as ASCII, the full stops IDNA maps to a dot as a dot.
 fn normal_id(id: &str) -> String {
-    id.trim().trim_end_matches('.').to_ascii_lowercase()
+    let folded: String = id
+        .chars()
+        .filter(|c| !invisible(*c))
+        .map(|c| match c {
+            '\u{3002}' | '\u{ff0e}' | '\u{ff61}' => '.',
+            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
+            c => c,
+        })
+        .collect();
+    folded.trim().trim_end_matches('.').to_lowercase()
+}
+
+/// Characters a reader shows as nothing (zero-width spaces and joiners, direction marks,
+/// the byte-order mark, the soft hyphen).
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
+    )
+}
+
+/// Does an Authentication-Results value (the bytes after the colon) claim `our_id`
+/// (normalised)? As written, or with its RFC 2047 encoded-words decoded: Python's email
+/// package (`policy.default`) decodes them in this field, so `=?utf-8?q?<our id>?=` reads
+/// as our id there.
+fn claims_id(raw: &[u8], our_id: &str) -> bool {
+    if authserv_id(&String::from_utf8_lossy(raw)) == our_id {
+        return true;
+    }
+    if memchr::memmem::find(raw, b"=?").is_none() {
+        return false;
+    }
+    let mut line = raw.to_vec();
+    line.push(b'\n');
+    match mail_parser::parsers::MessageStream::new(&line).parse_unstructured() {
+        mail_parser::HeaderValue::Text(text) => authserv_id(&text) == our_id,
+        _ => false,
+    }
 }
 
 /// The authserv-id an Authentication-Results value starts with (RFC 8601 §2.2: after
 /// blanks and comments, a token or a quoted string), normalised. Read generously: anything
-/// a reader downstream might take for our id counts as claiming it.
-fn authserv_id(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
+/// a reader downstream might take for our id counts as claiming it, so the token ends at
+/// the first blank, control character, RFC 2045 special (`/`, `:`, `,`, `=`, ...) or
+/// character that is not valid text, and invisible characters count for nothing.
+fn authserv_id(text: &str) -> String {
+    let text: String = text.chars().filter(|c| !invisible(*c)).collect();
     let rest = skip_cfws(&text);
     let id: String = match rest.strip_prefix('"') {
         Some(quoted) => {
@@ -190,7 +230,9 @@ fn authserv_id(raw: &[u8]) -> String {
         }
         None => rest
             .chars()
-            .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '(' | '"'))
+            .take_while(|c| {
+                !c.is_whitespace() && !c.is_control() && *c != '\u{fffd}' && !"()<>@,;:\\\"/[]?=".contains(*c)
+            })
             .collect(),
     };
     normal_id(&id)
@@ -225,16 +267,23 @@ fn skip_cfws(mut s: &str) -> &str {
     }
 }
 
+/// Client-supplied characters shown as `?` in our fields even in an SMTPUTF8 message:
+/// control characters, U+FFFD left by invalid UTF-8, invisible and direction-changing
+/// characters, and the Unicode line and paragraph separators.
+fn hidden(c: char) -> bool {
+    c.is_control() || invisible(c) || matches!(c, '\u{fffd}' | '\u{2028}' | '\u{2029}')
+}
+
 /// Client-supplied text for inside a comment of a trace field (RFC 5322 §3.2.2): `(`, `)`
 /// and `\` as quoted pairs so the comment ends where ours does, and `;` too (the date
-/// follows the last `;`, and some readers split at the first); control characters, and
-/// U+FFFD left by invalid UTF-8, as `?`; other non-ASCII text as `?` unless the message is
-/// SMTPUTF8 (RFC 6532); at most [`MAX_NAME`] bytes, then `...`.
+/// follows the last `;`, and some readers split at the first); [`hidden`] characters as
+/// `?`; other non-ASCII text as `?` unless the message is SMTPUTF8 (RFC 6532); at most
+/// [`MAX_NAME`] bytes, then `...`.
 fn comment_text(s: &str, utf8: bool) -> String {
     let mut out = String::with_capacity(s.len().min(MAX_NAME + 3));
     for c in s.chars() {
         let quoted = matches!(c, '(' | ')' | '\\' | ';');
-        let shown = if c.is_control() || c == '\u{fffd}' || (!c.is_ascii() && !utf8) {
+        let shown = if hidden(c) || (!c.is_ascii() && !utf8) {
             '?'
         } else {
             c
@@ -274,7 +323,7 @@ fn pvalue(s: &str, utf8: bool) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() || c == '\u{fffd}' || (!c.is_ascii() && !utf8) => out.push('?'),
+            c if hidden(c) || (!c.is_ascii() && !utf8) => out.push('?'),
             c => out.push(c),
         }
     }
@@ -314,6 +363,7 @@ mod tests {
         assert_eq!(comment_text("x(y)z;w\\v", false), "x\\(y\\)z\\;w\\\\v");
         assert_eq!(comment_text("b\u{fffd}d.\u{fc}", false), "b?d.?");
         assert_eq!(comment_text("b\u{fffd}d.\u{fc}", true), "b?d.\u{fc}");
+        assert_eq!(comment_text("a\u{202e}b\u{200b}c\u{2028}d", true), "a?b?c?d");
     }
 
     #[test]
@@ -337,11 +387,45 @@ mod tests {
             " \"test.example.org\"; spf=pass",
             " \"test.\\example.org\";",
         ] {
-            assert_eq!(authserv_id(raw.as_bytes()), "test.example.org", "{raw:?}");
+            assert_eq!(authserv_id(raw), "test.example.org", "{raw:?}");
         }
-        assert_eq!(authserv_id(b" other.example; spf=pass"), "other.example");
-        assert_eq!(authserv_id(b" (unclosed"), "");
-        assert_eq!(authserv_id(b""), "");
+        assert_eq!(authserv_id(" other.example; spf=pass"), "other.example");
+        assert_eq!(authserv_id(" (unclosed"), "");
+        assert_eq!(authserv_id(""), "");
+    }
+
+    #[test]
+    fn ids_a_lenient_reader_takes_for_ours_are_claims() {
+        let ours = normal_id("Test.Example.ORG.");
+        for raw in [
+            " =?utf-8?q?test.example.org?=; dkim=pass",
+            " =?us-ascii?b?VEVTVC5leGFtcGxlLm9yZw==?=; dkim=pass",
+            " test.example.org/1; dkim=pass",
+            " test.example.org:25; x",
+            " test.example.org,; x",
+            " test.example.org=; x",
+            " \u{200b}test.example.org; x",
+            " \u{feff}test.exam\u{ad}ple.org; x",
+            " test.example.org\u{fffd}; x",
+            " \u{ff54}est.example.org; x",
+            " test\u{3002}example\u{ff0e}org\u{ff61}; x",
+        ] {
+            assert!(claims_id(raw.as_bytes(), &ours), "{raw:?}");
+        }
+        for raw in [
+            " other.example; dkim=pass",
+            " mail.test.example.org; x",
+            " test.example.org.evil; x",
+            " =?utf-8?q?other.example?=; x",
+            " (test.example.org) other.example; x",
+        ] {
+            assert!(!claims_id(raw.as_bytes(), &ours), "{raw:?}");
+        }
+        // A Unicode id compares without case too.
+        assert!(claims_id(
+            " B\u{dc}CHER.example; x".as_bytes(),
+            &normal_id("b\u{fc}cher.example")
+        ));
     }
 
     #[test]
