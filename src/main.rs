@@ -197,7 +197,8 @@ fn run() -> u8 {
             return 1;
         }
     };
-    if network {
+    // The probe reads the socket's state; a TLS wrapper's pipes cannot answer it.
+    if sock.is_socket {
         session.set_liveness(Box::new(|| io::peer_alive(std::io::stdin().as_fd())));
     }
     let tls = server::TlsOptions {

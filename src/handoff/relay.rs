@@ -112,11 +112,11 @@ impl Relay {
             }
             s.mail_sent = true;
         }
-        let reply = s.client.command(&format!("RCPT TO:<{}>", rcpt.address()))?;
+        let reply = s.client.command(&format!("RCPT TO:<{}>", rcpt.mailbox()))?;
         if let Some(f) = reply.failure() {
             return Err(f);
         }
-        s.accepted.push(rcpt.address());
+        s.accepted.push(rcpt.mailbox());
         Ok(())
     }
 
@@ -160,7 +160,7 @@ impl Relay {
     }
 
     fn try_queue(&self, cx: &mut Context<'_>) -> Result<Outcome, Failure> {
-        let wanted: Vec<String> = cx.txn.recipients.iter().map(Address::address).collect();
+        let wanted: Vec<String> = cx.txn.recipients.iter().map(Address::mailbox).collect();
         let mut slot = self.session.borrow_mut();
         let usable = slot.as_ref().is_some_and(|s| s.mail_sent && s.accepted == wanted);
         let mut data = if usable {
@@ -282,7 +282,7 @@ fn second_round(f: Failure) -> Failure {
 
 /// `MAIL FROM:<sender>` with the parameters the next hop understands.
 fn mail_command(cx: &Context<'_>, client: &Client) -> String {
-    let sender = cx.txn.sender.as_ref().map(Address::address).unwrap_or_default();
+    let sender = cx.txn.sender.as_ref().map(Address::mailbox).unwrap_or_default();
     let mut line = format!("MAIL FROM:<{sender}>");
     if let Some(Some(body)) = cx.txn.mail_param("body")
         && client.offers("8BITMIME")
