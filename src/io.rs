@@ -244,8 +244,8 @@ impl LineReader {
     /// and reported as `TooLong`. A last line without a line end counts as a line.
     ///
     /// `timeout` bounds the whole line, not each read: a client that trickles a byte now
-    /// and then cannot hold a line open past it (README Differences 45; qmail-smtpd's
-    /// `timeoutsmtpd` applies per read).
+    /// and then cannot hold a line open past it. Perl qpsmtpd's alarm covered the whole
+    /// line too (README Differences 1); qmail-smtpd's `timeoutsmtpd` applies per read.
     pub fn read_line(
         &mut self,
         t: &mut dyn Transport,

@@ -699,8 +699,8 @@ fn maildir_file(file: &[u8]) -> Result<Stored, String> {
 /// The property for one session and one backend; `Ok(true)` when a message was queued.
 fn check(backend: &Backend, case: &Case) -> Result<bool, String> {
     let told = talk(backend, case);
-    let stored = backend.take()?;
     let name = backend.name;
+    let stored = backend.take().map_err(|e| format!("{name}: {e}"))?;
     let Some(stored) = stored.filter(|_| told.queued) else {
         return if told.queued {
             Err(format!("{name}: the client was told 250 but nothing was stored"))
