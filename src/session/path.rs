@@ -27,8 +27,9 @@ impl Session {
         }
         let smtputf8 = params.iter().any(|(k, _)| k == "smtputf8");
         let addr = self.pre_address(Hook::MailPre, args.addr, &params);
-        // qmail's double-bounce sender is the null sender; qpsmtpd also took anything
-        // with `[undefined]` in it for `<>` (README Differences 40).
+        // qmail's double-bounce sender is the null sender, as in qpsmtpd. qpsmtpd's other
+        // special case, anything with `[undefined]` in it, is refused (README Differences
+        // 40): an unparseable sender must not become a bounce that skips badmailfrom.
         let from = if addr == "<#@[]>" {
             Some(Address::null())
         } else {
@@ -104,16 +105,24 @@ impl Session {
         if !to.is_ascii() && !self.txn.smtputf8 {
             return self.reply(utf8_required());
         }
-        if to.has_routing() && !self.may_route() {
-            self.log.log(
-                Level::Info,
-                format_args!("refused {to}: sender-specified routing from a client that may not relay"),
-            );
-            return self.reply(Reply::new(
-                550,
-                "5.7.1",
-                format!("{to}, sender-specified routing is not allowed"),
-            ));
+        if to.has_routing() {
+            match self.may_route() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.log.log(
+                        Level::Info,
+                        format_args!(
+                            "refused {to}: sender-specified routing from a client that may not relay"
+                        ),
+                    );
+                    return self.reply(Reply::new(
+                        550,
+                        "5.7.1",
+                        format!("{to}, sender-specified routing is not allowed"),
+                    ));
+                }
+                Err(reply) => return self.reply(reply),
+            }
         }
         let out = self.run(
             Hook::Rcpt,
@@ -190,20 +199,25 @@ impl Session {
     /// `allow_untrusted_routing` config item is `1` (README Differences 42). Postfix's
     /// `allow_untrusted_routing = no` is the model: a downstream MTA that honours the
     /// percent hack or a bang path would otherwise relay for anyone.
-    fn may_route(&self) -> bool {
+    /// A config file that cannot be read is a temporary failure, never a guess.
+    fn may_route(&self) -> Result<bool, Reply> {
         let note = |v: Option<&String>| v.is_some_and(|v| truthy(v));
         if self.conn.relay_client
             || self.conn.auth.is_some()
             || note(self.conn.notes.get("whitelisthost"))
             || note(self.txn.notes.get("whitelistsender"))
         {
-            return true;
+            return Ok(true);
         }
         match self.config.first("allow_untrusted_routing") {
-            Ok(v) => v.as_deref().is_some_and(truthy),
+            Ok(v) => Ok(v.as_deref().is_some_and(truthy)),
             Err(e) => {
                 self.log.log(Level::Error, format_args!("{e}"));
-                false
+                Err(Reply::new(
+                    451,
+                    "4.3.0",
+                    "Local configuration problem; please try again later",
+                ))
             }
         }
     }
