@@ -79,6 +79,41 @@ pub fn split(line: &str) -> CommandLine<'_> {
     CommandLine { verb, known, rest }
 }
 
+/// Why a command line is refused before its verb is acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineError {
+    /// A control character other than tab (NUL, a bare CR, DEL, a C1 control) or a Unicode
+    /// line separator: no SMTP grammar allows one, and each is a way to cut a line short
+    /// downstream (a qmail-queue envelope entry, an environment variable, a header field).
+    Control,
+    /// Bytes that are not UTF-8: addresses and domains are ASCII or, with SMTPUTF8, UTF-8
+    /// (RFC 6531 §3.3); anything else would be stored as U+FFFD.
+    Utf8,
+}
+
+impl LineError {
+    /// The text of the `501` reply.
+    pub fn text(self) -> &'static str {
+        match self {
+            LineError::Control => "Syntax error: control characters are not allowed in commands",
+            LineError::Utf8 => "Syntax error: invalid UTF-8 in command",
+        }
+    }
+}
+
+/// Checks a command line's bytes: UTF-8, no control character but tab (README Differences
+/// 41).
+pub fn check_line(raw: &[u8]) -> Result<&str, LineError> {
+    if raw.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(LineError::Control);
+    }
+    let line = std::str::from_utf8(raw).map_err(|_| LineError::Utf8)?;
+    if line.chars().any(|c| c != '\t' && crate::address::forbidden(c)) {
+        return Err(LineError::Control);
+    }
+    Ok(line)
+}
+
 /// The result of parsing `FROM:<addr> PARAMS` / `TO:<addr> PARAMS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathArgs {
@@ -97,8 +132,14 @@ pub enum PathCommand {
     Rcpt,
 }
 
-/// qpsmtpd's `parse_mail` / `parse_rcpt` with `_get_mail_params`; `Err` carries the text
-/// of the `501` reply.
+/// Parses `FROM:<path> [PARAMS]` / `TO:<path> [PARAMS]`; `Err` carries the text of the
+/// `501` reply.
+///
+/// A bracketed path ends at the first `>` outside a quoted string (so a quoted local part
+/// may hold spaces and `>`), and the parameters follow it after blanks. An argument
+/// without brackets (for `dont_require_anglebrackets`) is split as qpsmtpd's `parse_mail`
+/// did: parameters are peeled off the end. A missing address is an error for MAIL too
+/// (qpsmtpd took a bare `MAIL FROM:` as the null sender: README Differences 40).
 pub fn parse_path(cmd: PathCommand, line: &str) -> Result<PathArgs, &'static str> {
     let prefix = match cmd {
         PathCommand::Mail => "from:",
@@ -108,39 +149,76 @@ pub fn parse_path(cmd: PathCommand, line: &str) -> Result<PathArgs, &'static str
     if !head.is_some_and(|h| h.eq_ignore_ascii_case(prefix)) {
         return Err("Syntax error in command");
     }
-    let mut rest = line[prefix.len()..].trim_matches(|c: char| c.is_ascii_whitespace());
+    let rest = line[prefix.len()..].trim_matches(is_blank);
+    if rest.is_empty() {
+        return Err("Syntax error in address");
+    }
+    if rest.starts_with('<') {
+        return bracketed(rest);
+    }
+    let mut rest = rest;
     let mut params = Vec::new();
     while let Some((before, param)) = peel_param(rest) {
         params.push(param.to_string());
         rest = before;
     }
     params.reverse();
-    if !rest.is_empty() {
-        if at_then_space(rest) {
-            return Err("Syntax error in parameters");
-        }
-        return Ok(PathArgs {
-            addr: rest.to_string(),
-            params,
-        });
+    if at_then_space(rest) {
+        return Err("Syntax error in parameters");
     }
-    let first = if params.is_empty() {
-        None
-    } else {
-        Some(params.remove(0))
+    Ok(PathArgs {
+        addr: rest.to_string(),
+        params,
+    })
+}
+
+/// `<path>` and the blank-separated parameters after it. Anything glued to the `>` (or a
+/// path that never closes) stays part of the address, which then fails to parse.
+fn bracketed(rest: &str) -> Result<PathArgs, &'static str> {
+    let whole = || PathArgs {
+        addr: rest.to_string(),
+        params: Vec::new(),
     };
-    let addr = match (cmd, first) {
-        (PathCommand::Mail, None) => "<>".to_string(),
-        (PathCommand::Mail, Some(a)) => a,
-        (PathCommand::Rcpt, None) => return Err("Syntax error in address"),
-        (PathCommand::Rcpt, Some(a)) => {
-            if !a.contains('@') && !a.eq_ignore_ascii_case("postmaster") && !a.eq_ignore_ascii_case("abuse") {
-                return Err("Syntax error in address");
-            }
-            a
+    let Some(end) = path_end(rest) else {
+        return Ok(whole());
+    };
+    let (addr, tail) = rest.split_at(end);
+    if !tail.is_empty() && !tail.starts_with(is_blank) {
+        return Ok(whole());
+    }
+    let params: Vec<String> = tail
+        .split(is_blank)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !params.iter().all(|p| is_param(p)) {
+        return Err("Syntax error in parameters");
+    }
+    Ok(PathArgs {
+        addr: addr.to_string(),
+        params,
+    })
+}
+
+/// The length of the `<...>` at the start of `s`: up to the first `>` outside a quoted
+/// string (where `\` escapes the next character).
+fn path_end(s: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '>' if !quoted => return Some(i + 1),
+            _ => {}
         }
-    };
-    Ok(PathArgs { addr, params })
+    }
+    None
+}
+
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
 }
 
 /// Peels `\s+KEY[=VALUE]` off the end: KEY is `[A-Za-z0-9][A-Za-z0-9-]*`, VALUE has no
@@ -205,9 +283,9 @@ mod tests {
         })
     }
 
-    /// Reference §3.10, "[verified table]".
+    /// qpsmtpd's table (its `Qpsmtpd::Command` tests), with our fixes marked.
     #[test]
-    fn qpsmtpd_mail_rcpt_table() {
+    fn mail_rcpt_arguments() {
         use PathCommand::{Mail, Rcpt};
         let cases = [
             (Mail, "FROM:<a@b.c>", ok("<a@b.c>", &[])),
@@ -227,11 +305,24 @@ mod tests {
             ),
             (Mail, "FROM:<a@b.c> =x", Err("Syntax error in parameters")),
             (Mail, "FROM:<a@b.c> SIZE==1", Err("Syntax error in parameters")),
-            (Mail, "FROM:", ok("<>", &[])),
+            // qpsmtpd: the null sender.
+            (Mail, "FROM:", Err("Syntax error in address")),
             (Mail, "FROM:a@b.c", ok("a@b.c", &[])),
+            (Mail, "FROM:a@b.c SIZE=1", ok("a@b.c", &["SIZE=1"])),
             (Mail, "FROM:<a b@c.d>", ok("<a b@c.d>", &[])),
-            (Mail, "FROM:<a@b.c d>", Err("Syntax error in parameters")),
+            (
+                Mail,
+                "FROM:<\"a b\"@c.d> SIZE=1",
+                ok("<\"a b\"@c.d>", &["SIZE=1"]),
+            ),
+            (Mail, "FROM:<\"a>b\"@c.d>", ok("<\"a>b\"@c.d>", &[])),
+            (Mail, "FROM:<\"a\\\"> b\"@c.d>", ok("<\"a\\\"> b\"@c.d>", &[])),
+            // qpsmtpd: "Syntax error in parameters"; now the address does not parse.
+            (Mail, "FROM:<a@b.c d>", ok("<a@b.c d>", &[])),
+            (Mail, "FROM:a@b.c d", ok("a@b.c", &["d"])),
+            (Mail, "FROM:a@b.c d=", Err("Syntax error in parameters")),
             (Mail, "FROM:<a@b.c>SIZE=1", ok("<a@b.c>SIZE=1", &[])),
+            (Mail, "FROM:<a@b.c", ok("<a@b.c", &[])),
             (Mail, "FROM:<a@b.c>\tSIZE=1", ok("<a@b.c>", &["SIZE=1"])),
             (Rcpt, "TO:", Err("Syntax error in address")),
             (Rcpt, "TO:<>", ok("<>", &[])),
@@ -248,5 +339,28 @@ mod tests {
         for (cmd, line, want) in cases {
             assert_eq!(parse_path(cmd, line), want, "{line}");
         }
+    }
+
+    #[test]
+    fn line_bytes() {
+        assert_eq!(
+            check_line(b"MAIL FROM:<a@b.c>\tSIZE=1"),
+            Ok("MAIL FROM:<a@b.c>\tSIZE=1")
+        );
+        assert_eq!(
+            check_line("RCPT TO:<zoë@b.c>".as_bytes()),
+            Ok("RCPT TO:<zoë@b.c>")
+        );
+        for bad in [
+            &b"RCPT TO:<x\0Tevil@evil.com\0Ty@example.org>"[..],
+            b"RCPT TO:<b\rX-Injected: yes@example.org>",
+            b"HELO a\x1b[2J",
+            b"NOOP\x7f",
+            "RCPT TO:<a\u{85}b@c.d>".as_bytes(),
+            "RCPT TO:<a\u{2028}b@c.d>".as_bytes(),
+        ] {
+            assert_eq!(check_line(bad), Err(LineError::Control), "{bad:?}");
+        }
+        assert_eq!(check_line(b"RCPT TO:<j\xfcrgen@b.c>"), Err(LineError::Utf8));
     }
 }

@@ -14,7 +14,7 @@
 //! may read, so that a line of a private file (`/etc/shadow`) can never reach a log in an
 //! error message about the value.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
@@ -47,41 +47,85 @@ pub struct Entry {
 
 /// A config value: the list of its lines.
 #[derive(Debug, Clone, Default)]
-pub struct Lines(Rc<[Entry]>);
+pub struct Lines(Rc<Store>);
+
+/// The lines of a value, compact: a list such as `rcpthosts` can have a million lines,
+/// and each session holds it. The texts share one buffer and the file names are kept
+/// once per file, so a list costs little more than its text (not an allocation and a
+/// copy of the file name per line). [`Entry`] values are made only when asked for.
+#[derive(Debug, Default)]
+struct Store {
+    /// Every line's text, one after the other.
+    text: String,
+    /// Where each line's text ends in `text`.
+    ends: Vec<usize>,
+    /// Each line's number in its file (0 for values from the TOML file).
+    numbers: Vec<u32>,
+    /// `(index of the first line from it, file)`, in order.
+    files: Vec<(usize, PathBuf)>,
+    /// [`Lines::entries`], made on first use.
+    entries: OnceCell<Vec<Entry>>,
+}
+
+impl Store {
+    fn push(&mut self, text: &str, file: &Path, line: usize) {
+        if self.files.last().is_none_or(|(_, f)| f != file) {
+            self.files.push((self.ends.len(), file.to_path_buf()));
+        }
+        self.text.push_str(text);
+        self.ends.push(self.text.len());
+        self.numbers.push(u32::try_from(line).unwrap_or(u32::MAX));
+    }
+
+    fn text(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    fn file(&self, i: usize) -> &Path {
+        let run = self.files.partition_point(|(first, _)| *first <= i);
+        self.files
+            .get(run.wrapping_sub(1))
+            .map_or(Path::new(""), |(_, f)| f)
+    }
+}
 
 impl Lines {
     /// The lines' texts.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|e| e.text.as_str())
+        (0..self.0.ends.len()).map(|i| self.0.text(i))
     }
 
     /// The first line, as qpsmtpd's scalar `config()` returns.
     pub fn first(&self) -> Option<&str> {
-        self.0.first().map(|e| e.text.as_str())
+        (!self.0.ends.is_empty()).then(|| self.0.text(0))
     }
 
     /// The lines with their origins.
     pub fn entries(&self) -> &[Entry] {
-        &self.0
+        self.0.entries.get_or_init(|| {
+            (0..self.0.ends.len())
+                .map(|i| Entry {
+                    text: self.0.text(i).to_string(),
+                    file: self.0.file(i).to_path_buf(),
+                    line: self.0.numbers[i] as usize,
+                })
+                .collect()
+        })
     }
 
     /// Is the value unset or empty?
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.ends.is_empty()
     }
 
     /// A value made of the given lines (for the `config` hook and tests).
     pub fn from_texts(texts: &[String], origin: &Path) -> Lines {
-        Lines(
-            texts
-                .iter()
-                .map(|t| Entry {
-                    text: t.clone(),
-                    file: origin.to_path_buf(),
-                    line: 0,
-                })
-                .collect(),
-        )
+        let mut store = Store::default();
+        for t in texts {
+            store.push(t, origin, 0);
+        }
+        Lines(Rc::new(store))
     }
 }
 
@@ -206,7 +250,11 @@ impl Config {
         if let Some(hit) = self.cache.borrow().get(name) {
             return Ok(hit.clone());
         }
-        let lines = Lines(self.load(name)?.into());
+        let mut store = self.load(name)?;
+        store.text.shrink_to_fit();
+        store.ends.shrink_to_fit();
+        store.numbers.shrink_to_fit();
+        let lines = Lines(Rc::new(store));
         self.cache.borrow_mut().insert(name.to_string(), lines.clone());
         Ok(lines)
     }
@@ -290,7 +338,7 @@ impl Config {
             .filter(|p| std::fs::symlink_metadata(p).is_ok())
     }
 
-    fn load(&self, name: &str) -> Result<Vec<Entry>, ConfigError> {
+    fn load(&self, name: &str) -> Result<Store, ConfigError> {
         if let Some((path, table)) = &self.toml
             && let Some(value) = table.get(name)
         {
@@ -299,32 +347,46 @@ impl Config {
                 line: 0,
                 reason,
             })?;
-            let mut out = Vec::new();
+            let mut out = Store::default();
             for text in texts {
                 self.push_line(&mut out, &text, path, 0, 0)?;
             }
             return Ok(out);
         }
-        match self.file_path(name) {
-            Some(path) => self.read_file(&path, 0),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    fn read_file(&self, path: &Path, depth: usize) -> Result<Vec<Entry>, ConfigError> {
-        let bytes = read_regular(path).map_err(|e| read_error(path, &e))?;
-        let text = String::from_utf8_lossy(&bytes);
-        let mut out = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            self.push_line(&mut out, raw, path, i + 1, depth)?;
+        let mut out = Store::default();
+        if let Some(path) = self.file_path(name) {
+            self.read_file(&mut out, &path, 0)?;
         }
         Ok(out)
+    }
+
+    /// Reads a file line by line (a large list is never held twice).
+    fn read_file(&self, out: &mut Store, path: &Path, depth: usize) -> Result<(), ConfigError> {
+        use std::io::BufRead;
+        let file = open_regular(path).map_err(|e| read_error(path, &e))?;
+        let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
+        let mut raw = Vec::new();
+        let mut number = 0;
+        loop {
+            raw.clear();
+            if reader
+                .read_until(b'\n', &mut raw)
+                .map_err(|e| read_error(path, &e))?
+                == 0
+            {
+                return Ok(());
+            }
+            number += 1;
+            let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            self.push_line(out, &String::from_utf8_lossy(line), path, number, depth)?;
+        }
     }
 
     /// Adds one raw line: trimmed, comments dropped, `$include` expanded.
     fn push_line(
         &self,
-        out: &mut Vec<Entry>,
+        out: &mut Store,
         raw: &str,
         file: &Path,
         line: usize,
@@ -347,15 +409,11 @@ impl Config {
                 if self.as_root {
                     everybody_may_read(&f)?;
                 }
-                out.extend(self.read_file(&f, depth + 1)?);
+                self.read_file(out, &f, depth + 1)?;
             }
             return Ok(());
         }
-        out.push(Entry {
-            text: text.to_string(),
-            file: file.to_path_buf(),
-            line,
-        });
+        out.push(text, file, line);
         Ok(())
     }
 
@@ -522,10 +580,16 @@ mod tests {
         )
         .unwrap();
         let c = Config::open(d.path(), None).unwrap();
-        assert_eq!(
-            texts(&c.lines("plugins").unwrap()),
-            ["first", "x1", "a1", "b1", "last"]
-        );
+        let plugins = c.lines("plugins").unwrap();
+        assert_eq!(texts(&plugins), ["first", "x1", "a1", "b1", "last"]);
+        let origins: Vec<(String, usize)> = plugins
+            .entries()
+            .iter()
+            .map(|e| (e.file.file_name().unwrap().to_string_lossy().into_owned(), e.line))
+            .collect();
+        let want = [("plugins", 1), ("extra", 1), ("a", 1), ("b", 1), ("plugins", 4)];
+        let want: Vec<(String, usize)> = want.iter().map(|(f, l)| (f.to_string(), *l)).collect();
+        assert_eq!(origins, want);
     }
 
     #[test]

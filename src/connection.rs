@@ -54,7 +54,8 @@ pub struct Connection {
     pub local_port: Option<u16>,
     /// The local host name, if the super-server provides one.
     pub local_host: String,
-    /// Is fd 0 a network socket (not a piped debug transcript)?
+    /// Are we serving a remote client (fd 0 is a socket, or a super-server's variables
+    /// are set), not a transcript piped in by hand? Strict line ends apply then.
     pub network: bool,
     /// May this client relay (RELAYCLIENT, relayclients, AUTH)?
     pub relay_client: bool,

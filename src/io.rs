@@ -242,12 +242,17 @@ impl LineReader {
 
     /// The next command line of at most `max` bytes. A longer line is read to its end
     /// and reported as `TooLong`. A last line without a line end counts as a line.
+    ///
+    /// `timeout` bounds the whole line, not each read: a client that trickles a byte now
+    /// and then cannot hold a line open past it. Perl qpsmtpd's alarm covered the whole
+    /// line too (README Differences 1); qmail-smtpd's `timeoutsmtpd` applies per read.
     pub fn read_line(
         &mut self,
         t: &mut dyn Transport,
         max: usize,
         timeout: Duration,
     ) -> Result<Line<'_>, ReadError> {
+        let deadline = Instant::now() + timeout;
         let mut skipping = false;
         loop {
             if let Some(pos) = memchr::memchr(b'\n', self.pending()) {
@@ -266,7 +271,11 @@ impl LineReader {
                 skipping = true;
                 self.start = self.end;
             }
-            if !self.fill(t, timeout)? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ReadError::Timeout);
+            }
+            if !self.fill(t, left)? {
                 if skipping {
                     return Ok(Line::TooLong);
                 }
@@ -398,6 +407,50 @@ mod tests {
         assert_eq!(r.read_line(&mut s, 100, T).unwrap(), Line::Text(b"NOOP"));
     }
 
+    /// Delivers one byte per read, each after `gap`.
+    struct Trickle {
+        bytes: Vec<u8>,
+        gap: Duration,
+    }
+
+    impl Transport for Trickle {
+        fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+            if self.gap > timeout {
+                std::thread::sleep(timeout);
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            std::thread::sleep(self.gap);
+            if self.bytes.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.bytes.remove(0);
+            Ok(1)
+        }
+
+        fn write_all(&mut self, _buf: &[u8], _timeout: Duration) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_trickled_line_times_out_as_a_whole() {
+        let mut s = Trickle {
+            bytes: b"NOOP\r\n".to_vec(),
+            gap: Duration::from_millis(40),
+        };
+        let mut r = LineReader::new();
+        let started = Instant::now();
+        let got = r.read_line(&mut s, 100, Duration::from_millis(100));
+        assert!(matches!(got, Err(ReadError::Timeout)), "{got:?}");
+        assert!(started.elapsed() < Duration::from_millis(400));
+        let mut s = Trickle {
+            bytes: b"NOOP\r\n".to_vec(),
+            gap: Duration::from_millis(1),
+        };
+        let mut r = LineReader::new();
+        assert_eq!(r.read_line(&mut s, 100, T).unwrap(), Line::Text(b"NOOP"));
+    }
+
     #[test]
     fn data_pieces_and_timeout() {
         let mut s = t(&[b"line one\r\nline", b" two\r\n", b""]);
@@ -419,12 +472,12 @@ mod tests {
 
     /// A transport that hands out one byte per read, each after `every`, then (after 50)
     /// ends the input.
-    struct Trickle {
+    struct ByteDrip {
         every: Duration,
         reads: usize,
     }
 
-    impl Transport for Trickle {
+    impl Transport for ByteDrip {
         fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
             if timeout < self.every {
                 std::thread::sleep(timeout);
@@ -446,7 +499,7 @@ mod tests {
 
     #[test]
     fn data_timeout_bounds_the_whole_piece() {
-        let mut s = Trickle {
+        let mut s = ByteDrip {
             every: Duration::from_millis(20),
             reads: 0,
         };

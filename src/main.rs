@@ -205,7 +205,8 @@ fn run() -> u8 {
     // After the switch from root and the plugins' loading: nothing started from now on
     // gains privileges, unless a plugin may need a set-id program (README Differences 64).
     startup::forbid_new_privileges(session.chain());
-    if network {
+    // The probe reads the socket's state; a TLS wrapper's pipes cannot answer it.
+    if sock.is_socket {
         session.set_liveness(Box::new(|| io::peer_alive(std::io::stdin().as_fd())));
     }
     let tls = server::TlsOptions {

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | command-line flags | `--remote-ip`, `--remote-port`, `--remote-host`, `--local-ip`, `--local-port` (win over everything) |
 //! | ucspi-tcp `tcpserver`, s6-tcpserver | `TCPREMOTEIP`, `TCPREMOTEPORT`, `TCPREMOTEHOST`, `TCPREMOTEINFO`, `TCPLOCALIP`, `TCPLOCALPORT`, `TCPLOCALHOST` (and ucspi-tcp6's `TCP6*`) |
+//! | ucspi-ssl `sslserver` (without `-e`) | `SSLREMOTEIP`, `SSLREMOTEPORT`, `SSLREMOTEHOST`, `SSLREMOTEINFO`, `SSLLOCALIP`, `SSLLOCALPORT`, `SSLLOCALHOST` |
 //! | systemd `Accept=yes` | `REMOTE_ADDR`, `REMOTE_PORT` |
 //! | inetd, xinetd, systemd | `getpeername`/`getsockname` on fd 0; xinetd's `REMOTE_HOST` (a numeric address) |
 //! | a piped transcript | none of the above: remote `127.0.0.1`, local `127.0.0.1` port 25 |
@@ -12,6 +13,13 @@
 //! parse as addresses are ignored, never fatal. `RELAYCLIENT` set to anything (even
 //! empty) makes the client a relay client, as in qmail-smtpd; the `relay` plugin's
 //! `norelayclients` can take that back.
+//!
+//! A super-server started us for a remote client when fd 0 is a socket or one of its
+//! variables is set (`PROTO`, `TCPREMOTEIP`, ...: the test privilege dropping uses). Then
+//! the client is never guessed to be `127.0.0.1`, which the shipped `relayclients` lets
+//! relay: an address nothing names is [`UNKNOWN_REMOTE_IP`] (README Differences 44). Such
+//! a connection is a network connection for the line-end policy too, even when a TLS
+//! wrapper hands us pipes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
@@ -22,6 +30,10 @@ use crate::connection::Connection;
 
 /// Remote address used when nothing else says where the client is (a piped session).
 pub const DEFAULT_REMOTE_IP: &str = "127.0.0.1";
+
+/// Remote address of a remote client whose address no variable or socket gives: the
+/// unspecified address, which no `relayclients` entry is meant to match.
+pub const UNKNOWN_REMOTE_IP: &str = "0.0.0.0";
 
 /// What fd 0 is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,20 +111,30 @@ pub fn connection(
 ) -> Connection {
     let ip_from = |name: &str| env(name).and_then(|v| canonical_ip(&v));
     let port_from = |name: &str| env(name).and_then(|v| v.trim().parse::<u16>().ok());
+    let first = |names: &[&str]| names.iter().find_map(|n| env(n));
+    let remote = crate::privileges::serving_remote(sock.is_socket, env);
     let remote_ip = flags
         .remote_ip
         .as_deref()
         .and_then(canonical_ip)
         .or_else(|| ip_from("TCPREMOTEIP"))
         .or_else(|| ip_from("TCP6REMOTEIP"))
+        .or_else(|| ip_from("SSLREMOTEIP"))
         .or_else(|| ip_from("REMOTE_ADDR"))
         .or_else(|| sock.peer.map(|a| a.ip().to_string()))
         .or_else(|| ip_from("REMOTE_HOST"))
-        .unwrap_or_else(|| DEFAULT_REMOTE_IP.to_string());
+        .unwrap_or_else(|| {
+            if remote {
+                UNKNOWN_REMOTE_IP.to_string()
+            } else {
+                DEFAULT_REMOTE_IP.to_string()
+            }
+        });
     let remote_port = flags
         .remote_port
         .or_else(|| port_from("TCPREMOTEPORT"))
         .or_else(|| port_from("TCP6REMOTEPORT"))
+        .or_else(|| port_from("SSLREMOTEPORT"))
         .or_else(|| port_from("REMOTE_PORT"))
         .or_else(|| sock.peer.map(|a| a.port()));
     let local_ip = flags
@@ -121,9 +143,10 @@ pub fn connection(
         .and_then(canonical_ip)
         .or_else(|| ip_from("TCPLOCALIP"))
         .or_else(|| ip_from("TCP6LOCALIP"))
+        .or_else(|| ip_from("SSLLOCALIP"))
         .or_else(|| sock.local.map(|a| a.ip().to_string()))
         .unwrap_or_else(|| {
-            if sock.is_socket {
+            if remote {
                 String::new()
             } else {
                 "127.0.0.1".to_string()
@@ -133,17 +156,17 @@ pub fn connection(
         .local_port
         .or_else(|| port_from("TCPLOCALPORT"))
         .or_else(|| port_from("TCP6LOCALPORT"))
+        .or_else(|| port_from("SSLLOCALPORT"))
         .or_else(|| sock.local.map(|a| a.port()))
-        .or(if sock.is_socket { None } else { Some(25) });
+        .or(if remote { None } else { Some(25) });
     let remote_host = flags
         .remote_host
         .clone()
-        .or_else(|| env("TCPREMOTEHOST"))
-        .or_else(|| env("TCP6REMOTEHOST"))
+        .or_else(|| first(&["TCPREMOTEHOST", "TCP6REMOTEHOST", "SSLREMOTEHOST"]))
         .map(|h| sanitize_host(&h))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| format!("[{remote_ip}]"));
-    let remote_info = match env("TCPREMOTEINFO").map(|i| sanitize_host(&i)) {
+    let remote_info = match first(&["TCPREMOTEINFO", "SSLREMOTEINFO"]).map(|i| sanitize_host(&i)) {
         Some(info) if !info.is_empty() => format!("{info}@{remote_host}"),
         _ => remote_host.clone(),
     };
@@ -153,8 +176,10 @@ pub fn connection(
     conn.remote_info = remote_info;
     conn.local_ip = local_ip;
     conn.local_port = local_port;
-    conn.local_host = env("TCPLOCALHOST").map(|h| sanitize_host(&h)).unwrap_or_default();
-    conn.network = sock.is_socket;
+    conn.local_host = first(&["TCPLOCALHOST", "SSLLOCALHOST"])
+        .map(|h| sanitize_host(&h))
+        .unwrap_or_default();
+    conn.network = remote;
     conn.relay_client = env("RELAYCLIENT").is_some();
     conn
 }
@@ -233,14 +258,20 @@ mod tests {
 
     #[test]
     fn piped_defaults_flags_and_garbage() {
+        let c = build(&[], SocketFacts::default(), Overrides::default());
+        assert_eq!(c.remote_ip, DEFAULT_REMOTE_IP);
+        assert_eq!((c.local_ip.as_str(), c.local_port), ("127.0.0.1", Some(25)));
+        assert!(!c.network);
+        // A super-server's variable that does not parse: a remote client of unknown
+        // address, never the relaying 127.0.0.1.
         let c = build(
             &[("TCPREMOTEIP", "not an ip")],
             SocketFacts::default(),
             Overrides::default(),
         );
-        assert_eq!(c.remote_ip, DEFAULT_REMOTE_IP);
-        assert_eq!((c.local_ip.as_str(), c.local_port), ("127.0.0.1", Some(25)));
-        assert!(!c.network);
+        assert_eq!(c.remote_ip, UNKNOWN_REMOTE_IP);
+        assert_eq!((c.local_ip.as_str(), c.local_port), ("", None));
+        assert!(c.network);
         let flags = Overrides {
             remote_ip: Some("203.0.113.5".into()),
             remote_host: Some("mx.example".into()),
@@ -256,5 +287,44 @@ mod tests {
             ("203.0.113.5", "mx.example")
         );
         assert!(c.relay_client);
+    }
+
+    /// sslserver without `-e` sets only its own variables and hands us pipes.
+    #[test]
+    fn ucspi_ssl_variables() {
+        let c = build(
+            &[
+                ("PROTO", "SSL"),
+                ("SSLREMOTEIP", "198.51.100.20"),
+                ("SSLREMOTEPORT", "40000"),
+                ("SSLREMOTEHOST", "client.example"),
+                ("SSLREMOTEINFO", "joe"),
+                ("SSLLOCALIP", "192.0.2.1"),
+                ("SSLLOCALPORT", "465"),
+                ("SSLLOCALHOST", "mx.example"),
+            ],
+            SocketFacts::default(),
+            Overrides::default(),
+        );
+        assert_eq!(
+            (c.remote_ip.as_str(), c.remote_port),
+            ("198.51.100.20", Some(40000))
+        );
+        assert_eq!((c.local_ip.as_str(), c.local_port), ("192.0.2.1", Some(465)));
+        assert_eq!(c.remote_info, "joe@client.example");
+        assert_eq!(c.local_host, "mx.example");
+        assert!(c.network, "a TLS wrapper's pipes still serve a remote client");
+        let c = build(&[("PROTO", "SSL")], SocketFacts::default(), Overrides::default());
+        assert_eq!(c.remote_ip, UNKNOWN_REMOTE_IP);
+        assert!(c.network);
+        // A socket without an IP peer (a Unix socket) is no more 127.0.0.1.
+        let sock = SocketFacts {
+            is_socket: true,
+            ..SocketFacts::default()
+        };
+        assert_eq!(
+            build(&[], sock, Overrides::default()).remote_ip,
+            UNKNOWN_REMOTE_IP
+        );
     }
 }

@@ -52,14 +52,10 @@ impl Plugin for RcptOk {
 fn is_local(cx: &Context<'_>, host: &str) -> Result<bool, Outcome> {
     let hosts = cx.config("rcpthosts")?;
     for allowed in std::iter::once(cx.me()).chain(hosts.iter()) {
-        let allowed = allowed.to_lowercase();
-        if allowed.is_empty() {
-            continue;
-        }
-        if host == allowed || (allowed.starts_with('.') && host.ends_with(&allowed)) {
+        if !allowed.is_empty() && matches(host, allowed) {
             cx.log(
                 Level::Info,
-                format_args!("pass, {host} in rcpthosts as {allowed}"),
+                format_args!("pass, {host} in rcpthosts as {}", allowed.to_lowercase()),
             );
             return Ok(true);
         }
@@ -74,5 +70,38 @@ fn is_local(cx: &Context<'_>, host: &str) -> Result<bool, Outcome> {
         }
         Ok(false) => Ok(false),
         Err(e) => Err(cx.cdb_failed("morercpthosts", e)),
+    }
+}
+
+/// Does a lower-cased host match an `rcpthosts` line? Without a copy per line for the
+/// ASCII lines a long list is made of: each recipient scans the whole list.
+fn matches(host: &str, allowed: &str) -> bool {
+    if !allowed.is_ascii() {
+        let allowed = allowed.to_lowercase();
+        return host == allowed || (allowed.starts_with('.') && host.ends_with(&allowed));
+    }
+    let tail = host
+        .len()
+        .checked_sub(allowed.len())
+        .and_then(|at| host.get(at..));
+    host.eq_ignore_ascii_case(allowed)
+        || (allowed.starts_with('.') && tail.is_some_and(|t| t.eq_ignore_ascii_case(allowed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn rcpthosts_lines() {
+        assert!(matches("example.org", "Example.ORG"));
+        assert!(matches("mx.example.org", ".EXAMPLE.org"));
+        assert!(!matches("example.org", ".example.org"));
+        assert!(!matches("badexample.org", ".example.org"));
+        assert!(!matches("example.org", "ample.org"));
+        assert!(matches("bücher.example", "BÜCHER.example"));
+        assert!(matches("a.bücher.example", ".bücher.example"));
+        assert!(!matches("bü.example", ".example.orgx"));
+        assert!(!matches("é", ".xx"));
     }
 }

@@ -164,8 +164,8 @@ impl Relay {
             s.mail_sent = true;
         }
         s.client
-            .command(&format!("RCPT TO:<{}>", rcpt.address()), &[250, 251])?;
-        s.accepted.push(rcpt.address());
+            .command(&format!("RCPT TO:<{}>", rcpt.mailbox()), &[250, 251])?;
+        s.accepted.push(rcpt.mailbox());
         Ok(())
     }
 
@@ -241,7 +241,7 @@ impl Relay {
 
     /// The outcome, and whether the next hop's connection is clean for another message.
     fn try_queue(&self, cx: &mut Context<'_>) -> Result<(Outcome, bool), Fail> {
-        let wanted: Vec<String> = cx.txn.recipients.iter().map(Address::address).collect();
+        let wanted: Vec<String> = cx.txn.recipients.iter().map(Address::mailbox).collect();
         let usable = self
             .session
             .borrow()
@@ -450,7 +450,7 @@ pub fn refusal(cx: &mut Context<'_>, code: u16, reply: &Reply) -> Outcome {
 
 /// `MAIL FROM:<sender>` with the parameters the next hop understands.
 fn mail_command(cx: &Context<'_>, client: &Client) -> String {
-    let sender = cx.txn.sender.as_ref().map(Address::address).unwrap_or_default();
+    let sender = cx.txn.sender.as_ref().map(Address::mailbox).unwrap_or_default();
     let mut line = format!("MAIL FROM:<{sender}>");
     if let Some(Some(body)) = cx.txn.mail_param("body")
         && client.offers("8BITMIME")

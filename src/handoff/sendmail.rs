@@ -48,14 +48,17 @@ impl Sendmail<'_> {
         // -i: a line with a single dot is message text, not the end (RFC 5321 is not in
         // play on a pipe). -f: the envelope sender, `<>` for the null sender. `--`: no
         // recipient can be taken for an option.
-        let sender = super::sender(cx.txn);
+        // Each address in canonical form (a quoted local part when it is not a dot-string):
+        // Postfix's and Exim's sendmail read every argument as an RFC 822 address list, so
+        // `"a,b"@example.org` stays one recipient where `a,b@example.org` would be two.
+        let sender = cx.txn.sender.as_ref().map(Address::mailbox).unwrap_or_default();
         cmd.arg("-i").arg("-f").arg(if sender.is_empty() {
             "<>".to_string()
         } else {
             sender
         });
         cmd.arg("--");
-        cmd.args(cx.txn.recipients.iter().map(Address::address));
+        cmd.args(cx.txn.recipients.iter().map(Address::mailbox));
         let msg_id = super::message_id(cx.txn);
         let stdin = super::message_reader(cx.txn)
             .map_err(|e| Failure::Broken(format!("reading the spooled message: {e}")))?;

@@ -81,9 +81,10 @@ impl Session {
                 format!("{verb} requires domain/address - see RFC-2821 4.1.1.1"),
             ));
         };
-        if self.conn.hello.is_some() {
-            return self.reply(Reply::new(503, "5.5.1", "but you already said HELO ..."));
-        }
+        // A later HELO or EHLO is accepted and, once accepted, resets the state as RSET
+        // does (RFC 5321 §4.1.4; qpsmtpd answered 503: README Differences 43). Refused, it
+        // leaves the state as it was.
+        let again = self.conn.hello.is_some();
         if esmtp {
             self.txn.capabilities.clear();
         }
@@ -103,6 +104,11 @@ impl Session {
                 self.disconnect();
             }
             Verdict::Ok | Verdict::Declined => {
+                if again {
+                    let capabilities = std::mem::take(&mut self.txn.capabilities);
+                    self.reset_transaction();
+                    self.txn.capabilities = capabilities;
+                }
                 self.conn.hello = Some(Greeting {
                     esmtp,
                     host: host.clone(),

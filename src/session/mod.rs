@@ -306,6 +306,7 @@ impl Session {
 
     /// Handles one command line (without its line end).
     pub fn command_line(&mut self, raw: &[u8]) {
+        let checked = command::check_line(raw).map(|_| ());
         let line = String::from_utf8_lossy(raw).into_owned();
         let cmd = command::split(&line);
         // An AUTH line may carry the password (initial response): keep it out of logs
@@ -323,6 +324,14 @@ impl Session {
             return self.unrecognized("", cmd.rest);
         }
         self.conn.command_count += 1;
+        // A known verb acts on its arguments: only UTF-8 without control characters gets
+        // that far (README Differences 41). Unknown verbs are refused anyway, by the
+        // `unrecognized_command` hook that counts them.
+        if let (Some(_), Err(e)) = (cmd.known, checked) {
+            self.log
+                .log(Level::Info, format_args!("refused {}: {}", cmd.verb, e.text()));
+            return self.reply(Reply::new(501, "5.5.2", e.text()));
+        }
         match cmd.known {
             Some(Verb::Helo) => self.hello(false, cmd.rest),
             Some(Verb::Ehlo) => self.hello(true, cmd.rest),

@@ -5,7 +5,8 @@
 use super::Session;
 use crate::address::Address;
 use crate::command::{PathArgs, PathCommand, parse_path};
-use crate::plugin::{Args, Hook, Outcome, Params, Verdict};
+use crate::log::Level;
+use crate::plugin::{Args, Hook, Outcome, Params, Verdict, truthy};
 use crate::reply::Reply;
 
 impl Session {
@@ -26,12 +27,13 @@ impl Session {
         }
         let smtputf8 = params.iter().any(|(k, _)| k == "smtputf8");
         let addr = self.pre_address(Hook::MailPre, args.addr, &params);
-        let from = if addr == "<>" || addr.contains("[undefined]") || addr == "<#@[]>" {
+        // qmail's double-bounce sender is the null sender, as in qpsmtpd. qpsmtpd's other
+        // special case, anything with `[undefined]` in it, is refused (README Differences
+        // 40): an unparseable sender must not become a bounce that skips badmailfrom.
+        let from = if addr == "<#@[]>" {
             Some(Address::null())
-        } else if addr.starts_with('<') && addr.ends_with('>') {
-            Address::parse(&addr)
         } else {
-            None
+            Address::parse(&addr)
         };
         let Some(from) = from else {
             return self.reply(Reply::new(501, "5.1.7", "could not parse your mail from command"));
@@ -97,16 +99,30 @@ impl Session {
             return self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
         }
         let addr = self.pre_address(Hook::RcptPre, args.addr, &params);
-        let to = if addr.starts_with('<') && addr.ends_with('>') {
-            Address::parse(&addr).filter(|a| !a.is_null())
-        } else {
-            None
-        };
-        let Some(to) = to else {
+        let Some(to) = Address::parse(&addr).filter(|a| !a.is_null()) else {
             return self.reply(Reply::new(501, "5.1.3", "could not parse recipient"));
         };
         if !to.is_ascii() && !self.txn.smtputf8 {
             return self.reply(utf8_required());
+        }
+        if to.has_routing() {
+            match self.may_route() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.log.log(
+                        Level::Info,
+                        format_args!(
+                            "refused {to}: sender-specified routing from a client that may not relay"
+                        ),
+                    );
+                    return self.reply(Reply::new(
+                        550,
+                        "5.7.1",
+                        format!("{to}, sender-specified routing is not allowed"),
+                    ));
+                }
+                Err(reply) => return self.reply(reply),
+            }
         }
         let out = self.run(
             Hook::Rcpt,
@@ -178,6 +194,34 @@ impl Session {
         false
     }
 
+    /// May this client use sender-specified routing (`%`, `!` or a quoted `@` in a local
+    /// part)? Clients that may relay anyway, and every client when the
+    /// `allow_untrusted_routing` config item is `1` (README Differences 42). Postfix's
+    /// `allow_untrusted_routing = no` is the model: a downstream MTA that honours the
+    /// percent hack or a bang path would otherwise relay for anyone.
+    /// A config file that cannot be read is a temporary failure, never a guess.
+    fn may_route(&self) -> Result<bool, Reply> {
+        let note = |v: Option<&String>| v.is_some_and(|v| truthy(v));
+        if self.conn.relay_client
+            || self.conn.auth.is_some()
+            || note(self.conn.notes.get("whitelisthost"))
+            || note(self.txn.notes.get("whitelistsender"))
+        {
+            return Ok(true);
+        }
+        match self.config.first("allow_untrusted_routing") {
+            Ok(v) => Ok(v.as_deref().is_some_and(truthy)),
+            Err(e) => {
+                self.log.log(Level::Error, format_args!("{e}"));
+                Err(Reply::new(
+                    451,
+                    "4.3.0",
+                    "Local configuration problem; please try again later",
+                ))
+            }
+        }
+    }
+
     /// The `*_parse` hook or qpsmtpd's parser; a failure is the `501` reply.
     fn parse_path_args(&mut self, hook: Hook, cmd: PathCommand, rest: &str) -> Result<PathArgs, Reply> {
         let parts = self.parse_with(hook, rest, |r| {
@@ -194,10 +238,10 @@ impl Session {
             // qpsmtpd's "Syntax error in address" is about the mailbox (RFC 3463 X.1.3);
             // the other parser texts are about the command's syntax or parameters.
             Err(msg) => {
-                let status = if msg == "Syntax error in address" {
-                    "5.1.3"
-                } else {
-                    "5.5.4"
+                let status = match (msg == "Syntax error in address", cmd) {
+                    (true, PathCommand::Mail) => "5.1.7",
+                    (true, PathCommand::Rcpt) => "5.1.3",
+                    (false, _) => "5.5.4",
                 };
                 Err(Reply::from_plugin(501, status, &[msg], "Syntax error in command"))
             }
@@ -222,16 +266,20 @@ impl Session {
         for (key, value) in params {
             match (key.as_str(), value.as_deref()) {
                 ("size", Some(v)) => {
-                    let size: u64 = v
-                        .parse()
-                        .map_err(|_| Reply::new(501, "5.5.4", "Syntax error in parameters"))?;
+                    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(Reply::new(501, "5.5.4", "Syntax error in parameters"));
+                    }
+                    // A number too large for any integer is larger than any limit,
+                    // "no limit" included (RFC 1870 §6.2: 552).
+                    let size = v.parse::<u64>().unwrap_or(u64::MAX);
                     let max = self.settings.databytes;
-                    if max > 0 && size > max {
-                        return Err(Reply::new(
-                            552,
-                            "5.3.4",
-                            format!("Message size exceeds fixed maximum message size ({max} bytes)"),
-                        ));
+                    if (max > 0 && size > max) || size == u64::MAX {
+                        let text = if max > 0 {
+                            format!("Message size exceeds fixed maximum message size ({max} bytes)")
+                        } else {
+                            "Message size exceeds fixed maximum message size".to_string()
+                        };
+                        return Err(Reply::new(552, "5.3.4", text));
                     }
                 }
                 ("body", Some(v)) if v.eq_ignore_ascii_case("7bit") || v.eq_ignore_ascii_case("8bitmime") => {

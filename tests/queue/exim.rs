@@ -155,3 +155,88 @@ fn exim_takes_batched_smtp_and_its_refusals_reach_the_client() {
     assert!(delivered("bob").is_empty());
     assert!(files_in(&dir.spool()).is_empty(), "spool or batch file left");
 }
+
+/// Exim's sendmail interface reads each recipient argument as an address list, like
+/// Postfix's: `"alice,bob"@example.org` must arrive quoted to stay one (unroutable)
+/// recipient; unquoted it was alice@<primary_hostname> and bob@example.org. The same
+/// recipients in BSMTP `RCPT TO:` lines.
+#[test]
+fn exim_reads_exactly_the_accepted_recipients() {
+    let Some(exim) = exim_binary() else { return };
+    if !root_or_skip("a private Exim") {
+        return;
+    }
+    let work = TestDir::new(&[]);
+    let t = work.path().to_path_buf();
+    std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["spool", "log", "mail"] {
+        std::fs::create_dir_all(t.join(d)).unwrap();
+    }
+    std::fs::write(t.join("exim.conf"), exim_conf(&t)).unwrap();
+    // Queue only: the test reads the recipients from Exim's queue listing.
+    let wrapper = t.join("exim");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} -C {} -odq \"$@\"\n",
+            exim.display(),
+            t.join("exim.conf").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let queued = || {
+        let out = Command::new(&exim)
+            .arg("-C")
+            .arg(t.join("exim.conf"))
+            .arg("-bp")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for plugin in [
+        format!("queue/sendmail {} timeout 20", wrapper.display()),
+        format!("queue/exim-bsmtp exim_path {} timeout 20", wrapper.display()),
+    ] {
+        let dir = TestDir::new(&cfg(&[
+            ("plugins", "rcpt_ok"),
+            ("plugins", &plugin),
+            ("rcpthosts", "example.org"),
+        ]));
+        let mut talk = Talk::start(&dir);
+        assert!(talk.cmd("EHLO client.example").starts_with("250"));
+        assert!(talk.cmd("MAIL FROM:<\"s e\"@example.net>").starts_with("250"));
+        let r = talk.cmd("RCPT TO:<alice,bob@example.org>");
+        assert!(r.starts_with("501 "), "{r}");
+        for rcpt in [
+            "\"alice,bob\"@example.org",
+            "\"x y\"@example.org",
+            "carol@example.org",
+        ] {
+            let r = talk.cmd(&format!("RCPT TO:<{rcpt}>"));
+            assert!(r.starts_with("250 "), "{rcpt}: {r}");
+        }
+        assert!(talk.data(&tricky_message("argv")).starts_with("250 "), "{plugin}");
+        talk.quit();
+        let listing = queued();
+        let mut rcpts: Vec<&str> = listing
+            .lines()
+            .filter(|l| l.starts_with("          "))
+            .map(str::trim)
+            .collect();
+        rcpts.sort_unstable();
+        assert_eq!(
+            rcpts,
+            [
+                "\"alice,bob\"@example.org",
+                "\"x y\"@example.org",
+                "carol@example.org"
+            ],
+            "{plugin}:\n{listing}"
+        );
+        assert!(listing.contains("<\"s e\"@example.net>"), "{plugin}:\n{listing}");
+        // Empty the queue for the next round.
+        let _ = std::fs::remove_dir_all(t.join("spool/input"));
+        let _ = std::fs::remove_dir_all(t.join("spool/msglog"));
+    }
+}

@@ -4,6 +4,7 @@
 //! not at all.
 
 mod dovecot;
+mod envelope;
 mod exim;
 mod faults;
 pub mod hop;
@@ -93,6 +94,13 @@ impl Talk {
     /// Sends a command line and returns the reply.
     pub fn cmd(&mut self, line: &str) -> String {
         self.writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.reply()
+    }
+
+    /// Sends raw bytes (a command line with its line end, or several) and returns the
+    /// next reply.
+    pub fn raw(&mut self, bytes: &[u8]) -> String {
+        self.writer.write_all(bytes).unwrap();
         self.reply()
     }
 

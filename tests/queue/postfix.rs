@@ -371,3 +371,47 @@ fn postfix_as_next_hop_and_as_local_queue() {
     );
     assert!(find(log.as_bytes(), b"vanished").is_none());
 }
+
+/// Postfix's sendmail reads each recipient argument as an RFC 822 address list: an
+/// unquoted `alice,bob@example.org` is two recipients (bob would get the message). The
+/// comma is refused unquoted, and a quoted local part is passed quoted, so Postfix sees
+/// exactly the one recipient the client was told 250 for.
+#[test]
+fn postfix_sendmail_reads_exactly_the_accepted_recipients() {
+    let Some(pf) = Postfix::start() else { return };
+    let line = format!(
+        "queue/postfix-queue config_directory {} timeout 20",
+        pf.conf().display()
+    );
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", &line),
+        ("rcpthosts", "example.org"),
+    ]));
+    let mut t = Talk::start(&dir);
+    assert!(t.cmd("EHLO client.example").starts_with("250"));
+    assert!(t.cmd("MAIL FROM:<>").starts_with("250"));
+    let r = t.cmd("RCPT TO:<alice,bob@example.org>");
+    assert!(r.starts_with("501 "), "{r}");
+    let r = t.cmd("RCPT TO:<\"alice,bob\"@example.org>");
+    assert!(r.starts_with("250 "), "{r}");
+    let r = t.cmd("RCPT TO:<\"carol (x) <y>\"@example.org>");
+    assert!(r.starts_with("250 "), "{r}");
+    assert!(t.data(&tricky_message("commas")).starts_with("250 "));
+    t.quit();
+    let log = pf.settle();
+    // Unknown in the virtual mailbox table: bounced (to <>, so no DSN), one line each.
+    for rcpt in [
+        "to=<\"alice,bob\"@example.org>",
+        "to=<\"carol (x) <y>\"@example.org>",
+    ] {
+        assert!(log.contains(rcpt), "{rcpt} not in the log:\n{log}");
+    }
+    for user in ["alice", "bob", "carol"] {
+        assert!(
+            pf.delivered(user).is_empty(),
+            "{user} got a copy: a recipient argument was split\n{log}"
+        );
+    }
+    assert_eq!(log.matches(" to=<").count(), 2, "{log}");
+}

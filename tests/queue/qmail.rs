@@ -208,3 +208,35 @@ fn a_client_gone_after_the_dot_gets_nothing_queued() {
     assert!(stored(&s.out, "fds.").is_empty(), "qmail-queue was started");
     assert!(files_in(&s.dir.spool()).is_empty(), "spool file left");
 }
+
+/// A NUL in an address separates qmail-queue's envelope entries: `x\0Tevil@evil.com\0Ty@`
+/// would be three recipients, one of them remote. Refused at the command; a quoted local
+/// part with a space goes into the envelope unquoted, as qmail-smtpd writes it.
+#[test]
+fn no_client_byte_can_add_an_envelope_entry() {
+    let s = setup(&[]);
+    let mut t = Talk::start_with(&s.dir, command(&s, "ok", &[]));
+    assert!(t.cmd("EHLO client.example").starts_with("250"));
+    let r = t.raw(b"MAIL FROM:<a\0Tevil@evil.example\0@example.net>\r\n");
+    assert!(r.starts_with("501 "), "{r}");
+    assert!(t.cmd("MAIL FROM:<sender@example.net>").starts_with("250"));
+    for hostile in [
+        &b"RCPT TO:<x\0Tevil@evil.com\0Ty@example.org>\r\n"[..],
+        b"RCPT TO:<\"x\0Tevil@evil.com\0Ty\"@example.org>\r\n",
+        b"RCPT TO:<x@example.org\0Tevil@evil.com>\r\n",
+    ] {
+        let r = t.raw(hostile);
+        assert!(r.starts_with("501 "), "{}: {r}", String::from_utf8_lossy(hostile));
+    }
+    assert!(t.cmd("RCPT TO:<\"x y\"@example.org>").starts_with("250"));
+    assert!(t.cmd("RCPT TO:<y@example.org>").starts_with("250"));
+    assert!(t.data(&tricky_message("nul")).starts_with("250 "));
+    t.quit();
+    let env = read(&stored(&s.out, "env.")[0]);
+    assert_eq!(
+        env,
+        b"Fsender@example.net\0Tx y@example.org\0Ty@example.org\0\0",
+        "{}",
+        String::from_utf8_lossy(&env)
+    );
+}

@@ -148,9 +148,11 @@ pub struct Run {
 /// Runs a transcript in-process: the session over a scripted transport (`W:` = timeout).
 pub fn run_in_process(t: &Transcript, dir: &TestDir) -> Run {
     let env: HashMap<String, String> = t.env.iter().cloned().collect();
+    // As in the binary runs: a loopback client on a socket, or a pipe.
     let sock = SocketFacts {
         is_socket: !t.pipe,
-        ..SocketFacts::default()
+        peer: (!t.pipe).then(|| "127.0.0.1:40000".parse().unwrap()),
+        local: (!t.pipe).then(|| "127.0.0.1:25".parse().unwrap()),
     };
     let conn = peer::connection("test", &|k| env.get(k).cloned(), &sock, &Overrides::default());
     let sink = MemorySink::default();

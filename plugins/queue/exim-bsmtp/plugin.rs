@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::address::Address;
 use crate::config::Config;
 use crate::handoff::child::{self, Exit, Program, RunError};
 use crate::handoff::dot::DotStuffer;
@@ -108,9 +109,14 @@ impl EximBsmtp {
 fn write_batch(cx: &mut Context<'_>, file: &File) -> io::Result<()> {
     let mut out = BufWriter::new(file);
     writeln!(out, "HELO {}", cx.me())?;
-    writeln!(out, "MAIL FROM:<{}>", handoff::sender(cx.txn))?;
+    let sender = cx
+        .txn
+        .sender
+        .as_ref()
+        .map_or_else(|| "<>".to_string(), Address::smtp_path);
+    writeln!(out, "MAIL FROM:{sender}")?;
     for r in &cx.txn.recipients {
-        writeln!(out, "RCPT TO:<{}>", r.address())?;
+        writeln!(out, "RCPT TO:{}", r.smtp_path())?;
     }
     writeln!(out, "DATA")?;
     let mut stuffer = DotStuffer::new(out, false);

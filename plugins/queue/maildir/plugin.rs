@@ -70,7 +70,7 @@ impl Plugin for Maildir {
         let result = match &self.subdirs {
             Some(pattern) => self.deliver_each(cx, pattern),
             None => {
-                let rcpts: Vec<String> = cx.txn.recipients.iter().map(Address::address).collect();
+                let rcpts: Vec<String> = cx.txn.recipients.iter().map(Address::mailbox).collect();
                 for r in rcpts {
                     cx.txn.header.add("Delivered-To", &r, Some(0));
                 }
@@ -154,9 +154,9 @@ impl Maildir {
         let mut out = BufWriter::with_capacity(64 * 1024, file);
         let sender = cx.txn.sender.clone().unwrap_or_else(Address::null);
         let write = |out: &mut BufWriter<File>, cx: &mut Context<'_>| -> io::Result<()> {
-            writeln!(out, "Return-Path: {sender}")?;
+            writeln!(out, "Return-Path: {}", sender.smtp_path())?;
             if let Some(r) = rcpt {
-                writeln!(out, "Delivered-To: {}", r.address())?;
+                writeln!(out, "Delivered-To: {}", r.mailbox())?;
             }
             cx.txn.write_message(out)?;
             Ok(())

@@ -121,7 +121,8 @@ impl QmailQueue {
     }
 }
 
-/// `F<sender>\0T<rcpt>\0...\0` and the closing `\0` (qmail-queue(8)).
+/// `F<sender>\0T<rcpt>\0...\0` and the closing `\0` (qmail-queue(8)). Addresses are
+/// written unquoted, as qmail-smtpd writes them; none can hold a NUL (see `Address`).
 fn envelope(cx: &Context<'_>) -> Vec<u8> {
     let mut env = Vec::with_capacity(64 * (cx.txn.recipients.len() + 1));
     env.push(b'F');

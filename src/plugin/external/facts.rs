@@ -1,9 +1,11 @@
 //! The request: one `key value` line per fact, ended by an empty line.
 //!
 //! Values are one line each. A newline in a value is written `\n`, a carriage return `\r`,
-//! a backslash `\\`, and other control characters (except tab) `\xNN`; the same escapes
-//! are understood in the values a plugin sends back. Ordinary values (addresses, host
-//! names, header text) are unchanged.
+//! a backslash `\\`, other ASCII control characters (except tab) `\xNN`, and the
+//! characters some languages also split lines at (C1 controls such as U+0085 NEXT LINE,
+//! U+2028, U+2029: Python's `splitlines`, JavaScript) `\uNNNN`; the same escapes are
+//! understood in the values a plugin sends back. Ordinary values (addresses, host names,
+//! header text) are unchanged.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -242,6 +244,9 @@ pub fn escape_into(out: &mut Vec<u8>, s: &str, word: bool) {
             c if c.is_ascii_control() && c != '\t' => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
@@ -264,6 +269,26 @@ pub fn unescape(s: &str) -> String {
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
             Some('t') => out.push('\t'),
+            Some('u') => {
+                let hex: String = chars.clone().skip(1).take(4).collect();
+                let four = hex.len() == 4 && hex.chars().all(|c| c.is_ascii_hexdigit());
+                match u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| four)
+                    .and_then(char::from_u32)
+                {
+                    Some(c) => {
+                        out.push(c);
+                        for _ in 0..4 {
+                            chars.next();
+                        }
+                    }
+                    None => {
+                        out.push('\\');
+                        continue;
+                    }
+                }
+            }
             Some('x') => {
                 let hex: String = chars.clone().skip(1).take(2).collect();
                 match u8::from_str_radix(&hex, 16) {
@@ -306,17 +331,21 @@ mod tests {
             "bell\x07",
             "tab\there",
             "ünïcode",
+            "next\u{85}line\u{2028}sep\u{2029}para\u{9f}",
         ] {
             let mut buf = Vec::new();
             escape_into(&mut buf, s, false);
             let text = String::from_utf8(buf).unwrap();
             assert!(!text.contains('\n'));
+            assert_eq!(text.lines().count(), 1, "{text:?}");
+            assert!(!text.contains(['\u{85}', '\u{2028}', '\u{2029}']), "{text:?}");
             assert_eq!(unescape(&text), s);
         }
         let mut buf = Vec::new();
         escape_into(&mut buf, "a name", true);
         assert_eq!(buf, b"a\\x20name");
         assert_eq!(unescape("odd \\q and \\x4"), "odd \\q and \\x4");
+        assert_eq!(unescape("\\u2028 \\u12 \\ud800"), "\u{2028} \\u12 \\ud800");
     }
 
     #[test]
