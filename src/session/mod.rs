@@ -292,11 +292,7 @@ impl Session {
         let cmd = command::split(&line);
         // An AUTH line may carry the password (initial response): keep it out of logs
         // and notes.
-        let shown = if cmd.verb == "auth" {
-            auth::redact(&line)
-        } else {
-            line.clone()
-        };
+        let shown = auth::redact(&line).unwrap_or_else(|| line.clone());
         if self.log.enabled(Level::Info) {
             self.log.log(Level::Info, format_args!("dispatching {shown}"));
         }
