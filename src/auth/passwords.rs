@@ -121,11 +121,13 @@ fn scheme_prefix(entry: &str) -> Option<(&str, &str)> {
     (!scheme.is_empty() && scheme.chars().all(word)).then_some((scheme, rest))
 }
 
-/// The `id` of `$id$...` (letters, digits and `-`).
+/// The `id` of `$id$...` or `$id,params$...` (letters, digits and `-`; SunMD5 writes
+/// `$md5,rounds=5000$`, which must not pass for clear text).
 fn mcf_id(text: &str) -> Option<&str> {
-    let (id, _) = text.strip_prefix('$')?.split_once('$')?;
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '-';
-    (!id.is_empty() && id.chars().all(word)).then_some(id)
+    let rest = text.strip_prefix('$')?;
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))?;
+    let id = &rest[..end];
+    (!id.is_empty() && rest[end..].starts_with(['$', ','])).then_some(id)
 }
 
 fn with_scheme<'a>(scheme: &str, rest: &'a str) -> Stored<'a> {
@@ -538,6 +540,8 @@ mod tests {
             "$7$CU..../....saltsalt$hash",
             "$gy$j9T$salt$hash",
             "$md5$salt$hash",
+            // mkpasswd -m sunmd5 'pw one'
+            "$md5,rounds=35439$S79LyXy2$$3w0TTS3CKjrzsBTFCG.190",
             "$6$broken",
             "$1$toolongsalt$9xy1btjgzLYfb7hivXtC//",
             "$2b$99$saltsaltsaltsaltsaltsahashhashhashhashhashhashhashhas",
@@ -562,7 +566,7 @@ mod tests {
             assert!(!password_matches(entry, "secret"), "{entry}");
         }
         // Clear text that merely contains `$` or braces elsewhere stays clear text.
-        for clear in ["pa$$word", "a{b}c", "$", "{}x", "$$"] {
+        for clear in ["pa$$word", "a{b}c", "$", "{}x", "$$", "$,", "$abc"] {
             assert_eq!(stored(clear), Stored::Clear(clear));
         }
     }
