@@ -244,7 +244,10 @@ impl Session {
             return self.auth_failed_early(Mech::Plain, "not three NUL-separated parts");
         };
         if !valid_name(&user) || !valid_password(&password) || authzid.chars().any(char::is_control) {
-            return self.auth_failed_early(Mech::Plain, "empty or control characters in the credentials");
+            return self.auth_failed_early(
+                Mech::Plain,
+                "empty, too long or control characters in the credentials",
+            );
         }
         // qpsmtpd: acting for another user is not allowed.
         if !authzid.is_empty() && authzid != user {
@@ -258,7 +261,10 @@ impl Session {
             Some(user) if valid_name(&user) => {
                 self.auth_ask(Mech::Login, Step::LoginPassword { user }, encode(b"Password:"))
             }
-            Some(_) => self.auth_failed_early(Mech::Login, "empty or control characters in the user name"),
+            Some(_) => self.auth_failed_early(
+                Mech::Login,
+                "empty, too long or control characters in the user name",
+            ),
             None => self.auth_undecodable(),
         }
     }
@@ -268,7 +274,10 @@ impl Session {
             Some(password) if valid_password(&password) => {
                 self.auth_check(Mech::Login, user, Some(&password), None)
             }
-            Some(_) => self.auth_failed_early(Mech::Login, "empty or control characters in the password"),
+            Some(_) => self.auth_failed_early(
+                Mech::Login,
+                "empty, too long or control characters in the password",
+            ),
             None => self.auth_undecodable(),
         }
     }
@@ -281,7 +290,8 @@ impl Session {
         match (parts.next(), parts.next()) {
             (Some(user), Some(digest)) if !user.is_empty() && !digest.is_empty() => {
                 if !valid_name(user) {
-                    return self.auth_failed_early(Mech::CramMd5, "control characters in the user name");
+                    return self
+                        .auth_failed_early(Mech::CramMd5, "too long or control characters in the user name");
                 }
                 let (user, digest) = (user.to_string(), digest.to_string());
                 self.auth_check(Mech::CramMd5, &user, None, Some((&digest, challenge)));
