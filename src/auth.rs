@@ -4,7 +4,7 @@
 
 mod passwords;
 
-pub use passwords::{Hash, Stored, constant_time_eq, password_matches, stored};
+pub use passwords::{Hash, Stored, constant_time_eq, looks_like_a_hash, password_matches, stored};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{AccessFlags, User, access, geteuid};
 
-use crate::auth::{Stored, stored};
+use crate::auth::{Stored, looks_like_a_hash, stored};
 use crate::config::{Config, TOML_FILE};
 use crate::peer::{self, Overrides, SocketFacts};
 use crate::plugin::{Hook, registry};
@@ -268,6 +268,14 @@ fn auth_entries(r: &mut Report<'_>, session: &Session) {
                     if let Stored::Unusable(why) = stored(pass) {
                         r.warning(format_args!(
                             "{}, line {}: {why}: this entry never matches",
+                            e.file.display(),
+                            e.line
+                        ));
+                    } else if let Some(what) = looks_like_a_hash(pass) {
+                        r.warning(format_args!(
+                            "{}, line {}: looks like {what}, but is compared as clear text, so \
+                             the hash string itself is the password (such hashes cannot be \
+                             checked); write {{PLAIN}}<password> if it really is the password",
                             e.file.display(),
                             e.line
                         ));
