@@ -286,8 +286,22 @@ fn auth_entries(r: &mut Report<'_>, session: &Session) {
         }
     }
     let auth_hooks = [Hook::Auth, Hook::AuthPlain, Hook::AuthLogin, Hook::AuthCramMd5];
-    if loaded("require_auth") && !auth_hooks.iter().any(|h| chain.has(*h)) {
+    let auth = auth_hooks.iter().any(|h| chain.has(*h));
+    if loaded("require_auth") && !auth {
         r.warning("require_auth is loaded but no auth plugin: every MAIL will be refused");
+    }
+    let tls_before_auth = session
+        .config()
+        .first("tls_before_auth")
+        .ok()
+        .flatten()
+        .is_none_or(|v| v != "0");
+    if auth && tls_before_auth && !session.tls_available() {
+        r.warning(
+            "AUTH is never offered unless the super-server does TLS (sslserver): \
+             tls_before_auth keeps it for encrypted connections and the tls plugin is not \
+             loaded (load it, or set tls_before_auth 0)",
+        );
     }
 }
 

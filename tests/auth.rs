@@ -203,6 +203,30 @@ fn check_reports_entries_in_unknown_schemes() {
     }
 }
 
+/// An auth plugin whose AUTH can never be offered (tls_before_auth at its default, no tls
+/// plugin): `--check` says so, since every client then gets 500 to AUTH (and, with
+/// require_auth, 530 to MAIL).
+#[test]
+fn check_warns_when_auth_is_never_offered() {
+    let check = |lines: &[(&str, &str)]| {
+        let dir = TestDir::new(&config(lines));
+        let out = Command::new(crate::support::binary())
+            .args(["--check", "--config"])
+            .arg(dir.config())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warning = "AUTH is never offered";
+    let base = [("plugins", "auth/auth_flat_file"), ("plugins", "rcpt_ok")];
+    let stderr = check(&base);
+    assert!(stderr.contains(warning), "{stderr}");
+    let stderr = check(&[base[0], base[1], ("tls_before_auth", "0")]);
+    assert!(!stderr.contains(warning), "{stderr}");
+    let stderr = check(&[("plugins", "tls"), base[0], base[1]]);
+    assert!(!stderr.contains(warning), "{stderr}");
+}
+
 /// A checkpassword program as the back end: a NUL in a LOGIN user name must not shift its
 /// fields (`alice\0alicepw\0...` would check alice's password and carry the rest into
 /// Authentication-Results), and it is never asked about an empty password.

@@ -128,9 +128,13 @@ impl Session {
     }
 
     /// AUTH when the last EHLO did not offer it: a client that tries it in clear text is
-    /// told to STARTTLS first (RFC 3207 §4); otherwise it is an unknown command.
+    /// told to STARTTLS first (RFC 3207 §4), when STARTTLS is there to use; otherwise it is
+    /// an unknown command.
     pub(super) fn auth_not_offered(&mut self, verb: &str, rest: &str) {
-        if self.auth_possible() && self.auth_needs_tls() && self.conn.hello.as_ref().is_some_and(|g| g.esmtp)
+        if self.auth_possible()
+            && self.auth_needs_tls()
+            && self.tls_available()
+            && self.conn.hello.as_ref().is_some_and(|g| g.esmtp)
         {
             return self.reply(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
         }
