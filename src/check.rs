@@ -290,6 +290,25 @@ fn auth_entries(r: &mut Report<'_>, session: &Session) {
     if loaded("require_auth") && !auth {
         r.warning("require_auth is loaded but no auth plugin: every MAIL will be refused");
     }
+    // Hooks stop at the first answer: an OK from a mail plugin listed earlier would let
+    // a client past require_auth without AUTH.
+    let mail_plugins: Vec<_> = chain
+        .plugins()
+        .iter()
+        .filter(|p| p.hooks.contains(&Hook::Mail))
+        .collect();
+    if let Some(at) = mail_plugins
+        .iter()
+        .position(|p| registry::canonical(&p.spec.base) == "require_auth")
+    {
+        for p in &mail_plugins[..at] {
+            r.warning(format_args!(
+                "{} runs its mail hook before require_auth: if it answers OK, a client sends \
+                 without AUTH (list require_auth first)",
+                p.spec.name
+            ));
+        }
+    }
     let tls_before_auth = session
         .config()
         .first("tls_before_auth")

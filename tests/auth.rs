@@ -227,6 +227,28 @@ fn check_warns_when_auth_is_never_offered() {
     assert!(!stderr.contains(warning), "{stderr}");
 }
 
+/// `--check` names a mail plugin listed before require_auth (its OK would end the chain
+/// before require_auth runs).
+#[test]
+fn check_warns_about_mail_plugins_before_require_auth() {
+    let check = |plugins: &[&str]| {
+        let mut lines = vec![("tls_before_auth", "0")];
+        lines.extend(plugins.iter().map(|p| ("plugins", *p)));
+        let dir = TestDir::new(&config(&lines));
+        let out = Command::new(crate::support::binary())
+            .args(["--check", "--config"])
+            .arg(dir.config())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warning = "badmailfrom runs its mail hook before require_auth";
+    let stderr = check(&["auth/auth_flat_file", "badmailfrom", "require_auth", "rcpt_ok"]);
+    assert!(stderr.contains(warning), "{stderr}");
+    let stderr = check(&["auth/auth_flat_file", "require_auth", "badmailfrom", "rcpt_ok"]);
+    assert!(!stderr.contains("before require_auth"), "{stderr}");
+}
+
 /// A checkpassword program as the back end: a NUL in a LOGIN user name must not shift its
 /// fields (`alice\0alicepw\0...` would check alice's password and carry the rest into
 /// Authentication-Results), and it is never asked about an empty password.
