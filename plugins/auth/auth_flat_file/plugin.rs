@@ -60,6 +60,18 @@ impl Plugin for FlatFile {
             );
             return Outcome::declined();
         };
+        if let Stored::Unusable(why) = stored(entry) {
+            // Costs what a real check would, as for an unknown user: a user whose entry
+            // never matches must not stand out by a quick answer.
+            let scheme = waste_time(dummy, password, digest.zip(ticket));
+            cx.log(
+                Level::Warn,
+                format_args!(
+                    "fail: unusable entry ({why}); it never matches (checked against a dummy {scheme} entry)"
+                ),
+            );
+            return Outcome::with(Verdict::Deny, format!("{NAME} - wrong password"));
+        }
         let out = check(cx, entry, password, digest.zip(ticket));
         if out.verdict == Verdict::Ok {
             // The session records this name (Authentication-Results, the 235 reply, the
