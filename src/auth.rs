@@ -4,7 +4,7 @@
 
 mod passwords;
 
-pub use passwords::{Hash, Stored, constant_time_eq, password_matches, stored};
+pub use passwords::{Hash, Stored, constant_time_eq, looks_like_a_hash, password_matches, stored};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -37,18 +37,30 @@ pub fn split_plain(blob: &[u8]) -> Option<(String, String, String)> {
     Some((text(authzid)?, text(user)?, text(pass)?))
 }
 
-/// A user name as every mechanism must give it: not empty, no control characters (NUL
-/// included: RFC 4616 §2 excludes it from PLAIN's fields, and the same rule holds for LOGIN
-/// and CRAM-MD5, where a NUL would shift checkpassword's fields and a line break would
-/// reach logs and headers).
+/// The longest user name accepted, in bytes. An address has at most 254 (RFC 5321
+/// §4.5.3.1); a longer name would make Authentication-Results longer than a header line
+/// may be (RFC 5322 §2.1.1) and the 235 reply longer than a reply line (RFC 5321
+/// §4.5.3.1.5).
+pub const MAX_NAME: usize = 256;
+
+/// The longest password accepted, in bytes: libxcrypt's limit for crypt(3) passphrases.
+/// SHA-crypt and MD5-crypt hash the password once per round, so the cost of one attempt
+/// grows with its length (a 12 KB password cost about 600 times a normal one, checked
+/// against a known user's hash or the dummy for an unknown one).
+pub const MAX_PASSWORD: usize = 512;
+
+/// A user name as every mechanism must give it: not empty, at most [`MAX_NAME`] bytes, no
+/// control characters (NUL included: RFC 4616 §2 excludes it from PLAIN's fields, and the
+/// same rule holds for LOGIN and CRAM-MD5, where a NUL would shift checkpassword's fields
+/// and a line break would reach logs and headers).
 pub fn valid_name(user: &str) -> bool {
-    !user.is_empty() && !user.chars().any(char::is_control)
+    !user.is_empty() && user.len() <= MAX_NAME && !user.chars().any(char::is_control)
 }
 
 /// A password as every mechanism must give it: not empty (so a back end never sees an
-/// empty one), no control characters.
+/// empty one), at most [`MAX_PASSWORD`] bytes, no control characters.
 pub fn valid_password(password: &str) -> bool {
-    valid_name(password)
+    !password.is_empty() && password.len() <= MAX_PASSWORD && !password.chars().any(char::is_control)
 }
 
 /// A CRAM-MD5 challenge in qpsmtpd's form, `<random.time@me>`.
@@ -114,6 +126,10 @@ mod tests {
         ] {
             assert!(!valid_name(bad) && !valid_password(bad), "{bad:?}");
         }
+        let name = format!("{}@example.com", "u".repeat(MAX_NAME - 12));
+        assert!(valid_name(&name) && !valid_name(&format!("u{name}")));
+        let password = "p".repeat(MAX_PASSWORD);
+        assert!(valid_password(&password) && !valid_password(&format!("p{password}")));
     }
 
     /// RFC 2195 §2's example.

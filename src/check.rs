@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{AccessFlags, User, access, geteuid};
 
-use crate::auth::{Stored, stored};
+use crate::auth::{Stored, looks_like_a_hash, stored};
 use crate::config::{Config, TOML_FILE};
 use crate::peer::{self, Overrides, SocketFacts};
 use crate::plugin::{Hook, registry};
@@ -272,6 +272,14 @@ fn auth_entries(r: &mut Report<'_>, session: &Session) {
                             e.file.display(),
                             e.line
                         ));
+                    } else if let Some(what) = looks_like_a_hash(pass) {
+                        r.warning(format_args!(
+                            "{}, line {}: looks like {what}, but is compared as clear text, so \
+                             the hash string itself is the password (such hashes cannot be \
+                             checked); write {{PLAIN}}<password> if it really is the password",
+                            e.file.display(),
+                            e.line
+                        ));
                     }
                 }
             }
@@ -279,8 +287,41 @@ fn auth_entries(r: &mut Report<'_>, session: &Session) {
         }
     }
     let auth_hooks = [Hook::Auth, Hook::AuthPlain, Hook::AuthLogin, Hook::AuthCramMd5];
-    if loaded("require_auth") && !auth_hooks.iter().any(|h| chain.has(*h)) {
+    let auth = auth_hooks.iter().any(|h| chain.has(*h));
+    if loaded("require_auth") && !auth {
         r.warning("require_auth is loaded but no auth plugin: every MAIL will be refused");
+    }
+    // Hooks stop at the first answer: an OK from a mail plugin listed earlier would let
+    // a client past require_auth without AUTH.
+    let mail_plugins: Vec<_> = chain
+        .plugins()
+        .iter()
+        .filter(|p| p.hooks.contains(&Hook::Mail))
+        .collect();
+    if let Some(at) = mail_plugins
+        .iter()
+        .position(|p| registry::canonical(&p.spec.base) == "require_auth")
+    {
+        for p in &mail_plugins[..at] {
+            r.warning(format_args!(
+                "{} runs its mail hook before require_auth: if it answers OK, a client sends \
+                 without AUTH (list require_auth first)",
+                p.spec.name
+            ));
+        }
+    }
+    let tls_before_auth = session
+        .config()
+        .first("tls_before_auth")
+        .ok()
+        .flatten()
+        .is_none_or(|v| v != "0");
+    if auth && tls_before_auth && !session.tls_available() {
+        r.warning(
+            "AUTH is never offered unless the super-server does TLS (sslserver): \
+             tls_before_auth keeps it for encrypted connections and the tls plugin is not \
+             loaded (load it, or set tls_before_auth 0)",
+        );
     }
 }
 

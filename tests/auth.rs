@@ -91,6 +91,40 @@ fn auth_flat_file_checks_hashes_made_by_real_tools() {
         let hash = made_by(doveadm, &[&["pw", "-s", scheme, "-p", "pw one"], rounds].concat());
         entries.push((scheme, hash));
     }
+    each_logs_in_and_not_itself(&entries);
+}
+
+/// What htpasswd (Apache's default `$apr1$`, bcrypt, SHA-crypt, `{SHA}`) and mkpasswd
+/// (Debian's password tool: yescrypt, SHA-crypt, MD5-crypt, bcrypt) write.
+#[test]
+fn auth_flat_file_checks_htpasswd_and_mkpasswd_hashes() {
+    let (Some(_), Some(htpasswd), Some(mkpasswd)) = (tool("swaks"), tool("htpasswd"), tool("mkpasswd"))
+    else {
+        return;
+    };
+    let htpasswd = htpasswd.to_str().unwrap();
+    let mkpasswd = mkpasswd.to_str().unwrap();
+    // `htpasswd -nb user password` prints `user:hash`.
+    let ht = |flag: &str| {
+        let line = made_by(htpasswd, &["-nb", flag, "u", "pw one"]);
+        line.split_once(':').unwrap().1.to_string()
+    };
+    let mut entries = vec![
+        ("htpasswd-m", ht("-m")),
+        ("htpasswd-b", ht("-B")),
+        ("htpasswd-s", ht("-s")),
+        ("htpasswd-5", ht("-5")),
+        ("htpasswd-2", ht("-2")),
+    ];
+    for method in ["yescrypt", "sha512crypt", "sha256crypt", "md5crypt", "bcrypt"] {
+        entries.push((method, made_by(mkpasswd, &["-m", method, "pw one"])));
+    }
+    each_logs_in_and_not_itself(&entries);
+}
+
+/// Serves a flat_auth_pw of one user per (scheme, entry), each with the password `pw one`:
+/// the password logs in, the stored string itself does not.
+fn each_logs_in_and_not_itself(entries: &[(&str, String)]) {
     let users: Vec<(String, String)> = entries
         .iter()
         .map(|(scheme, hash)| (format!("{}@example.com", scheme.to_lowercase()), hash.clone()))
@@ -134,6 +168,13 @@ fn check_reports_entries_in_unknown_schemes() {
         ("flat_auth_pw", "scrypt@example.com:$7$CU..../....salt$hash"),
         ("flat_auth_pw", "foo@example.com:{FOO}secret"),
         ("flat_auth_pw", "broken@example.com:$6$broken"),
+        // mkpasswd -m descrypt, mkpasswd -m bsdicrypt, openssl passwd -aixmd5: no `$id$`,
+        // so compared as clear text; --check says the hash string itself is the password.
+        ("flat_auth_pw", "des@example.com:Y6/Od0lWQtTdQ"),
+        ("flat_auth_pw", "bsdi@example.com:_J9..p78yg5PINKr6UQQ"),
+        ("flat_auth_pw", "aix@example.com:NjHs5Dun$NaaXU977/uYKL9e/BTVtX."),
+        ("flat_auth_pw", "meant@example.com:{PLAIN}Y6/Od0lWQtTdQ"),
+        ("flat_auth_pw", "long@example.com:correct horse battery"),
     ]));
     let out = Command::new(crate::support::binary())
         .args(["--check", "--config"])
@@ -149,7 +190,63 @@ fn check_reports_entries_in_unknown_schemes() {
         let expected = format!("flat_auth_pw, line {line}: {why}: this entry never matches");
         assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
     }
-    assert!(!stderr.contains("line 2"), "{stderr}");
+    for (line, what) in [
+        (6, "a traditional DES crypt hash"),
+        (7, "a BSDi crypt hash"),
+        (8, "an AIX MD5 crypt hash"),
+    ] {
+        let expected = format!("flat_auth_pw, line {line}: looks like {what}, but is compared as clear text");
+        assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
+    }
+    for quiet in ["line 2", "line 9", "line 10"] {
+        assert!(!stderr.contains(quiet), "{quiet}: {stderr}");
+    }
+}
+
+/// An auth plugin whose AUTH can never be offered (tls_before_auth at its default, no tls
+/// plugin): `--check` says so, since every client then gets 500 to AUTH (and, with
+/// require_auth, 530 to MAIL).
+#[test]
+fn check_warns_when_auth_is_never_offered() {
+    let check = |lines: &[(&str, &str)]| {
+        let dir = TestDir::new(&config(lines));
+        let out = Command::new(crate::support::binary())
+            .args(["--check", "--config"])
+            .arg(dir.config())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warning = "AUTH is never offered";
+    let base = [("plugins", "auth/auth_flat_file"), ("plugins", "rcpt_ok")];
+    let stderr = check(&base);
+    assert!(stderr.contains(warning), "{stderr}");
+    let stderr = check(&[base[0], base[1], ("tls_before_auth", "0")]);
+    assert!(!stderr.contains(warning), "{stderr}");
+    let stderr = check(&[("plugins", "tls"), base[0], base[1]]);
+    assert!(!stderr.contains(warning), "{stderr}");
+}
+
+/// `--check` names a mail plugin listed before require_auth (its OK would end the chain
+/// before require_auth runs).
+#[test]
+fn check_warns_about_mail_plugins_before_require_auth() {
+    let check = |plugins: &[&str]| {
+        let mut lines = vec![("tls_before_auth", "0")];
+        lines.extend(plugins.iter().map(|p| ("plugins", *p)));
+        let dir = TestDir::new(&config(&lines));
+        let out = Command::new(crate::support::binary())
+            .args(["--check", "--config"])
+            .arg(dir.config())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warning = "badmailfrom runs its mail hook before require_auth";
+    let stderr = check(&["auth/auth_flat_file", "badmailfrom", "require_auth", "rcpt_ok"]);
+    assert!(stderr.contains(warning), "{stderr}");
+    let stderr = check(&["auth/auth_flat_file", "require_auth", "badmailfrom", "rcpt_ok"]);
+    assert!(!stderr.contains("before require_auth"), "{stderr}");
 }
 
 /// A checkpassword program as the back end: a NUL in a LOGIN user name must not shift its

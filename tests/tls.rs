@@ -993,3 +993,93 @@ fn root_only_key_and_resumption_across_processes_when_started_as_root() {
     let second = s_client(server.port, &["-sess_in", session]);
     assert!(second.contains("New, TLSv1.3"), "{second}");
 }
+
+/// Started as root, with the ticket-key file in the service user's own directory: what that
+/// user leaves at the path is neither followed nor waited on. A symlink to keys that only
+/// root may read is not used (before, root opened it before the switch and sessions
+/// resumed with root's keys: root opened any file the service user pointed at), and a
+/// FIFO does not hang the connection (before, every process blocked in open(2), as root,
+/// before its greeting, and ignored SIGTERM). TLS works in both cases, without
+/// resumption, the log says why, and `--check` warns.
+#[test]
+fn ticket_key_path_planted_by_the_service_user_is_neither_followed_nor_waited_on() {
+    let Some(_) = tool("openssl") else { return };
+    if !as_root() {
+        return;
+    }
+    use std::os::unix::fs::{PermissionsExt, chown, lchown, symlink};
+    let dir = TestDir::new(&tls_config(&[
+        ("user", "nobody"),
+        ("group", "nogroup"),
+        ("logging", "logging/file loglevel LOGINFO $DIR/logs/session.log"),
+    ]));
+    let keys_file = dir.path().join("state/tls-ticket-keys");
+    std::fs::write(
+        dir.config().join("tls_ticket_keys"),
+        format!("{}\n", keys_file.display()),
+    )
+    .unwrap();
+    make_cert(&dir).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["maildir", "state", "logs"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        chown(dir.path().join(d), Some(65534), Some(65534)).unwrap();
+    }
+    chown(dir.spool(), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(dir.path().join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Keys only root may read, valid and current.
+    let root_keys = dir.path().join("root-keys");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(
+        &root_keys,
+        format!("{now} {} {}\n", "ab".repeat(16), "cd".repeat(32)),
+    )
+    .unwrap();
+    std::fs::set_permissions(&root_keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let log = dir.path().join("logs/session.log");
+    let session = dir.path().join("session.pem");
+    let session = session.to_str().unwrap();
+    let Some(server) = serve(&dir, &[]) else { return };
+
+    // The service user's symlink to root's keys.
+    symlink(&root_keys, &keys_file).unwrap();
+    lchown(&keys_file, Some(65534), Some(65534)).unwrap();
+    let first = s_client(server.port, &["-sess_out", session]);
+    assert!(first.contains("New, TLSv1.3"), "{first}");
+    // No ticket (no session file), or one that does not resume.
+    if Path::new(session).exists() {
+        let second = s_client(server.port, &["-sess_in", session]);
+        assert!(!second.contains("Reused"), "resumed with root's keys: {second}");
+    }
+    assert!(read(&log).contains("is a symbolic link"), "{}", read(&log));
+    let check = Command::new(binary())
+        .args(["--check", "--config"])
+        .arg(dir.config())
+        .output()
+        .unwrap();
+    let report = text(&check);
+    assert!(
+        report.contains("TLS session resumption will be off") && report.contains("symbolic link"),
+        "{report}"
+    );
+
+    // A FIFO instead: the greeting comes, and TLS works.
+    std::fs::remove_file(&keys_file).unwrap();
+    nix::unistd::mkfifo(&keys_file, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    chown(&keys_file, Some(65534), Some(65534)).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut greeting = String::new();
+    let got = BufReader::new(&tcp).read_line(&mut greeting);
+    assert!(
+        got.is_ok() && greeting.starts_with("220 "),
+        "no greeting with a FIFO at the key path: {got:?} {greeting:?}"
+    );
+    drop(tcp);
+    let tls = s_client(server.port, &[]);
+    assert!(tls.contains("New, TLSv1.3"), "{tls}");
+    assert!(read(&log).contains("not a regular file"), "{}", read(&log));
+}

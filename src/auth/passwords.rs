@@ -37,7 +37,8 @@ pub struct Hash<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// `$1$`: MD5-crypt (`openssl passwd -1`, Dovecot's `{MD5-CRYPT}`).
+    /// `$1$`: MD5-crypt (`openssl passwd -1`, Dovecot's `{MD5-CRYPT}`); `$apr1$`: Apache's
+    /// variant (`htpasswd -m`, its default), the same with another magic string.
     Md5Crypt,
     /// `$5$`, `$6$`: SHA-crypt.
     ShaCrypt,
@@ -121,11 +122,13 @@ fn scheme_prefix(entry: &str) -> Option<(&str, &str)> {
     (!scheme.is_empty() && scheme.chars().all(word)).then_some((scheme, rest))
 }
 
-/// The `id` of `$id$...` (letters, digits and `-`).
+/// The `id` of `$id$...` or `$id,params$...` (letters, digits and `-`; SunMD5 writes
+/// `$md5,rounds=5000$`, which must not pass for clear text).
 fn mcf_id(text: &str) -> Option<&str> {
-    let (id, _) = text.strip_prefix('$')?.split_once('$')?;
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '-';
-    (!id.is_empty() && id.chars().all(word)).then_some(id)
+    let rest = text.strip_prefix('$')?;
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))?;
+    let id = &rest[..end];
+    (!id.is_empty() && rest[end..].starts_with(['$', ','])).then_some(id)
 }
 
 fn with_scheme<'a>(scheme: &str, rest: &'a str) -> Stored<'a> {
@@ -155,7 +158,10 @@ fn with_scheme<'a>(scheme: &str, rest: &'a str) -> Stored<'a> {
     match name.as_str() {
         "PLAIN" | "CLEAR" | "CLEARTEXT" | "PLAINTEXT" if encoding.is_none() => Stored::Clear(rest),
         "CRYPT" => crypt_only(None),
-        "MD5-CRYPT" | "MD5" => crypt_only(Some(Kind::Md5Crypt)),
+        "MD5-CRYPT" => crypt_only(Some(Kind::Md5Crypt)),
+        // Dovecot's {MD5} is MD5-crypt; LDAP's (slappasswd -h {MD5}) a base64 MD5 digest.
+        "MD5" if rest.starts_with('$') => crypt_only(Some(Kind::Md5Crypt)),
+        "MD5" => digest(Algorithm::Md5, Salted::No, Encoding::Base64),
         "SHA256-CRYPT" | "SHA512-CRYPT" => crypt_only(Some(Kind::ShaCrypt)),
         "BLF-CRYPT" => crypt_only(Some(Kind::Bcrypt)),
         "ARGON2I" | "ARGON2ID" => crypt_only(Some(Kind::Argon2)),
@@ -182,7 +188,7 @@ fn crypt(text: &str, expected: Option<Kind>) -> Stored<'_> {
         });
     };
     let kind = match id {
-        "1" => Kind::Md5Crypt,
+        "1" | "apr1" => Kind::Md5Crypt,
         "5" | "6" => Kind::ShaCrypt,
         "2a" | "2b" | "2x" | "2y" => Kind::Bcrypt,
         "y" => Kind::Yescrypt,
@@ -209,7 +215,7 @@ fn well_formed(hash: &Hash<'_>) -> Result<(), String> {
     match hash.kind {
         Kind::Md5Crypt => match md5_crypt_parts(text) {
             Some(_) => Ok(()),
-            None => bad("$1$"),
+            None => bad("MD5-crypt"),
         },
         Kind::ShaCrypt => {
             if sha_crypt_shape(text) {
@@ -295,8 +301,8 @@ impl Hash<'_> {
     pub fn matches(&self, attempt: &str) -> bool {
         let pw = attempt.as_bytes();
         match self.kind {
-            Kind::Md5Crypt => md5_crypt_parts(self.text).is_some_and(|(salt, _)| {
-                constant_time_eq(md5_crypt(pw, salt).as_bytes(), self.text.as_bytes())
+            Kind::Md5Crypt => md5_crypt_parts(self.text).is_some_and(|(magic, salt, _)| {
+                constant_time_eq(md5_crypt(pw, magic, salt).as_bytes(), self.text.as_bytes())
             }),
             Kind::ShaCrypt => {
                 use sha_crypt::{PasswordHashRef, PasswordVerifier, ShaCrypt};
@@ -361,18 +367,48 @@ fn sha_crypt_shape(text: &str) -> bool {
             && hash.bytes().all(|b| ITOA64.contains(&b)))
 }
 
-/// `$1$salt$hash` → (salt, hash); the salt is at most 8 characters (longer ones are cut,
-/// as crypt(3) does, so the stored string then cannot match and the entry is malformed).
-fn md5_crypt_parts(text: &str) -> Option<(&str, &str)> {
-    let (salt, hash) = text.strip_prefix("$1$")?.split_once('$')?;
-    (salt.len() <= 8 && hash.len() == 22 && hash.bytes().all(|b| ITOA64.contains(&b))).then_some((salt, hash))
+/// `$1$salt$hash` or `$apr1$salt$hash` → (magic, salt, hash); the salt is at most 8
+/// characters (longer ones are cut, as crypt(3) does, so the stored string then cannot
+/// match and the entry is malformed).
+fn md5_crypt_parts(text: &str) -> Option<(&'static str, &str, &str)> {
+    let (magic, rest) = ["$1$", "$apr1$"]
+        .into_iter()
+        .find_map(|m| Some((m, text.strip_prefix(m)?)))?;
+    let (salt, hash) = rest.split_once('$')?;
+    (salt.len() <= 8 && hash.len() == 22 && hash.bytes().all(|b| ITOA64.contains(&b)))
+        .then_some((magic, salt, hash))
+}
+
+/// What a clear-text entry looks like when it is really a crypt(3) hash without a `$id$`,
+/// which this module cannot check: traditional DES (`htpasswd -d`, `mkpasswd -m
+/// descrypt`, old /etc/shadow files), BSDi's `_` form, AIX's MD5 (`openssl passwd
+/// -aixmd5`). Such an entry is compared as clear text, so the hash string itself is the
+/// password. For `--check` only: a clear password may have that shape too (it can be
+/// written `{PLAIN}...` to say so).
+pub fn looks_like_a_hash(entry: &str) -> Option<&'static str> {
+    let crypt_chars = |s: &str| !s.is_empty() && s.bytes().all(|b| ITOA64.contains(&b));
+    if entry.len() == 13 && crypt_chars(entry) {
+        return Some("a traditional DES crypt hash");
+    }
+    if entry.len() == 20 && entry.strip_prefix('_').is_some_and(crypt_chars) {
+        return Some("a BSDi crypt hash");
+    }
+    match entry.split_once('$') {
+        Some((salt, hash))
+            if salt.len() <= 8 && crypt_chars(salt) && hash.len() == 22 && crypt_chars(hash) =>
+        {
+            Some("an AIX MD5 crypt hash")
+        }
+        _ => None,
+    }
 }
 
 const ITOA64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// MD5-crypt as FreeBSD's crypt(3) defines it (Poul-Henning Kamp's algorithm, `$1$`); the
-/// digest is the RustCrypto `md-5` crate's. No maintained crate publishes this scheme.
-fn md5_crypt(pw: &[u8], salt: &str) -> String {
+/// MD5-crypt as FreeBSD's crypt(3) defines it (Poul-Henning Kamp's algorithm, `$1$`, or
+/// with Apache's magic `$apr1$`); the digest is the RustCrypto `md-5` crate's. No
+/// maintained crate publishes this scheme.
+fn md5_crypt(pw: &[u8], magic: &str, salt: &str) -> String {
     use md5::{Digest as _, Md5};
     let salt = salt.as_bytes();
     let alternate = Md5::new()
@@ -382,7 +418,7 @@ fn md5_crypt(pw: &[u8], salt: &str) -> String {
         .finalize();
     let mut ctx = Md5::new()
         .chain_update(pw)
-        .chain_update(b"$1$")
+        .chain_update(magic.as_bytes())
         .chain_update(salt);
     let mut left = pw.len();
     while left > 0 {
@@ -421,7 +457,7 @@ fn md5_crypt(pw: &[u8], salt: &str) -> String {
         fin = c.finalize();
     }
     let f = |i: usize| u32::from(fin[i]);
-    let mut out = format!("$1${}$", String::from_utf8_lossy(salt));
+    let mut out = format!("{magic}{}$", String::from_utf8_lossy(salt));
     let mut put = |mut v: u32, n: usize| {
         for _ in 0..n {
             out.push(char::from(ITOA64[(v & 0x3f) as usize]));
@@ -451,6 +487,10 @@ mod tests {
     const SECRET: &[(&str, &str)] = &[
         // openssl passwd -1 -salt saltsalt secret
         ("openssl -1", "$1$saltsalt$9xy1btjgzLYfb7hivXtC//"),
+        // openssl passwd -apr1 -salt saltsalt secret (htpasswd -m writes the same form)
+        ("openssl -apr1", "$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0"),
+        // slappasswd -h {MD5} -s secret (LDAP's unsalted MD5, base64)
+        ("slappasswd {MD5}", "{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ=="),
         // openssl passwd -6 -salt saltsalt secret
         (
             "openssl -6",
@@ -538,6 +578,8 @@ mod tests {
             "$7$CU..../....saltsalt$hash",
             "$gy$j9T$salt$hash",
             "$md5$salt$hash",
+            // mkpasswd -m sunmd5 'pw one'
+            "$md5,rounds=35439$S79LyXy2$$3w0TTS3CKjrzsBTFCG.190",
             "$6$broken",
             "$1$toolongsalt$9xy1btjgzLYfb7hivXtC//",
             "$2b$99$saltsaltsaltsaltsaltsahashhashhashhashhashhashhashhas",
@@ -561,8 +603,18 @@ mod tests {
             assert!(!password_matches(entry, entry), "{entry}");
             assert!(!password_matches(entry, "secret"), "{entry}");
         }
+        for (entry, hash) in [
+            ("Y6/Od0lWQtTdQ", true),
+            ("_J9..p78yg5PINKr6UQQ", true),
+            ("NjHs5Dun$NaaXU977/uYKL9e/BTVtX.", true),
+            ("{PLAIN}Y6/Od0lWQtTdQ", false),
+            ("correct horse", false),
+            ("Y6/Od0lWQtTd!", false),
+        ] {
+            assert_eq!(looks_like_a_hash(entry).is_some(), hash, "{entry}");
+        }
         // Clear text that merely contains `$` or braces elsewhere stays clear text.
-        for clear in ["pa$$word", "a{b}c", "$", "{}x", "$$"] {
+        for clear in ["pa$$word", "a{b}c", "$", "{}x", "$$", "$,", "$abc"] {
             assert_eq!(stored(clear), Stored::Clear(clear));
         }
     }

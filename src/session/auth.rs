@@ -128,21 +128,30 @@ impl Session {
     }
 
     /// AUTH when the last EHLO did not offer it: a client that tries it in clear text is
-    /// told to STARTTLS first (RFC 3207 §4); otherwise it is an unknown command.
+    /// told to STARTTLS first (RFC 3207 §4), when STARTTLS is there to use; otherwise it is
+    /// an unknown command.
     pub(super) fn auth_not_offered(&mut self, verb: &str, rest: &str) {
-        if self.auth_possible() && self.auth_needs_tls() && self.conn.hello.as_ref().is_some_and(|g| g.esmtp)
+        if self.auth_possible()
+            && self.auth_needs_tls()
+            && self.tls_available()
+            && self.conn.hello.as_ref().is_some_and(|g| g.esmtp)
         {
             return self.reply(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
         }
         // Plugins hear the mechanism, not a credential that may follow it.
-        let mechanism = rest.split(' ').next().unwrap_or_default();
+        let mechanism = rest
+            .split(|c: char| c.is_ascii_whitespace())
+            .find(|w| !w.is_empty())
+            .unwrap_or_default();
         self.unrecognized(verb, mechanism)
     }
 
     /// `AUTH mechanism [initial-response]`.
     pub(super) fn auth_command(&mut self, rest: &str) {
         let words = match self.parse_with(Hook::AuthParse, rest, |r| {
-            Ok(r.split(' ')
+            // Tabs separate too: otherwise `AUTH PLAIN<TAB>response` would be one
+            // mechanism name, credential included, echoed in the 504 reply.
+            Ok(r.split(|c: char| c.is_ascii_whitespace())
                 .filter(|w| !w.is_empty())
                 .map(str::to_string)
                 .collect())
@@ -176,11 +185,14 @@ impl Session {
             .copied()
             .find(|m| m.name().eq_ignore_ascii_case(&mech_name))
         else {
-            return self.reply(Reply::new(
-                504,
-                "5.5.4",
-                format!("Unimplemented authentication mechanism: {mech_name}"),
-            ));
+            // A client that sends its credential in place of the mechanism must not find
+            // it in the reply, which is logged.
+            let text = if mech_name.is_empty() || looks_like_a_mechanism(&mech_name) {
+                format!("Unimplemented authentication mechanism: {mech_name}")
+            } else {
+                "Unimplemented authentication mechanism".to_string()
+            };
+            return self.reply(Reply::new(504, "5.5.4", text));
         };
         let initial = words.get(1).map(String::as_str);
         match (mech, initial) {
@@ -236,7 +248,10 @@ impl Session {
             return self.auth_failed_early(Mech::Plain, "not three NUL-separated parts");
         };
         if !valid_name(&user) || !valid_password(&password) || authzid.chars().any(char::is_control) {
-            return self.auth_failed_early(Mech::Plain, "empty or control characters in the credentials");
+            return self.auth_failed_early(
+                Mech::Plain,
+                "empty, too long or control characters in the credentials",
+            );
         }
         // qpsmtpd: acting for another user is not allowed.
         if !authzid.is_empty() && authzid != user {
@@ -250,7 +265,10 @@ impl Session {
             Some(user) if valid_name(&user) => {
                 self.auth_ask(Mech::Login, Step::LoginPassword { user }, encode(b"Password:"))
             }
-            Some(_) => self.auth_failed_early(Mech::Login, "empty or control characters in the user name"),
+            Some(_) => self.auth_failed_early(
+                Mech::Login,
+                "empty, too long or control characters in the user name",
+            ),
             None => self.auth_undecodable(),
         }
     }
@@ -260,7 +278,10 @@ impl Session {
             Some(password) if valid_password(&password) => {
                 self.auth_check(Mech::Login, user, Some(&password), None)
             }
-            Some(_) => self.auth_failed_early(Mech::Login, "empty or control characters in the password"),
+            Some(_) => self.auth_failed_early(
+                Mech::Login,
+                "empty, too long or control characters in the password",
+            ),
             None => self.auth_undecodable(),
         }
     }
@@ -273,7 +294,8 @@ impl Session {
         match (parts.next(), parts.next()) {
             (Some(user), Some(digest)) if !user.is_empty() && !digest.is_empty() => {
                 if !valid_name(user) {
-                    return self.auth_failed_early(Mech::CramMd5, "control characters in the user name");
+                    return self
+                        .auth_failed_early(Mech::CramMd5, "too long or control characters in the user name");
                 }
                 let (user, digest) = (user.to_string(), digest.to_string());
                 self.auth_check(Mech::CramMd5, &user, None, Some((&digest, challenge)));
@@ -441,13 +463,28 @@ fn printable(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-/// The command line as it may be logged: `AUTH <mech>` and nothing after it.
-pub(super) fn redact(line: &str) -> String {
-    let mut words = line.splitn(3, ' ').filter(|w| !w.is_empty());
-    let verb = words.next().unwrap_or_default();
-    match (words.next(), words.next()) {
-        (Some(mech), Some(_)) => format!("{verb} {mech} <redacted>"),
-        (Some(mech), None) => format!("{verb} {mech}"),
-        _ => verb.to_string(),
-    }
+/// A command line as it may be logged and shown to plugins: for a line whose first word
+/// is AUTH, however it is spaced (runs of spaces, tabs, a leading blank), `AUTH <mech>`
+/// and nothing after it; `None` for every other line.
+pub(super) fn redact(line: &str) -> Option<String> {
+    let mut words = line
+        .split(|c: char| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let verb = words.next().filter(|v| v.eq_ignore_ascii_case("auth"))?;
+    Some(match (words.next(), words.next()) {
+        (Some(mech), Some(_)) if looks_like_a_mechanism(mech) => format!("{verb} {mech} <redacted>"),
+        (Some(mech), None) if looks_like_a_mechanism(mech) => format!("{verb} {mech}"),
+        (Some(_), _) => format!("{verb} <redacted>"),
+        (None, _) => verb.to_string(),
+    })
+}
+
+/// A SASL mechanism name (RFC 4422 §3.1: up to 20 of A-Z 0-9 - _, any case here), as
+/// opposed to a credential a client sent in its place.
+fn looks_like_a_mechanism(word: &str) -> bool {
+    !word.is_empty()
+        && word.len() <= 20
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

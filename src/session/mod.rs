@@ -311,17 +311,22 @@ impl Session {
         let cmd = command::split(&line);
         // An AUTH line may carry the password (initial response): keep it out of logs
         // and notes.
-        let shown = if cmd.verb == "auth" {
-            auth::redact(&line)
-        } else {
-            line.clone()
+        let redacted = auth::redact(&line);
+        // A line that only a lenient eye reads as AUTH (a leading blank, a tab after the
+        // verb) is an unknown command, and unrecognized_command plugins hear of it
+        // without what follows the verb.
+        let (unknown_verb, unknown_rest) = match &redacted {
+            Some(_) if cmd.verb.is_empty() => ("", ""),
+            Some(_) => ("auth", ""),
+            None => (cmd.verb.as_str(), cmd.rest),
         };
+        let shown = redacted.unwrap_or_else(|| line.clone());
         if self.log.enabled(Level::Info) {
             self.log.log(Level::Info, format_args!("dispatching {shown}"));
         }
         self.conn.notes.insert("original_string".into(), shown);
         if cmd.verb.is_empty() {
-            return self.unrecognized("", cmd.rest);
+            return self.unrecognized("", unknown_rest);
         }
         self.conn.command_count += 1;
         // A known verb acts on its arguments: only UTF-8 without control characters gets
@@ -350,10 +355,7 @@ impl Session {
                 self.auth_not_offered(&verb, cmd.rest)
             }
             Some(Verb::Starttls) if self.starttls_offered() => self.starttls(cmd.rest),
-            Some(Verb::Starttls) | None => {
-                let verb = cmd.verb.clone();
-                self.unrecognized(&verb, cmd.rest)
-            }
+            Some(Verb::Starttls) | None => self.unrecognized(unknown_verb, unknown_rest),
         }
     }
 

@@ -199,7 +199,8 @@ impl Session {
 /// if it exists, else create it in its directory?
 fn ticket_check(t: &TicketSetting, opened: Option<std::fs::File>) -> Result<String, String> {
     let rotate = format!("new key every {} s", t.rotate.as_secs());
-    let exists = opened.is_some() || t.path.exists();
+    // A dangling symlink exists too: the session refuses it, so --check must see it.
+    let exists = opened.is_some() || t.path.symlink_metadata().is_ok();
     if exists {
         tls::tickets::TicketKeys::check_file(&t.path, opened)?;
         return Ok(format!("{} ({rotate})", t.path.display()));

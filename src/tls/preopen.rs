@@ -53,11 +53,18 @@ pub fn tls_files(config: &Config) -> Option<TlsFiles> {
 }
 
 /// Opens the files a TLS session would read, when the config loads the `tls` plugin.
-/// Nothing is read from them here.
+/// Nothing is read from them here, and no open can block (a FIFO at a path would hang
+/// every connection before its greeting): only regular files are kept. The ticket-key file
+/// lies in the service user's directory, so it is also never opened through a symlink
+/// (that user could otherwise point root at any file); the certificate files may be
+/// symlinks (Let's Encrypt's are), as the config that names them is root's.
 pub fn preopen(config: &Config) -> Option<Preopened> {
     let files = tls_files(config)?;
-    let open = |p: &PathBuf| File::open(p).ok();
-    let ca = if files.ca.is_file() { open(&files.ca) } else { None };
+    let ca = if files.ca.is_file() {
+        open_regular(&files.ca)
+    } else {
+        None
+    };
     let tickets = config
         .first("tls_ticket_keys")
         .ok()
@@ -66,12 +73,24 @@ pub fn preopen(config: &Config) -> Option<Preopened> {
                 .ok()
                 .flatten()
         })
-        .and_then(|t| File::open(&t.path).ok());
+        .and_then(|t| super::tickets::open_key_file(&t.path).ok());
     Some(Preopened {
-        cert: open(&files.cert),
-        key: open(&files.key),
+        cert: open_regular(&files.cert),
+        key: open_regular(&files.key),
         ca,
         tickets,
         files,
     })
+}
+
+/// A regular file opened for reading without waiting on a FIFO or device.
+fn open_regular(path: &PathBuf) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.file_type().is_file().then_some(file)
 }

@@ -19,6 +19,12 @@
 //! (the file and its directory are root's) keeps using keys younger than two periods and
 //! says so; once there are none, resumption is off.
 //!
+//! The directory is the service user's, so whatever that user leaves at the file's path
+//! is distrusted: the file and its lock are opened without following a symlink and without
+//! blocking, and must be regular files (a FIFO would hang the process, as root before the
+//! greeting when started as root; a symlink would let the service user point a process
+//! started as root at a file only root may read).
+//!
 //! Ticket layout: key name (16) ‖ nonce (12) ‖ AES-256-GCM(plain, aad = key name).
 
 use std::fs::{File, OpenOptions};
@@ -119,7 +125,7 @@ impl TicketKeys {
     pub fn check_file(path: &Path, opened: Option<File>) -> Result<(), String> {
         let file = match opened {
             Some(f) => f,
-            None => File::open(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            None => open_key_file(path).map_err(|e| format!("{}: {e}", path.display()))?,
         };
         keys_from(file, path, unix_now(), u64::MAX / 4).map(|_| ())
     }
@@ -165,10 +171,45 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Opens the key file for reading: never through a symlink, never blocking, and only a
+/// regular file (see the module docs). Also used as root, before the switch.
+pub fn open_key_file(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(distrustful_flags())
+        .open(path)
+        .map_err(symlink_error)?;
+    regular(file)
+}
+
+/// `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`: a symlink fails with ELOOP, a FIFO or device opens
+/// without waiting (and is then refused by [`regular`]).
+fn distrustful_flags() -> i32 {
+    use nix::fcntl::OFlag;
+    (OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits()
+}
+
+/// ELOOP from `O_NOFOLLOW`, said plainly.
+fn symlink_error(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+        return std::io::Error::other("is a symbolic link; it must be a regular file");
+    }
+    e
+}
+
+/// The file if it is a regular file.
+fn regular(file: File) -> std::io::Result<File> {
+    if file.metadata()?.file_type().is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::other("not a regular file"))
+    }
+}
+
 /// The keys in the file that are still usable (younger than two periods), newest first.
 /// A missing file is no keys; a file others may read is an error.
 fn read_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
-    match File::open(path) {
+    match open_key_file(path) {
         Ok(file) => keys_from(file, path, now, period),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(format!("{}: {e}", path.display())),
@@ -229,7 +270,10 @@ fn rotate_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(distrustful_flags())
         .open(&lock_path)
+        .map_err(symlink_error)
+        .and_then(regular)
         .map_err(|e| format!("{}: {e}", lock_path.display()))?;
     lock_briefly(&lock).map_err(|e| format!("{}: {e}", lock_path.display()))?;
     // Another process may have rotated while we waited for the lock.
@@ -328,6 +372,43 @@ mod tests {
         assert_eq!(c.keys.len(), 2);
         assert_eq!(c.decrypt(&ticket).unwrap(), b"session state");
         assert_ne!(c.encrypt(b"x").unwrap()[..NAME_LEN], ticket[..NAME_LEN]);
+    }
+
+    /// The directory belongs to the service user: what it leaves at the file's path
+    /// (a FIFO, a symlink to another file, a symlinked lock file) must neither hang the
+    /// session (a FIFO blocks open(2) for ever) nor be followed.
+    #[test]
+    fn a_fifo_or_symlinks_in_the_key_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = Duration::from_secs(3600);
+        // A FIFO: refused at once (run with a watchdog, since the bug was a hang).
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(TicketKeys::load(&path, hour, None).map(|_| ()));
+        });
+        let e = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("opening a FIFO as the key file hangs")
+            .unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(TicketKeys::check_file(&fifo, None).is_err());
+        // A symlink to a file of valid keys: not followed.
+        let real = dir.path().join("real");
+        TicketKeys::load(&real, hour, None).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = TicketKeys::load(&link, hour, None).unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(TicketKeys::check_file(&link, None).is_err());
+        // A symlinked lock file: no file is made where it points.
+        let keys = dir.path().join("keys");
+        let target = dir.path().join("made-through-the-lock-symlink");
+        std::os::unix::fs::symlink(&target, dir.path().join("keys.lock")).unwrap();
+        assert!(TicketKeys::load(&keys, hour, None).is_err());
+        assert!(!target.exists());
     }
 
     #[test]

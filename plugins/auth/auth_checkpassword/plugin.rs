@@ -72,7 +72,7 @@ impl Plugin for CheckPassword {
         if !crate::auth::valid_name(user) || !crate::auth::valid_password(password) {
             cx.log(
                 Level::Notice,
-                "fail: empty or control characters in the credentials",
+                "fail: empty, too long or control characters in the credentials",
             );
             return Outcome::new(Verdict::Deny);
         }

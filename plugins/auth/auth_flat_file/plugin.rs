@@ -41,7 +41,6 @@ impl Plugin for FlatFile {
             cx.log(Level::Info, "fail: missing password");
             return Outcome::with(Verdict::Deny, "authflat - missing password");
         }
-        let user = user.to_lowercase();
         if !user.contains('@') {
             cx.log(Level::Info, "fail: missing domain");
             return Outcome::declined();
@@ -50,8 +49,8 @@ impl Plugin for FlatFile {
             Ok(lines) => lines,
             Err(e) => return e.into(),
         };
-        let (entry, dummy) = find(&lines, &user);
-        let Some(entry) = entry else {
+        let (entry, dummy) = find(&lines, user);
+        let Some((name, entry)) = entry else {
             // An unknown user costs what a known one does (README Differences 82): the
             // attempt is checked against another entry's hash and the answer ignored.
             let scheme = waste_time(dummy, password, digest.zip(ticket));
@@ -61,20 +60,42 @@ impl Plugin for FlatFile {
             );
             return Outcome::declined();
         };
-        check(cx, entry, password, digest.zip(ticket))
+        if let Stored::Unusable(why) = stored(entry) {
+            // Costs what a real check would, as for an unknown user: a user whose entry
+            // never matches must not stand out by a quick answer.
+            let scheme = waste_time(dummy, password, digest.zip(ticket));
+            cx.log(
+                Level::Warn,
+                format_args!(
+                    "fail: unusable entry ({why}); it never matches (checked against a dummy {scheme} entry)"
+                ),
+            );
+            return Outcome::with(Verdict::Deny, format!("{NAME} - wrong password"));
+        }
+        let out = check(cx, entry, password, digest.zip(ticket));
+        if out.verdict == Verdict::Ok {
+            // The session records this name (Authentication-Results, the 235 reply, the
+            // note), not the client's spelling of it.
+            cx.conn.notes.insert("authuser".into(), name.to_string());
+        }
+        out
     }
 }
 
-/// The user's entry and the first hashed entry of the file (the dummy for unknown users).
-/// Every line is looked at, so a user's place in the file does not show in the time taken.
-fn find<'a>(lines: &'a crate::config::Lines, user: &str) -> (Option<&'a str>, Option<&'a str>) {
+/// The user's name and entry, and the first hashed entry of the file (the dummy for
+/// unknown users). Names match without regard to ASCII case only, as qpsmtpd's `lc` on
+/// bytes did (Unicode folding would let `\u{212A}elvin` in as `kelvin`). Every line is
+/// looked at, so a user's place in the file does not show in the time taken.
+type Found<'a> = (Option<(&'a str, &'a str)>, Option<&'a str>);
+
+fn find<'a>(lines: &'a crate::config::Lines, user: &str) -> Found<'a> {
     let (mut entry, mut dummy) = (None, None);
     for line in lines.iter() {
         let Some((name, pass)) = line.split_once(':') else {
             continue;
         };
-        if entry.is_none() && name.to_lowercase() == user {
-            entry = Some(pass);
+        if entry.is_none() && name.eq_ignore_ascii_case(user) {
+            entry = Some((name, pass));
         }
         if dummy.is_none() && matches!(stored(pass), Stored::Hash(_)) {
             dummy = Some(pass);
