@@ -195,7 +195,11 @@ fn sigterm_while_a_queue_program_runs() {
     );
     assert_eq!(status.code(), Some(0));
     let lines: Vec<&str> = all.lines().collect();
-    assert!(lines.get(5).is_some_and(|l| l.starts_with("451 ")), "{all}");
+    assert_eq!(
+        lines.get(5),
+        Some(&"451 4.3.2 Shutting down; try again later"),
+        "{all}"
+    );
     assert!(lines.get(6).is_some_and(|l| l.starts_with("421 4.3.2")), "{all}");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let gone = crate::queue::wait_for(5, || {
