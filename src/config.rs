@@ -233,6 +233,28 @@ impl Config {
             })
     }
 
+    /// The first line as a whole number of seconds, at most `max`: a larger one is an
+    /// error naming the file and line (a wait that long is a typo, and beyond about
+    /// 292 billion years it overflows the clock's arithmetic).
+    pub fn seconds(&self, name: &str, max: u64) -> Result<Option<u64>, ConfigError> {
+        let Some(n) = self.number(name)? else {
+            return Ok(None);
+        };
+        if n <= max {
+            return Ok(Some(n));
+        }
+        let lines = self.lines(name)?;
+        let (path, line) = lines
+            .entries()
+            .first()
+            .map_or((self.dir.join(name), 0), |e| (e.file.clone(), e.line));
+        Err(ConfigError::Invalid {
+            path,
+            line,
+            reason: format!("{name} must be at most {max} seconds, not {n}"),
+        })
+    }
+
     /// The file that provides a name, if any (the TOML file when it sets the name).
     pub fn source_of(&self, name: &str) -> Option<PathBuf> {
         if let Some((path, table)) = &self.toml
@@ -612,6 +634,23 @@ mod tests {
         fs::write(d.path().join(TOML_FILE), "me = \"ok\"\ndatabytes = = 3\n").unwrap();
         let err = Config::open(d.path(), None).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { line: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn seconds_beyond_the_limit_name_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("hook_timeout"), "# long\n18446744073709551615\n").unwrap();
+        fs::write(d.path().join("ok"), "3600\n").unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        let e = c.seconds("hook_timeout", 3600).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "hook_timeout, line 2: hook_timeout must be at most 3600 seconds, not 18446744073709551615"
+            ),
+            "{e}"
+        );
+        assert_eq!(c.seconds("ok", 3600).unwrap(), Some(3600));
+        assert_eq!(c.seconds("missing", 3600).unwrap(), None);
     }
 
     #[test]

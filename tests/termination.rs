@@ -207,3 +207,108 @@ fn sigterm_while_a_queue_program_runs() {
     });
     assert!(gone, "the queue program's child is still running");
 }
+
+/// Runs a session (stdin at its end) and `--check` on `dir`; both must refuse the config
+/// with a message that contains `names` (the file and line at fault), the session with
+/// `421` and exit status 1. Returns what went wrong, if anything.
+fn refused_at_start(dir: &TestDir, names: &str) -> Result<(), String> {
+    let out = binary_command(dir).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(1) || !stdout.starts_with("421 4.3.0 ") || !stderr.contains(names) {
+        return Err(format!(
+            "session: {:?}, {stdout:?}, wanted {names:?} in {stderr:?}",
+            out.status
+        ));
+    }
+    let out = std::process::Command::new(crate::support::binary())
+        .args(["--check", "--config"])
+        .arg(dir.config())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(1) || !stderr.contains(names) {
+        return Err(format!(
+            "--check: {:?}, wanted {names:?} in {stderr:?}",
+            out.status
+        ));
+    }
+    Ok(())
+}
+
+/// A number of seconds too large for the clock (`timeout 18446744073709551615`) used to
+/// pass the start and panic at the first wait: a plugin that panics is skipped, so an
+/// external rcpt check, a next hop's opinion at RCPT or a queue program was silently left
+/// out. Each is refused at start now, naming the file and line.
+#[test]
+fn huge_numbers_of_seconds_are_refused_at_start() {
+    const HUGE: &str = "18446744073709551615";
+    let fixtures = ("plugin_dirs", "$ROOT/tests/fixtures/plugins");
+    let mut problems = Vec::new();
+    // The config file hook_timeout, the default budget of external plugins.
+    let dir = TestDir::new(&cfg(&[
+        fixtures,
+        ("plugins", "counter"),
+        ("plugins", "rcpt_ok"),
+        ("hook_timeout", HUGE),
+    ]));
+    if let Err(e) = refused_at_start(&dir, "hook_timeout, line 1") {
+        problems.push(format!("hook_timeout: {e}"));
+    }
+    // A plugin's own timeout argument.
+    let lines = [
+        format!("counter timeout {HUGE}"),
+        "counter timeout 1e400".to_string(),
+        format!("queue/qmail-queue /bin/true timeout {HUGE}"),
+        format!("queue/sendmail /bin/true timeout {HUGE}"),
+        format!("queue/postfix-queue sendmail /bin/true timeout {HUGE}"),
+        format!("queue/exim-bsmtp exim_path /bin/true timeout {HUGE}"),
+        format!("queue/smtp-forward 127.0.0.1 2525 timeout {HUGE}"),
+        format!("queue/lmtp 127.0.0.1:2424 timeout {HUGE}"),
+        format!("auth/auth_checkpassword checkpw /bin/false true /bin/true timeout {HUGE}"),
+    ];
+    for line in &lines {
+        let dir = TestDir::new(&cfg(&[fixtures, ("plugins", "rcpt_ok"), ("plugins", line)]));
+        if let Err(e) = refused_at_start(&dir, "plugins, line 2: ") {
+            problems.push(format!("{line}: {e}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The ticket-key rotation of `tls_ticket_keys` is a number of seconds too: a huge one
+/// panicked the session at STARTTLS (debug builds) or wrapped around in the key file's
+/// arithmetic. Read only when TLS is used, so STARTTLS gets `454` and `--check` names it.
+/// More than 7 days is refused: a ticket's lifetime is the rotation period, and RFC 8446
+/// §4.6.1 allows at most 604800 seconds.
+#[test]
+fn a_huge_ticket_key_rotation_is_refused() {
+    for rotation in ["18446744073709551615", "604801"] {
+        let line = format!("$DIR/ticket.keys {rotation}");
+        let dir = TestDir::new(&cfg(&[
+            ("plugins", "tls"),
+            ("plugins", "rcpt_ok"),
+            ("tls_ticket_keys", &line),
+        ]));
+        if crate::tls::make_cert(&dir).is_none() {
+            return;
+        }
+        let mut t = crate::queue::Talk::start(&dir);
+        assert!(t.cmd("EHLO c.example").contains("STARTTLS"));
+        let r = t.cmd("STARTTLS");
+        assert!(r.starts_with("454 "), "{rotation}: {r}");
+        let log = t.quit();
+        assert!(log.contains("tls_ticket_keys: rotation"), "{rotation}: {log}");
+        let out = std::process::Command::new(crate::support::binary())
+            .args(["--check", "--config"])
+            .arg(dir.config())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{rotation}: {stderr}");
+        assert!(
+            stderr.contains("tls_ticket_keys: rotation"),
+            "{rotation}: {stderr}"
+        );
+    }
+}

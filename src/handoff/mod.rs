@@ -99,12 +99,17 @@ impl Failure {
     }
 }
 
-/// Parses a `timeout` argument: whole seconds, at least 1.
+/// The longest `timeout` a hand-off may have: an hour (RFC 5321 §4.5.3.2 asks a client
+/// to wait 10 minutes for the reply to the final dot). Much larger values would overflow
+/// the clock's arithmetic at the first wait.
+pub const MAX_TIMEOUT: u64 = 3600;
+
+/// Parses a `timeout` argument: whole seconds, 1 to [`MAX_TIMEOUT`].
 pub fn parse_timeout(v: &str) -> Result<Duration, String> {
     match v.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+        Ok(n) if (1..=MAX_TIMEOUT).contains(&n) => Ok(Duration::from_secs(n)),
         _ => Err(format!(
-            "timeout must be a whole number of seconds above 0, not {v:?}"
+            "timeout must be a whole number of seconds from 1 to {MAX_TIMEOUT}, not {v:?}"
         )),
     }
 }
@@ -174,6 +179,8 @@ mod tests {
     fn timeouts_and_texts() {
         assert_eq!(parse_timeout("5"), Ok(Duration::from_secs(5)));
         assert!(parse_timeout("0").is_err() && parse_timeout("x").is_err());
+        assert_eq!(parse_timeout("3600"), Ok(Duration::from_secs(3600)));
+        assert!(parse_timeout("3601").is_err() && parse_timeout("18446744073709551615").is_err());
         assert_eq!(clean_text("a\r\nb\x07 "), "a  b");
     }
 }

@@ -68,6 +68,9 @@ impl TlsFiles {
 /// units' `StateDirectory=`, created by the Debian package for the service's account.
 pub const DEFAULT_TICKET_KEYS: &str = "/var/lib/qpsmtpd-rs/tls-ticket-keys";
 
+/// The longest rotation period of the shared ticket key: 7 days.
+pub const MAX_TICKET_ROTATION: u64 = 7 * 24 * 3600;
+
 /// The default rotation period of the shared ticket key.
 pub const DEFAULT_TICKET_ROTATION: Duration = Duration::from_secs(12 * 3600);
 
@@ -106,10 +109,12 @@ pub fn ticket_setting(line: Option<&str>, config_dir: &Path) -> Result<Option<Ti
     let rotate = match words.next() {
         None => DEFAULT_TICKET_ROTATION,
         Some(w) => match w.parse::<u64>() {
-            Ok(secs) if secs >= 60 => Duration::from_secs(secs),
+            // A ticket lives one rotation period, and RFC 8446 §4.6.1 allows a ticket
+            // lifetime of at most 7 days.
+            Ok(secs) if (60..=MAX_TICKET_ROTATION).contains(&secs) => Duration::from_secs(secs),
             _ => {
                 return Err(format!(
-                    "tls_ticket_keys: rotation must be at least 60 seconds, not {w:?}"
+                    "tls_ticket_keys: rotation must be from 60 to {MAX_TICKET_ROTATION} seconds, not {w:?}"
                 ));
             }
         },

@@ -185,7 +185,8 @@ fn keys_from(mut file: File, path: &Path, now: u64, period: u64) -> Result<Vec<K
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .filter_map(parse_line)
-        .filter(|k| k.created + 2 * period > now && k.created <= now + 300)
+        // The time first: a damaged one from the far future must not overflow the sum.
+        .filter(|k| k.created <= now + 300 && k.created + 2 * period > now)
         .collect();
     keys.sort_by_key(|k| std::cmp::Reverse(k.created));
     Ok(keys)
@@ -328,6 +329,20 @@ mod tests {
         assert_eq!(c.keys.len(), 2);
         assert_eq!(c.decrypt(&ticket).unwrap(), b"session state");
         assert_ne!(c.encrypt(b"x").unwrap()[..NAME_LEN], ticket[..NAME_LEN]);
+    }
+
+    #[test]
+    fn a_key_from_the_far_future_is_dropped_not_added_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let hour = Duration::from_secs(3600);
+        TicketKeys::load(&path, hour, None).unwrap();
+        // A damaged line whose time would overflow when the period is added to it.
+        let text = fs::read_to_string(&path).unwrap();
+        let (_, rest) = text.lines().next().unwrap().split_once(' ').unwrap();
+        fs::write(&path, format!("{} {rest}\n{text}", u64::MAX)).unwrap();
+        let keys = TicketKeys::load(&path, hour, None).unwrap().0;
+        assert_eq!(keys.keys.len(), 1);
     }
 
     #[test]
