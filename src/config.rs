@@ -10,9 +10,10 @@
 //!
 //! Files are opened without waiting (`O_NONBLOCK`) and must then be regular files: a FIFO,
 //! a device or a socket named as a config file or by `$include` is refused instead of
-//! hanging the session. Read as root, `$include` is followed only into files everybody
-//! may read, so that a line of a private file (`/etc/shadow`) can never reach a log in an
-//! error message about the value.
+//! hanging the session. Read as root on behalf of another account (`user` and `group`
+//! before the switch), `$include` is followed only into files everybody may read, so that
+//! a line of a private file (`/etc/shadow`) can never reach a log in an error message
+//! about the value; a session that serves as root reads what root may read.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -137,7 +138,8 @@ pub struct Config {
     qmail_control: Option<PathBuf>,
     toml: Option<(PathBuf, toml::Table)>,
     cache: RefCell<HashMap<String, Lines>>,
-    /// Read with root's rights: `$include` only into files everybody may read.
+    /// Read with root's rights on behalf of another account (`user` and `group` before
+    /// the switch): `$include` only into files everybody may read.
     as_root: bool,
 }
 
@@ -182,6 +184,13 @@ impl Config {
             cache: RefCell::new(HashMap::new()),
             as_root: nix::unistd::geteuid().is_root(),
         })
+    }
+
+    /// The config as the account that serves reads it, after any switch: whatever it may
+    /// read it may include, also when it serves as root (`user root`).
+    pub fn read_by_serving_account(mut self) -> Config {
+        self.as_root = false;
+        self
     }
 
     /// A config with no directory at all (every item unset); for tests and `--help`.
@@ -606,6 +615,12 @@ mod tests {
         assert!(e.contains("not everybody may read"), "{e}");
         assert!(!e.contains("hash"), "{e}");
         assert_eq!(texts(&c.lines("group").unwrap()), ["shared line"]);
+        // The account that serves (here root) reads what it may read.
+        let c = Config::open(d.path(), None).unwrap().read_by_serving_account();
+        assert_eq!(
+            texts(&c.lines("user").unwrap()),
+            ["root:$6$hash:19000:0:99999:7:::"]
+        );
     }
 
     #[test]

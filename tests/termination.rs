@@ -312,3 +312,50 @@ fn a_huge_ticket_key_rotation_is_refused() {
         );
     }
 }
+
+/// Read as root for another account (`user` and `group` before the switch), `$include`
+/// is not followed into a file not everybody may read; a session that serves as root
+/// (`user root`) reads what root may read, private includes too.
+#[test]
+fn serving_as_root_includes_a_private_file() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!crate::support::required(), "needs root");
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let private = |dir: &TestDir, name: &str, text: &str| {
+        let path = dir.config().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "$include private-plugins"),
+        ("rcpthosts", "example.org"),
+    ]));
+    private(&dir, "private-plugins", "rcpt_ok\n");
+    let mut t = crate::queue::Talk::start(&dir);
+    let r = t.envelope("a@example.net", &["b@example.org"]);
+    assert!(r[0].starts_with("250"), "{r:?}");
+    t.quit();
+    let out = std::process::Command::new(crate::support::binary())
+        .args(["--check", "--config"])
+        .arg(dir.config())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `user` itself is read as root before the switch to that account.
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok"), ("user", "$include private-user")]));
+    private(&dir, "private-user", "nobody\n");
+    let out = binary_command(&dir).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not everybody may read"), "{stderr}");
+    assert!(!stderr.contains("nobody"), "{stderr}");
+}
