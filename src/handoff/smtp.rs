@@ -265,7 +265,8 @@ impl Client {
 
     /// Sends the message in DATA form (dot-stuffed, CRLF, the final dot) after a `354`.
     /// `write` produces the message with LF line ends. Each piece written must go out
-    /// within the timeout.
+    /// within the timeout; input found waiting before a piece (the server answered before
+    /// the dot) makes the connection unusable.
     pub fn send_message(
         &mut self,
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
@@ -372,7 +373,14 @@ struct Timed<'a> {
 
 impl Write for Timed<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.wire.write_all(buf, Instant::now() + self.timeout) {
+        // Nothing may come while the message is sent: a reply now (a 250 pipelined with
+        // the 354) answers no dot, and read after the dot it would be taken for the
+        // answer to it. Looked for before each piece, the last one (with the dot) too.
+        let sent = self
+            .wire
+            .unsolicited()
+            .and_then(|()| self.wire.write_all(buf, Instant::now() + self.timeout));
+        match sent {
             Ok(()) => Ok(buf.len()),
             Err(b) => {
                 self.failed = Some(b);

@@ -310,6 +310,31 @@ fn smtp_cases() -> Vec<Case> {
             0,
         ),
     ];
+    // A reply to the dot that comes before the dot (here pipelined with the 354) was
+    // not given to it: the hop then refuses the message, and our client must not have
+    // heard 250.
+    cases.push(smtp(
+        "250 with the 354, before the message; 550 to the dot",
+        Script {
+            data: Act::Say("354 go ahead\r\n250 2.0.0 Ok: queued as EARLY\r\n"),
+            dot: Act::Say("550 5.7.1 refused after all\r\n"),
+            ..good()
+        },
+        ok,
+        Some("451 4.5.0 Next hop answered out of protocol; try again later"),
+        0,
+    ));
+    cases.push(smtp(
+        "250 with the 354, before the message; no answer to the dot",
+        Script {
+            data: Act::Say("354 go ahead\r\n250 2.0.0 Ok: queued as EARLY\r\n"),
+            dot: Act::Hang,
+            ..good()
+        },
+        ok,
+        Some("451 4.5.0 Next hop answered out of protocol; try again later"),
+        0,
+    ));
     for c in cases.iter_mut() {
         if c.name.contains("fresh connection")
             || c.name.contains("replayed once")
@@ -457,6 +482,15 @@ fn lmtp_cases() -> Vec<Case> {
         .find(|c| c.name.contains("dripped"))
         .unwrap()
         .taken = None;
+    cases.push(lmtp(
+        "LMTP: both 250s with the 354, before the message; 550s to the dot",
+        Act::Say("550 5.7.1 <one@example.org> no\r\n550 5.7.1 <two@example.org> no\r\n"),
+        "451 4.5.0 Next hop answered out of protocol; try again later",
+        0,
+    ));
+    cases.last_mut().unwrap().script.data = Act::Say(
+        "354 go ahead\r\n250 2.0.0 <one@example.org> Saved\r\n250 2.0.0 <two@example.org> Saved\r\n",
+    );
     // Three replies for two recipients: the extra one must not answer the next message's
     // recipients (a refused one got our 250 and a valid one 550 before).
     cases.push(Case {
