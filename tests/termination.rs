@@ -359,3 +359,115 @@ fn serving_as_root_includes_a_private_file() {
     assert!(stderr.contains("not everybody may read"), "{stderr}");
     assert!(!stderr.contains("nobody"), "{stderr}");
 }
+
+/// SIGTERM at each step of a hand-off to a next hop that stops answering (timeout 60 s):
+/// the wait ends at once, the client hears `4.3.2 Shutting down` for the command that
+/// waited (its RCPT, or the final dot) and `421`, nothing is queued, and the process exits.
+#[test]
+fn sigterm_at_each_step_of_a_next_hop_hand_off() {
+    let good = Script::good;
+    let rcpt_step = "450 4.3.2 Shutting down; try again later";
+    let dot_step = "451 4.3.2 Shutting down; try again later";
+    let cases: [(&str, Script, &str, &str); 6] = [
+        (
+            "greeting",
+            Script {
+                greeting: Act::Hang,
+                ..good()
+            },
+            "CONNECT",
+            rcpt_step,
+        ),
+        (
+            "EHLO",
+            Script {
+                ehlo: Act::Hang,
+                ..good()
+            },
+            "EHLO",
+            rcpt_step,
+        ),
+        (
+            "MAIL",
+            Script {
+                mail: Act::Hang,
+                ..good()
+            },
+            "MAIL",
+            rcpt_step,
+        ),
+        (
+            "DATA",
+            Script {
+                data: Act::Hang,
+                ..good()
+            },
+            ": DATA",
+            dot_step,
+        ),
+        (
+            "the message (the hop stopped reading)",
+            Script {
+                stall_mid_message: true,
+                ..good()
+            },
+            "STALLED",
+            dot_step,
+        ),
+        (
+            "the final dot",
+            Script {
+                dot: Act::Hang,
+                ..good()
+            },
+            "DOT",
+            dot_step,
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (step, script, seen, want) in cases {
+        let hop = Hop::start(script);
+        let line = format!("queue/smtp-forward 127.0.0.1 {} timeout 60", hop.port);
+        let dir = TestDir::new(&cfg(&[
+            ("plugins", "rcpt_ok"),
+            ("plugins", &line),
+            ("rcpthosts", "example.org"),
+        ]));
+        let (mut child, client) = spawn_inetd(binary_command(&dir));
+        client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut w = client.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = w.write_all(b"HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@example.org>\r\n");
+            // The rest only once the recipient is accepted (else there is no DATA phase).
+            std::thread::sleep(Duration::from_millis(300));
+            let mut data = b"DATA\r\nSubject: x\r\n\r\n".to_vec();
+            data.extend(b"a line of a message larger than the socket buffers\r\n".repeat(160_000));
+            data.extend_from_slice(b".\r\n");
+            let _ = w.write_all(&data);
+        });
+        if !crate::queue::wait_for(10, || hop.lines().iter().any(|l| l.contains(seen))) {
+            problems.push(format!("{step}: the hop never saw {seen:?}: {:?}", hop.lines()));
+            let _ = child.kill();
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        term(&child);
+        let mut all = String::new();
+        let _ = BufReader::new(client).read_to_string(&mut all);
+        let status = exited_within(&mut child, 10);
+        let _ = writer.join();
+        let replies: Vec<&str> = all.lines().collect();
+        let n = replies.len();
+        if status.and_then(|s| s.code()) != Some(0) || started.elapsed() > Duration::from_secs(5) {
+            problems.push(format!("{step}: {status:?} after {:?}", started.elapsed()));
+        }
+        if n < 2 || replies[n - 2] != want || !replies[n - 1].starts_with("421 4.3.2") {
+            problems.push(format!("{step}: wanted {want:?} and 421 at the end: {all}"));
+        }
+        if hop.lines().iter().any(|l| l.ends_with("CONFIRMED")) || !dir.messages().is_empty() {
+            problems.push(format!("{step}: a message was handed off"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -128,6 +128,9 @@ pub struct Client {
     pub capabilities: Vec<String>,
     /// Did STARTTLS succeed?
     pub encrypted: bool,
+    /// The refusal of STARTTLS under `tls may`, after which the session went on in
+    /// clear text (for the log).
+    pub starttls_refused: Option<Reply>,
     /// The greeting's reply.
     pub greeting: Reply,
 }
@@ -147,6 +150,7 @@ impl Client {
             usable: true,
             capabilities: Vec::new(),
             encrypted: false,
+            starttls_refused: None,
             greeting: Reply {
                 code: 0,
                 lines: Vec::new(),
@@ -158,7 +162,12 @@ impl Client {
         match &opts.tls {
             Tls::Off => {}
             Tls::May if !client.offers("STARTTLS") => {}
-            Tls::May => client.starttls(opts, None)?,
+            Tls::May => match client.starttls(opts, None) {
+                // RFC 3207 §4: a refused STARTTLS leaves the session as it was; TLS is
+                // only wished for, so the session goes on in clear text.
+                Err(Error::Refused(r)) if client.usable() => client.starttls_refused = Some(r),
+                done => done?,
+            },
             Tls::Verify { .. } if !client.offers("STARTTLS") => {
                 return Err(client.broken(Trouble::Tls, "STARTTLS required but not offered"));
             }

@@ -405,6 +405,80 @@ fn smtp_cases() -> Vec<Case> {
     cases
 }
 
+/// Reply lines that are not what they seem: codes that change between the lines of one
+/// reply, a multi-line reply cut off, codes of four digits or with a letter, lines longer
+/// than any reply may be, a reply of too many lines, a refused greeting; and replies
+/// ending in a bare LF, which are fine.
+fn reply_format_cases() -> Vec<Case> {
+    let ok: &[&str] = &["250 2.1.5"];
+    let out_of_protocol: &[&str] = &["450 4.5.0 Next hop answered out of protocol"];
+    let long: &'static str = Box::leak(format!("250 2.1.5 {}\r\n", "x".repeat(5000)).into_boxed_str());
+    let many: &'static str =
+        Box::leak(format!("{}250 8BITMIME\r\n", "250-hop.example\r\n".repeat(100)).into_boxed_str());
+    let rcpt = |name, act| smtp(name, Script { rcpt: act, ..good() }, out_of_protocol, None, 0);
+    vec![
+        rcpt(
+            "RCPT: 250- then 550",
+            Act::Say("250-2.1.5 fine\r\n550 5.1.1 not fine\r\n"),
+        ),
+        rcpt("RCPT: 2500", Act::Say("2500 ok\r\n")),
+        rcpt("RCPT: 25O", Act::Say("25O ok\r\n")),
+        rcpt("RCPT: a line of 5000 bytes", Act::Say(long)),
+        smtp(
+            "RCPT: 250- then close",
+            Script {
+                rcpt: Act::SayThenClose("250-2.1.5 one\r\n"),
+                ..good()
+            },
+            &["450 4.4.2 Next hop closed the connection"],
+            None,
+            0,
+        ),
+        smtp(
+            "EHLO: 101 lines",
+            Script {
+                ehlo: Act::Say(many),
+                ..good()
+            },
+            out_of_protocol,
+            None,
+            0,
+        ),
+        smtp(
+            "a 554 greeting",
+            Script {
+                greeting: Act::Say("554 5.3.2 hop.example not accepting mail\r\n"),
+                ..good()
+            },
+            &["450 4.4.0 Next hop refused the session"],
+            None,
+            0,
+        ),
+        smtp(
+            "the dot: 250- then 550",
+            Script::answering("250-2.0.0 Ok\r\n550 5.7.1 but no\r\n"),
+            ok,
+            Some("451 4.5.0 Next hop answered out of protocol; try again later"),
+            0,
+        ),
+        smtp(
+            "every reply with a bare LF",
+            Script {
+                greeting: Act::Say("220 hop.example ESMTP\n"),
+                ehlo: Act::Say("250-hop.example\n250 8BITMIME\n"),
+                mail: Act::Say("250 2.1.0 Ok\n"),
+                rcpt: Act::Say("250 2.1.5 Ok\n"),
+                data: Act::Say("354 go ahead\n"),
+                dot: Act::Say("250 2.0.0 Ok: queued as LF1\n"),
+                ..good()
+            },
+            ok,
+            Some("250 2.0.0 Queued! queued as LF1"),
+            1,
+        ),
+    ]
+}
+
 fn lmtp(name: &'static str, dot: Act, reply: &'static str, taken: usize) -> Case {
     Case {
         name,
@@ -650,4 +724,41 @@ fn smtp_next_hop_misbehaving_at_every_step() {
 #[test]
 fn lmtp_next_hop_misbehaving_after_the_dot() {
     run_all(lmtp_cases());
+}
+
+#[test]
+fn next_hop_replies_that_are_not_what_they_seem() {
+    run_all(reply_format_cases());
+}
+
+/// `tls may` is opportunistic: a next hop that offers STARTTLS but refuses it (`454`, as a
+/// server whose certificate cannot be read answers) gets the message in clear text; the
+/// session is as it was before the refused command (RFC 3207 §4). It used to defer
+/// every message.
+#[test]
+fn tls_may_goes_on_in_clear_text_when_starttls_is_refused() {
+    let hop = Hop::start(Script {
+        ehlo: Act::Say("250-hop.example\r\n250-STARTTLS\r\n250 8BITMIME\r\n"),
+        ..good()
+    });
+    let dir = forward_dir("queue/smtp-forward 127.0.0.1 PORT tls may", hop.port);
+    let mut t = Talk::start(&dir);
+    let r = t.envelope("a@example.net", &["one@example.org"]);
+    assert!(r[0].starts_with("250 "), "{r:?}: {:?}", hop.lines());
+    assert_eq!(
+        t.data(&super::tricky_message("clear")),
+        "250 2.0.0 Queued! queued as HOP1"
+    );
+    let log = t.quit();
+    assert!(log.contains("STARTTLS refused"), "{log}");
+    assert_eq!(hop.confirmed(), 1);
+    // `tls verify` does not go on without TLS.
+    let dir = forward_dir(
+        "queue/smtp-forward 127.0.0.1 PORT tls verify tls_name hop.example",
+        hop.port,
+    );
+    let mut t = Talk::start(&dir);
+    let r = t.envelope("a@example.net", &["one@example.org"]);
+    assert!(r[0].starts_with("450 "), "{r:?}");
+    t.quit();
 }
