@@ -401,8 +401,8 @@ impl Config {
 }
 
 /// Opens a file for reading without waiting (a FIFO with no writer, a device), then makes
-/// sure it is a regular file.
-fn open_regular(path: &Path) -> std::io::Result<File> {
+/// sure it is a regular file. For every file a config names (the TLS files too).
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)

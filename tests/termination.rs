@@ -471,3 +471,85 @@ fn sigterm_at_each_step_of_a_next_hop_hand_off() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The tls plugin's certificate and key are config files too: a FIFO there (or a device,
+/// or a socket) is refused at once. It used to hang every session started as root before
+/// its greeting (the files are opened before the switch to `user`), every STARTTLS of a
+/// session serving as root, and `--check`; `/dev/zero` filled the memory.
+#[test]
+fn a_fifo_or_device_as_the_tls_certificate_is_refused_not_waited_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut problems = Vec::new();
+    for (what, cert) in [("a FIFO", "$DIR/cert.fifo"), ("/dev/zero", "/dev/zero")] {
+        let line = format!("tls {cert} {cert}");
+        let dir = TestDir::new(&cfg(&[
+            ("plugins", &line),
+            ("plugins", "rcpt_ok"),
+            ("timeout", "5"),
+        ]));
+        fifo(&dir.path().join("cert.fifo"));
+        // Serving as root: the files are read at STARTTLS.
+        let (mut child, client) = spawn_inetd(binary_command(&dir));
+        client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut w = client.try_clone().unwrap();
+        let mut r = BufReader::new(client);
+        let mut reply = || {
+            let mut all = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return all;
+                }
+                all.push_str(&line);
+                if line.as_bytes().get(3) == Some(&b' ') {
+                    return all;
+                }
+            }
+        };
+        reply();
+        w.write_all(b"EHLO c.example\r\n").unwrap();
+        reply();
+        let started = Instant::now();
+        w.write_all(b"STARTTLS\r\n").unwrap();
+        let got = reply();
+        if !got.starts_with("454 ") || started.elapsed() > Duration::from_secs(3) {
+            problems.push(format!(
+                "{what}: STARTTLS got {got:?} after {:?}",
+                started.elapsed()
+            ));
+        }
+        let _ = w.write_all(b"QUIT\r\n");
+        if exited_within(&mut child, 10).is_none() {
+            problems.push(format!("{what}: the session did not end"));
+        }
+        // --check says what is wrong, and returns.
+        let mut check = std::process::Command::new(crate::support::binary());
+        check.args(["--check", "--config"]).arg(dir.config());
+        let mut check = check
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        match exited_within(&mut check, 10) {
+            Some(status) if status.code() == Some(1) => {}
+            other => problems.push(format!("{what}: --check ended {other:?}")),
+        }
+        // Started as root for another account: the files are opened before the switch.
+        if nix::unistd::geteuid().is_root() {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::write(dir.config().join("user"), "nobody\n").unwrap();
+            let (mut child, client) = spawn_inetd(binary_command(&dir));
+            client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut greeting = String::new();
+            let _ = BufReader::new(client).read_line(&mut greeting);
+            if !greeting.starts_with("220 ") {
+                problems.push(format!(
+                    "{what}: as root for nobody, the greeting was {greeting:?}"
+                ));
+            }
+            term(&child);
+            let _ = exited_within(&mut child, 15);
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

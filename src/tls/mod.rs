@@ -159,13 +159,27 @@ pub struct Acceptor {
     pub warning: Option<(String, bool)>,
 }
 
-/// Reads a whole file opened earlier (as root) or, without one, by its path.
+/// The largest certificate, key or CA file read (a long chain is a few dozen KiB).
+const MAX_PEM_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads a whole file opened earlier (as root) or, without one, by its path. Only a
+/// regular file is read, opened without waiting: a FIFO or a device named as a
+/// certificate must not hold the session (README Differences 62), and at most
+/// [`MAX_PEM_FILE`] bytes of it.
 fn read_all(opened: Option<std::fs::File>, path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = match opened {
+        Some(file) => file,
+        None => crate::config::open_regular(path)?,
+    };
     let mut bytes = Vec::new();
-    match opened {
-        Some(mut file) => file.read_to_end(&mut bytes).map(|_| bytes),
-        None => std::fs::read(path),
+    file.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_PEM_FILE / 1024 / 1024
+        )));
     }
+    Ok(bytes)
 }
 
 /// Reads the certificate and key and builds the rustls configuration (TLS 1.2 and 1.3,

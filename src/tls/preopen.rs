@@ -56,7 +56,9 @@ pub fn tls_files(config: &Config) -> Option<TlsFiles> {
 /// Nothing is read from them here.
 pub fn preopen(config: &Config) -> Option<Preopened> {
     let files = tls_files(config)?;
-    let open = |p: &PathBuf| File::open(p).ok();
+    // Without waiting, and only regular files: a FIFO here would hold the session before
+    // its greeting.
+    let open = |p: &PathBuf| crate::config::open_regular(p).ok();
     let ca = if files.ca.is_file() { open(&files.ca) } else { None };
     let tickets = config
         .first("tls_ticket_keys")
@@ -66,7 +68,7 @@ pub fn preopen(config: &Config) -> Option<Preopened> {
                 .ok()
                 .flatten()
         })
-        .and_then(|t| File::open(&t.path).ok());
+        .and_then(|t| crate::config::open_regular(&t.path).ok());
     Some(Preopened {
         cert: open(&files.cert),
         key: open(&files.key),

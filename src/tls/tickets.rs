@@ -119,7 +119,7 @@ impl TicketKeys {
     pub fn check_file(path: &Path, opened: Option<File>) -> Result<(), String> {
         let file = match opened {
             Some(f) => f,
-            None => File::open(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            None => crate::config::open_regular(path).map_err(|e| format!("{}: {e}", path.display()))?,
         };
         keys_from(file, path, unix_now(), u64::MAX / 4).map(|_| ())
     }
@@ -168,7 +168,7 @@ fn unix_now() -> u64 {
 /// The keys in the file that are still usable (younger than two periods), newest first.
 /// A missing file is no keys; a file others may read is an error.
 fn read_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
-    match File::open(path) {
+    match crate::config::open_regular(path) {
         Ok(file) => keys_from(file, path, now, period),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(format!("{}: {e}", path.display())),
