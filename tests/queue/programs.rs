@@ -65,6 +65,14 @@ fn plugin_line(kind: &str, program: &str) -> String {
 
 /// One message through `kind` running the case's program: the reply and the log.
 fn deliver(kind: &str, script: Option<&str>) -> (String, String) {
+    let mut message = tricky_message("program");
+    message.extend(std::iter::repeat_n(b'x', 200_000));
+    message.push(b'\n');
+    deliver_message(kind, script, &message)
+}
+
+/// [`deliver`] with this message.
+fn deliver_message(kind: &str, script: Option<&str>, message: &[u8]) -> (String, String) {
     let probe = TestDir::new(&[]);
     let program = probe.path().join("program");
     if let Some(body) = script {
@@ -83,10 +91,7 @@ fn deliver(kind: &str, script: Option<&str>) -> (String, String) {
     let mut t = Talk::start_with(&dir, cmd);
     let r = t.envelope("a@example.net", &["rcpt@example.org"]);
     assert!(r[0].starts_with("250"), "{r:?}");
-    let mut message = tricky_message("program");
-    message.extend(std::iter::repeat_n(b'x', 200_000));
-    message.push(b'\n');
-    let reply = t.data(&message);
+    let reply = t.data(message);
     (reply, t.quit())
 }
 
@@ -108,6 +113,30 @@ fn a_queue_program_that_fails_gives_a_plain_451_and_the_details_in_the_log() {
                     case.name, case.logged
                 ));
             }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A message small enough to fit in the pipe is written in full whether or not the
+/// program reads it: a program that exits 0 without reading it (a wrapper whose own
+/// configuration is broken, `exec true`) must not make the client hear 250 either.
+#[test]
+fn a_queue_program_that_exits_0_without_reading_a_small_message_is_no_250() {
+    let mut problems = Vec::new();
+    for kind in ["qmail-queue", "sendmail", "postfix-queue", "exim-bsmtp"] {
+        let (reply, log) = deliver_message(kind, Some("exit 0"), &tricky_message("small"));
+        if reply != BROKEN || !log.contains("before reading the whole") {
+            problems.push(format!("{kind}: {reply:?}\n{log}"));
+        }
+        // One that reads everything and exits 0 has the message.
+        let (reply, _) = deliver_message(
+            kind,
+            Some("cat > /dev/null; cat <&1 > /dev/null; exit 0"),
+            &tricky_message("small"),
+        );
+        if !reply.starts_with("250 ") {
+            problems.push(format!("{kind}, reading everything: {reply:?}"));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
