@@ -326,10 +326,15 @@ impl Client {
     }
 
     /// After the last reply a command has: anything more that is already there makes
-    /// the connection unusable (a reply too many would answer the next command).
+    /// the connection unusable (a reply too many would answer the next command). The end
+    /// of the connection is no reply: the replies stand, and the connection is not used
+    /// again.
     pub fn nothing_more(&mut self) -> Result<(), Error> {
-        let waiting = self.wire.unsolicited();
-        self.guard(waiting).map_err(Error::from)
+        let waiting = self.wire.ended_or_unsolicited();
+        if self.guard(waiting)? {
+            self.usable = false;
+        }
+        Ok(())
     }
 
     /// Says QUIT (best effort, a short wait) and closes.

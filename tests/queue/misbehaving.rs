@@ -762,3 +762,62 @@ fn tls_may_goes_on_in_clear_text_when_starttls_is_refused() {
     assert!(r[0].starts_with("450 "), "{r:?}");
     t.quit();
 }
+
+/// A next hop that answers the dot with `250` and closes at once, the reply and the end
+/// of the connection in one segment (Python, for TCP_CORK): it took the message, and the
+/// end of the connection is no reply. Our client used to hear `451` (and send the message
+/// again, a duplicate) whenever the end arrived with the reply.
+#[test]
+fn a_hop_that_closes_right_after_its_250_to_the_dot_took_the_message() {
+    let Some(python) = crate::support::tool("python3") else {
+        return;
+    };
+    const HOP: &str = r#"
+import socket, sys
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(5)
+print(l.getsockname()[1], flush=True)
+while True:
+    c, _ = l.accept(); f = c.makefile("rb")
+    c.sendall(b"220 hop.example ESMTP\r\n")
+    while True:
+        line = f.readline()
+        if not line: break
+        verb = line[:4].upper()
+        if verb == b"DATA":
+            c.sendall(b"354 go ahead\r\n")
+            while f.readline() not in (b".\r\n", b""): pass
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            c.sendall(b"250 2.0.0 Ok: queued as CLOSE1\r\n")
+            c.shutdown(socket.SHUT_WR)
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            print("TAKEN", flush=True)
+            break
+        c.sendall(b"221 bye\r\n" if verb == b"QUIT" else b"250 hop.example\r\n")
+    c.close()
+"#;
+    let mut hop = std::process::Command::new(python)
+        .arg("-c")
+        .arg(HOP)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(hop.stdout.take().unwrap());
+    let mut port = String::new();
+    std::io::BufRead::read_line(&mut out, &mut port).unwrap();
+    let dir = forward_dir("queue/smtp-forward 127.0.0.1 PORT", port.trim().parse().unwrap());
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        let mut t = Talk::start(&dir);
+        t.envelope("a@example.net", &["one@example.org"]);
+        replies.push(t.data(&super::tricky_message("close")));
+        t.quit();
+    }
+    let _ = hop.kill();
+    let _ = hop.wait();
+    let mut taken = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut taken);
+    assert_eq!(taken.matches("TAKEN").count(), 3);
+    for r in replies {
+        assert_eq!(r, "250 2.0.0 Queued! queued as CLOSE1");
+    }
+}
