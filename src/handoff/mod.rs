@@ -115,13 +115,17 @@ pub fn parse_timeout(v: &str) -> Result<Duration, String> {
 }
 
 /// Keeps log and reply texts printable and short: a backend's answer goes into our reply,
-/// so it must not carry line breaks or control characters.
+/// so it must not carry line breaks or control characters, and at most 400 bytes of it
+/// keep our reply line within RFC 5321's 512 octets (§4.5.3.1.5), whatever the
+/// characters.
 pub fn clean_text(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(400)
-        .collect();
+    let mut out = String::with_capacity(s.len().min(400));
+    for c in s.chars().map(|c| if c.is_control() { ' ' } else { c }) {
+        if out.len() + c.len_utf8() > 400 {
+            break;
+        }
+        out.push(c);
+    }
     out.truncate(out.trim_end().len());
     out
 }
@@ -182,5 +186,7 @@ mod tests {
         assert_eq!(parse_timeout("3600"), Ok(Duration::from_secs(3600)));
         assert!(parse_timeout("3601").is_err() && parse_timeout("18446744073709551615").is_err());
         assert_eq!(clean_text("a\r\nb\x07 "), "a  b");
+        let long = clean_text(&"\u{e9}".repeat(1000));
+        assert_eq!((long.len(), long.chars().count()), (400, 200));
     }
 }

@@ -821,3 +821,22 @@ while True:
         assert_eq!(r, "250 2.0.0 Queued! queued as CLOSE1");
     }
 }
+
+/// A next hop's refusal text reaches our client, cut so that the reply line stays within
+/// RFC 5321's 512 octets (§4.5.3.1.5) however many bytes its characters take.
+#[test]
+fn a_long_refusal_text_is_cut_to_a_reply_line_smtp_allows() {
+    let text: &'static str =
+        Box::leak(format!("550 5.1.1 {}\r\n", "\u{1F600}".repeat(1000)).into_boxed_str());
+    let hop = Hop::start(Script {
+        rcpt: Act::Say(text),
+        ..good()
+    });
+    let dir = forward_dir("queue/smtp-forward 127.0.0.1 PORT", hop.port);
+    let mut t = Talk::start(&dir);
+    let r = t.envelope("a@example.net", &["one@example.org"]);
+    t.quit();
+    let start: String = r[0].chars().take(20).collect();
+    assert!(r[0].starts_with("550 5.1.1 \u{1F600}"), "{start}");
+    assert!(r[0].len() + 2 <= 512, "a reply line of {} bytes", r[0].len() + 2);
+}
