@@ -10,9 +10,10 @@
 //!
 //! Files are opened without waiting (`O_NONBLOCK`) and must then be regular files: a FIFO,
 //! a device or a socket named as a config file or by `$include` is refused instead of
-//! hanging the session. Read as root, `$include` is followed only into files everybody
-//! may read, so that a line of a private file (`/etc/shadow`) can never reach a log in an
-//! error message about the value.
+//! hanging the session. Read as root on behalf of another account (`user` and `group`
+//! before the switch), `$include` is followed only into files everybody may read, so that
+//! a line of a private file (`/etc/shadow`) can never reach a log in an error message
+//! about the value; a session that serves as root reads what root may read.
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -181,7 +182,8 @@ pub struct Config {
     qmail_control: Option<PathBuf>,
     toml: Option<(PathBuf, toml::Table)>,
     cache: RefCell<HashMap<String, Lines>>,
-    /// Read with root's rights: `$include` only into files everybody may read.
+    /// Read with root's rights on behalf of another account (`user` and `group` before
+    /// the switch): `$include` only into files everybody may read.
     as_root: bool,
 }
 
@@ -226,6 +228,13 @@ impl Config {
             cache: RefCell::new(HashMap::new()),
             as_root: nix::unistd::geteuid().is_root(),
         })
+    }
+
+    /// The config as the account that serves reads it, after any switch: whatever it may
+    /// read it may include, also when it serves as root (`user root`).
+    pub fn read_by_serving_account(mut self) -> Config {
+        self.as_root = false;
+        self
     }
 
     /// A config with no directory at all (every item unset); for tests and `--help`.
@@ -279,6 +288,28 @@ impl Config {
                 line: entry.line,
                 reason: format!("{name} must be a whole number, not {:?}", entry.text),
             })
+    }
+
+    /// The first line as a whole number of seconds, at most `max`: a larger one is an
+    /// error naming the file and line (a wait that long is a typo, and beyond about
+    /// 292 billion years it overflows the clock's arithmetic).
+    pub fn seconds(&self, name: &str, max: u64) -> Result<Option<u64>, ConfigError> {
+        let Some(n) = self.number(name)? else {
+            return Ok(None);
+        };
+        if n <= max {
+            return Ok(Some(n));
+        }
+        let lines = self.lines(name)?;
+        let (path, line) = lines
+            .entries()
+            .first()
+            .map_or((self.dir.join(name), 0), |e| (e.file.clone(), e.line));
+        Err(ConfigError::Invalid {
+            path,
+            line,
+            reason: format!("{name} must be at most {max} seconds, not {n}"),
+        })
     }
 
     /// The file that provides a name, if any (the TOML file when it sets the name).
@@ -428,8 +459,8 @@ impl Config {
 }
 
 /// Opens a file for reading without waiting (a FIFO with no writer, a device), then makes
-/// sure it is a regular file.
-fn open_regular(path: &Path) -> std::io::Result<File> {
+/// sure it is a regular file. For every file a config names (the TLS files too).
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
@@ -648,6 +679,12 @@ mod tests {
         assert!(e.contains("not everybody may read"), "{e}");
         assert!(!e.contains("hash"), "{e}");
         assert_eq!(texts(&c.lines("group").unwrap()), ["shared line"]);
+        // The account that serves (here root) reads what it may read.
+        let c = Config::open(d.path(), None).unwrap().read_by_serving_account();
+        assert_eq!(
+            texts(&c.lines("user").unwrap()),
+            ["root:$6$hash:19000:0:99999:7:::"]
+        );
     }
 
     #[test]
@@ -676,6 +713,23 @@ mod tests {
         fs::write(d.path().join(TOML_FILE), "me = \"ok\"\ndatabytes = = 3\n").unwrap();
         let err = Config::open(d.path(), None).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { line: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn seconds_beyond_the_limit_name_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("hook_timeout"), "# long\n18446744073709551615\n").unwrap();
+        fs::write(d.path().join("ok"), "3600\n").unwrap();
+        let c = Config::open(d.path(), None).unwrap();
+        let e = c.seconds("hook_timeout", 3600).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "hook_timeout, line 2: hook_timeout must be at most 3600 seconds, not 18446744073709551615"
+            ),
+            "{e}"
+        );
+        assert_eq!(c.seconds("ok", 3600).unwrap(), Some(3600));
+        assert_eq!(c.seconds("missing", 3600).unwrap(), None);
     }
 
     #[test]

@@ -79,7 +79,10 @@ pub fn qmail_control(qmail_env: Option<String>) -> Option<PathBuf> {
 /// Opens everything a session needs.
 pub fn open(opts: Options) -> Result<Session, Failure> {
     let unlogged = |error: StartError| Failure { error, logged: false };
-    let config = Config::open(&opts.config_dir, opts.qmail_control).map_err(|e| unlogged(e.into()))?;
+    // After the switch: the account that serves reads its config (README Differences 62).
+    let config = Config::open(&opts.config_dir, opts.qmail_control)
+        .map_err(|e| unlogged(e.into()))?
+        .read_by_serving_account();
     // Before any plugin is loaded, so the limits cover everything a session does.
     crate::privileges::apply_limits(&config).map_err(|e| unlogged(e.into()))?;
     let log = match opts.sinks {

@@ -23,7 +23,8 @@ mod queue;
 /// tcpserver, xinetd, systemd-socket-activate, runit and daemontools for real; the
 /// privilege drop; `--check`.
 mod supervision;
-/// A FIFO as a config file, SIGTERM at any point of a session.
+/// A FIFO as a config file, SIGTERM at any point of a session, config numbers refused at
+/// start, `$include` when serving as root.
 mod termination;
 /// STARTTLS, implicit TLS, UCSPI-TLS and AUTH with real clients and password stores.
 mod tls;

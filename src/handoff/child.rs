@@ -99,6 +99,8 @@ impl std::fmt::Display for RunError {
 /// A pipe we feed.
 struct Feed<'a> {
     fd: Option<OwnedFd>,
+    /// Our copy of the pipe's reading end, to see what the program left in it.
+    unread: OwnedFd,
     source: Box<dyn Read + 'a>,
     buf: Vec<u8>,
     pos: usize,
@@ -121,16 +123,24 @@ pub fn run(program: Program<'_>) -> Result<Finished, RunError> {
         timeout,
     } = program;
     let deadline = Instant::now() + timeout;
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
+    // The pipes we feed are made here, and a copy of each one's reading end is kept: what
+    // is still in a pipe when the program has exited, it never read (a message small
+    // enough for the pipe is written in full whether the program reads it or not).
+    let mut stdin_pipe = None;
+    if stdin.is_some() {
+        let (reader, writer) = io::pipe().map_err(RunError::Spawn)?;
+        let unread = reader.try_clone().map_err(RunError::Spawn)?;
+        cmd.stdin(Stdio::from(reader));
+        stdin_pipe = Some((OwnedFd::from(writer), OwnedFd::from(unread)));
     } else {
-        Stdio::null()
-    });
-    let mut fd1_writer = None;
+        cmd.stdin(Stdio::null());
+    }
+    let mut fd1_pipe = None;
     if fd1_input.is_some() {
         let (reader, writer) = io::pipe().map_err(RunError::Spawn)?;
+        let unread = reader.try_clone().map_err(RunError::Spawn)?;
         cmd.stdout(Stdio::from(reader));
-        fd1_writer = Some(OwnedFd::from(writer));
+        fd1_pipe = Some((OwnedFd::from(writer), OwnedFd::from(unread)));
     } else {
         cmd.stdout(Stdio::piped());
     }
@@ -152,11 +162,11 @@ pub fn run(program: Program<'_>) -> Result<Finished, RunError> {
     drop(cmd);
     let mut child = spawned.map_err(RunError::Spawn)?;
     let mut feeds = Vec::new();
-    if let (Some(source), Some(fd)) = (stdin, child.stdin.take()) {
-        feeds.push(Feed::new(OwnedFd::from(fd), source));
+    if let (Some(source), Some((fd, unread))) = (stdin, stdin_pipe) {
+        feeds.push(Feed::new(fd, unread, source));
     }
-    if let (Some(data), Some(fd)) = (fd1_input, fd1_writer) {
-        feeds.push(Feed::new(fd, Box::new(io::Cursor::new(data))));
+    if let (Some(data), Some((fd, unread))) = (fd1_input, fd1_pipe) {
+        feeds.push(Feed::new(fd, unread, Box::new(io::Cursor::new(data))));
     }
     let mut drains: Vec<Drain> = Vec::new();
     let stdout = child.stdout.take().map(OwnedFd::from);
@@ -166,7 +176,7 @@ pub fn run(program: Program<'_>) -> Result<Finished, RunError> {
     }
     match pump(&mut child, &mut feeds, &mut drains, deadline) {
         Ok(status) => {
-            let input_complete = feeds.iter().all(|f| !f.broken);
+            let input_complete = feeds.iter().all(|f| !f.broken && !f.left_unread());
             let mut outs = drains.into_iter().map(|d| d.out);
             Ok(Finished {
                 pid: child.id(),
@@ -185,9 +195,10 @@ pub fn run(program: Program<'_>) -> Result<Finished, RunError> {
 }
 
 impl<'a> Feed<'a> {
-    fn new(fd: OwnedFd, source: Box<dyn Read + 'a>) -> Feed<'a> {
+    fn new(fd: OwnedFd, unread: OwnedFd, source: Box<dyn Read + 'a>) -> Feed<'a> {
         Feed {
             fd: Some(fd),
+            unread,
             source,
             buf: Vec::new(),
             pos: 0,
@@ -214,6 +225,13 @@ impl<'a> Feed<'a> {
             self.fd = None;
         }
         Ok(())
+    }
+
+    /// After the program exited: is anything we wrote still in the pipe?
+    fn left_unread(&self) -> bool {
+        let mut fds = [PollFd::new(self.unread.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+            && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
     }
 
     /// Writes one piece; a ready pipe takes up to 4 KiB without blocking.
@@ -402,6 +420,27 @@ mod tests {
         .unwrap();
         assert_eq!(done.exit, Exit::Code(0));
         assert!(!done.input_complete);
+    }
+
+    #[test]
+    fn a_small_input_left_in_the_pipe_is_noticed() {
+        let run_small = |script: &str| {
+            run(Program {
+                cmd: sh(script),
+                stdin: Some(Box::new(&b"a small message\n"[..])),
+                fd1_input: Some(b"Fa@b\0Tc@d\0\0".to_vec()),
+                extra_fd: None,
+                timeout: Duration::from_secs(10),
+            })
+            .unwrap()
+        };
+        // Exits 0 at once: everything fits in the pipes, so no write failed.
+        let done = run_small("sleep 0.2; exit 0");
+        assert_eq!(done.exit, Exit::Code(0));
+        assert!(!done.input_complete);
+        // Reads the message but not the envelope.
+        assert!(!run_small("cat > /dev/null").input_complete);
+        assert!(run_small("cat > /dev/null; cat <&1 > /dev/null").input_complete);
     }
 
     #[test]

@@ -44,11 +44,24 @@ pub enum Failure {
     Temporary(String),
     /// The backend refused for good (5xx, a permanent exit code): `DENY`.
     Permanent(String),
-    /// Nothing definite: could not connect or spawn, died, hung, unreadable answer.
-    /// `DECLINED`, so a later queue plugin may still take the message; if none does,
-    /// the client gets `451`.
+    /// Nothing definite: could not spawn, died, unreadable answer. `DECLINED`, so a later
+    /// queue plugin may still take the message; if none does, the client gets `451`. The
+    /// text says what happened, for the log only: the client hears [`BROKEN_TEXT`].
     Broken(String),
+    /// Like [`Failure::Broken`], because the program did not finish within its `timeout`
+    /// (it was killed with its process group); the client hears [`TIMED_OUT_TEXT`].
+    TimedOut(String),
+    /// Like [`Failure::Broken`], because a termination signal stopped the hand-off; the
+    /// client hears [`SHUTTING_DOWN_TEXT`].
+    Interrupted(String),
 }
+
+/// Our client's text when a program hand-off broke (the details go to the log only).
+pub const BROKEN_TEXT: &str = "4.3.0 Unable to queue message; try again later";
+/// Our client's text when a queue program ran out of time.
+pub const TIMED_OUT_TEXT: &str = "4.3.0 Mail system did not answer in time; try again later";
+/// Our client's text when a termination signal stopped the hand-off.
+pub const SHUTTING_DOWN_TEXT: &str = "4.3.2 Shutting down; try again later";
 
 impl Failure {
     /// The queue hook's answer for this failure.
@@ -56,36 +69,63 @@ impl Failure {
         match self {
             Failure::Temporary(m) => Outcome::with(Verdict::DenySoft, m),
             Failure::Permanent(m) => Outcome::with(Verdict::Deny, m),
-            Failure::Broken(m) => Outcome::with(Verdict::Declined, format!("Unable to queue message ({m})")),
+            Failure::Broken(_) => Outcome::with(Verdict::Declined, BROKEN_TEXT),
+            Failure::TimedOut(_) => Outcome::with(Verdict::Declined, TIMED_OUT_TEXT),
+            Failure::Interrupted(_) => Outcome::with(Verdict::Declined, SHUTTING_DOWN_TEXT),
         }
     }
 
     /// The text, for logs.
     pub fn text(&self) -> &str {
         match self {
-            Failure::Temporary(m) | Failure::Permanent(m) | Failure::Broken(m) => m,
+            Failure::Temporary(m)
+            | Failure::Permanent(m)
+            | Failure::Broken(m)
+            | Failure::TimedOut(m)
+            | Failure::Interrupted(m) => m,
+        }
+    }
+
+    /// A program run that gave no exit status; `program` names it in the log text.
+    pub fn of_run(program: &str, e: child::RunError, timeout: Duration) -> Failure {
+        match e {
+            child::RunError::TimedOut => Failure::TimedOut(format!(
+                "{program} timed out after {}s; killed",
+                timeout.as_secs()
+            )),
+            child::RunError::Interrupted => Failure::Interrupted(format!("{program}: {e}")),
+            e => Failure::Broken(format!("{program}: {e}")),
         }
     }
 }
 
-/// Parses a `timeout` argument: whole seconds, at least 1.
+/// The longest `timeout` a hand-off may have: an hour (RFC 5321 §4.5.3.2 asks a client
+/// to wait 10 minutes for the reply to the final dot). Much larger values would overflow
+/// the clock's arithmetic at the first wait.
+pub const MAX_TIMEOUT: u64 = 3600;
+
+/// Parses a `timeout` argument: whole seconds, 1 to [`MAX_TIMEOUT`].
 pub fn parse_timeout(v: &str) -> Result<Duration, String> {
     match v.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+        Ok(n) if (1..=MAX_TIMEOUT).contains(&n) => Ok(Duration::from_secs(n)),
         _ => Err(format!(
-            "timeout must be a whole number of seconds above 0, not {v:?}"
+            "timeout must be a whole number of seconds from 1 to {MAX_TIMEOUT}, not {v:?}"
         )),
     }
 }
 
 /// Keeps log and reply texts printable and short: a backend's answer goes into our reply,
-/// so it must not carry line breaks or control characters.
+/// so it must not carry line breaks or control characters, and at most 400 bytes of it
+/// keep our reply line within RFC 5321's 512 octets (§4.5.3.1.5), whatever the
+/// characters.
 pub fn clean_text(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(400)
-        .collect();
+    let mut out = String::with_capacity(s.len().min(400));
+    for c in s.chars().map(|c| if c.is_control() { ' ' } else { c }) {
+        if out.len() + c.len_utf8() > 400 {
+            break;
+        }
+        out.push(c);
+    }
     out.truncate(out.trim_end().len());
     out
 }
@@ -128,18 +168,25 @@ mod tests {
             Verdict::DenySoft
         );
         assert_eq!(Failure::Permanent("x".into()).outcome().verdict, Verdict::Deny);
-        let b = Failure::Broken("connect: refused".into()).outcome();
+        // What broke is for the log; the client hears a plain text.
+        let b = Failure::Broken("/usr/sbin/x: cannot start: No such file".into()).outcome();
         assert_eq!(b.verdict, Verdict::Declined);
-        assert_eq!(
-            b.msg,
-            vec!["Unable to queue message (connect: refused)".to_string()]
-        );
+        assert_eq!(b.msg, vec![BROKEN_TEXT.to_string()]);
+        let t = Failure::of_run("x", child::RunError::TimedOut, Duration::from_secs(2));
+        assert_eq!(t.text(), "x timed out after 2s; killed");
+        assert_eq!(t.outcome().msg, vec![TIMED_OUT_TEXT.to_string()]);
+        let i = Failure::of_run("x", child::RunError::Interrupted, Duration::from_secs(2));
+        assert_eq!(i.outcome().msg, vec![SHUTTING_DOWN_TEXT.to_string()]);
     }
 
     #[test]
     fn timeouts_and_texts() {
         assert_eq!(parse_timeout("5"), Ok(Duration::from_secs(5)));
         assert!(parse_timeout("0").is_err() && parse_timeout("x").is_err());
+        assert_eq!(parse_timeout("3600"), Ok(Duration::from_secs(3600)));
+        assert!(parse_timeout("3601").is_err() && parse_timeout("18446744073709551615").is_err());
         assert_eq!(clean_text("a\r\nb\x07 "), "a  b");
+        let long = clean_text(&"\u{e9}".repeat(1000));
+        assert_eq!((long.len(), long.chars().count()), (400, 200));
     }
 }

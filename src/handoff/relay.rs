@@ -194,6 +194,16 @@ impl Relay {
             other => other.into(),
         };
         let mut client = Client::connect(&s.target, &opts).map_err(refused)?;
+        if let Some(r) = &client.starttls_refused {
+            cx.log(
+                Level::Warn,
+                format_args!(
+                    "{}: STARTTLS refused ({}); going on without TLS (tls may)",
+                    s.target,
+                    r.describe()
+                ),
+            );
+        }
         if s.xclient {
             super::xclient::xclient(cx, &mut client, &opts).map_err(refused)?;
         }

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::child::{self, Exit, Program, RunError};
+use super::child::{self, Exit, Program};
 use super::{Failure, clean_text};
 use crate::address::Address;
 use crate::log::Level;
@@ -69,12 +69,7 @@ impl Sendmail<'_> {
             extra_fd: None,
             timeout: self.timeout,
         })
-        .map_err(|e| match e {
-            RunError::TimedOut => {
-                Failure::Broken(format!("timed out after {}s; killed", self.timeout.as_secs()))
-            }
-            e => Failure::Broken(e.to_string()),
-        })?;
+        .map_err(|e| Failure::of_run("sendmail", e, self.timeout))?;
         let said = clean_text(&String::from_utf8_lossy(&[done.stdout, done.stderr].concat()));
         if !said.is_empty() {
             cx.log(Level::Warn, format_args!("{} said: {said}", self.program));

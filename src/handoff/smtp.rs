@@ -128,6 +128,9 @@ pub struct Client {
     pub capabilities: Vec<String>,
     /// Did STARTTLS succeed?
     pub encrypted: bool,
+    /// The refusal of STARTTLS under `tls may`, after which the session went on in
+    /// clear text (for the log).
+    pub starttls_refused: Option<Reply>,
     /// The greeting's reply.
     pub greeting: Reply,
 }
@@ -147,6 +150,7 @@ impl Client {
             usable: true,
             capabilities: Vec::new(),
             encrypted: false,
+            starttls_refused: None,
             greeting: Reply {
                 code: 0,
                 lines: Vec::new(),
@@ -158,7 +162,12 @@ impl Client {
         match &opts.tls {
             Tls::Off => {}
             Tls::May if !client.offers("STARTTLS") => {}
-            Tls::May => client.starttls(opts, None)?,
+            Tls::May => match client.starttls(opts, None) {
+                // RFC 3207 §4: a refused STARTTLS leaves the session as it was; TLS is
+                // only wished for, so the session goes on in clear text.
+                Err(Error::Refused(r)) if client.usable() => client.starttls_refused = Some(r),
+                done => done?,
+            },
             Tls::Verify { .. } if !client.offers("STARTTLS") => {
                 return Err(client.broken(Trouble::Tls, "STARTTLS required but not offered"));
             }
@@ -265,7 +274,8 @@ impl Client {
 
     /// Sends the message in DATA form (dot-stuffed, CRLF, the final dot) after a `354`.
     /// `write` produces the message with LF line ends. Each piece written must go out
-    /// within the timeout.
+    /// within the timeout; input found waiting before a piece (the server answered before
+    /// the dot) makes the connection unusable.
     pub fn send_message(
         &mut self,
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
@@ -316,10 +326,15 @@ impl Client {
     }
 
     /// After the last reply a command has: anything more that is already there makes
-    /// the connection unusable (a reply too many would answer the next command).
+    /// the connection unusable (a reply too many would answer the next command). The end
+    /// of the connection is no reply: the replies stand, and the connection is not used
+    /// again.
     pub fn nothing_more(&mut self) -> Result<(), Error> {
-        let waiting = self.wire.unsolicited();
-        self.guard(waiting).map_err(Error::from)
+        let waiting = self.wire.ended_or_unsolicited();
+        if self.guard(waiting)? {
+            self.usable = false;
+        }
+        Ok(())
     }
 
     /// Says QUIT (best effort, a short wait) and closes.
@@ -372,7 +387,14 @@ struct Timed<'a> {
 
 impl Write for Timed<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.wire.write_all(buf, Instant::now() + self.timeout) {
+        // Nothing may come while the message is sent: a reply now (a 250 pipelined with
+        // the 354) answers no dot, and read after the dot it would be taken for the
+        // answer to it. Looked for before each piece, the last one (with the dot) too.
+        let sent = self
+            .wire
+            .unsolicited()
+            .and_then(|()| self.wire.write_all(buf, Instant::now() + self.timeout));
+        match sent {
             Ok(()) => Ok(buf.len()),
             Err(b) => {
                 self.failed = Some(b);

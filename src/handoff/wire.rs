@@ -271,12 +271,22 @@ impl Wire {
     /// Anything the next hop sent that no command asked for, without waiting: `Ok` when
     /// there is nothing. Such bytes (and the end of the connection) make it unusable.
     pub fn unsolicited(&mut self) -> Result<(), Broken> {
+        match self.ended_or_unsolicited()? {
+            false => Ok(()),
+            true => Err(self.broken(Trouble::Closed, "connection closed")),
+        }
+    }
+
+    /// [`Wire::unsolicited`], but the end of the connection is no error: `Ok(true)` when
+    /// the next hop has closed it (after its last reply, that is no reply nobody asked
+    /// for, only the end of the session).
+    pub fn ended_or_unsolicited(&mut self) -> Result<bool, Broken> {
         if self.inbuf.is_empty() {
             let mut buf = [0u8; 1024];
             match self.peek_input(&mut buf)? {
-                Some(0) => return Err(self.broken(Trouble::Closed, "connection closed")),
+                Some(0) => return Ok(true),
                 Some(n) => self.inbuf.extend_from_slice(&buf[..n]),
-                None => return Ok(()),
+                None => return Ok(false),
             }
         }
         let end = self

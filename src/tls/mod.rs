@@ -68,6 +68,9 @@ impl TlsFiles {
 /// units' `StateDirectory=`, created by the Debian package for the service's account.
 pub const DEFAULT_TICKET_KEYS: &str = "/var/lib/qpsmtpd-rs/tls-ticket-keys";
 
+/// The longest rotation period of the shared ticket key: 7 days.
+pub const MAX_TICKET_ROTATION: u64 = 7 * 24 * 3600;
+
 /// The default rotation period of the shared ticket key.
 pub const DEFAULT_TICKET_ROTATION: Duration = Duration::from_secs(12 * 3600);
 
@@ -106,10 +109,12 @@ pub fn ticket_setting(line: Option<&str>, config_dir: &Path) -> Result<Option<Ti
     let rotate = match words.next() {
         None => DEFAULT_TICKET_ROTATION,
         Some(w) => match w.parse::<u64>() {
-            Ok(secs) if secs >= 60 => Duration::from_secs(secs),
+            // A ticket lives one rotation period, and RFC 8446 §4.6.1 allows a ticket
+            // lifetime of at most 7 days.
+            Ok(secs) if (60..=MAX_TICKET_ROTATION).contains(&secs) => Duration::from_secs(secs),
             _ => {
                 return Err(format!(
-                    "tls_ticket_keys: rotation must be at least 60 seconds, not {w:?}"
+                    "tls_ticket_keys: rotation must be from 60 to {MAX_TICKET_ROTATION} seconds, not {w:?}"
                 ));
             }
         },
@@ -154,13 +159,27 @@ pub struct Acceptor {
     pub warning: Option<(String, bool)>,
 }
 
-/// Reads a whole file opened earlier (as root) or, without one, by its path.
+/// The largest certificate, key or CA file read (a long chain is a few dozen KiB).
+const MAX_PEM_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads a whole file opened earlier (as root) or, without one, by its path. Only a
+/// regular file is read, opened without waiting: a FIFO or a device named as a
+/// certificate must not hold the session (README Differences 62), and at most
+/// [`MAX_PEM_FILE`] bytes of it.
 fn read_all(opened: Option<std::fs::File>, path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = match opened {
+        Some(file) => file,
+        None => crate::config::open_regular(path)?,
+    };
     let mut bytes = Vec::new();
-    match opened {
-        Some(mut file) => file.read_to_end(&mut bytes).map(|_| bytes),
-        None => std::fs::read(path),
+    file.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_PEM_FILE / 1024 / 1024
+        )));
     }
+    Ok(bytes)
 }
 
 /// Reads the certificate and key and builds the rustls configuration (TLS 1.2 and 1.3,

@@ -226,7 +226,8 @@ fn keys_from(mut file: File, path: &Path, now: u64, period: u64) -> Result<Vec<K
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .filter_map(parse_line)
-        .filter(|k| k.created + 2 * period > now && k.created <= now + 300)
+        // The time first: a damaged one from the far future must not overflow the sum.
+        .filter(|k| k.created <= now + 300 && k.created + 2 * period > now)
         .collect();
     keys.sort_by_key(|k| std::cmp::Reverse(k.created));
     Ok(keys)
@@ -409,6 +410,20 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.path().join("keys.lock")).unwrap();
         assert!(TicketKeys::load(&keys, hour, None).is_err());
         assert!(!target.exists());
+    }
+
+    #[test]
+    fn a_key_from_the_far_future_is_dropped_not_added_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let hour = Duration::from_secs(3600);
+        TicketKeys::load(&path, hour, None).unwrap();
+        // A damaged line whose time would overflow when the period is added to it.
+        let text = fs::read_to_string(&path).unwrap();
+        let (_, rest) = text.lines().next().unwrap().split_once(' ').unwrap();
+        fs::write(&path, format!("{} {rest}\n{text}", u64::MAX)).unwrap();
+        let keys = TicketKeys::load(&path, hour, None).unwrap().0;
+        assert_eq!(keys.keys.len(), 1);
     }
 
     #[test]

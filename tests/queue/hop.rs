@@ -41,6 +41,8 @@ pub struct Script {
     pub rset: Act,
     /// Closes after the first line of the message.
     pub close_mid_message: bool,
+    /// Stops reading after the first line of the message (and holds the connection 30 s).
+    pub stall_mid_message: bool,
     /// The script applies to the first connection only; later ones behave.
     pub first_only: bool,
 }
@@ -57,6 +59,7 @@ impl Script {
             dot: Act::Say("250 2.0.0 Ok: queued as HOP1\r\n"),
             rset: Act::Say("250 2.0.0 Ok\r\n"),
             close_mid_message: false,
+            stall_mid_message: false,
             first_only: false,
         }
     }
@@ -204,6 +207,11 @@ fn serve(conn: TcpStream, script: Script, n: usize, log: &Mutex<Vec<String>>) {
                 return;
             }
             if script.close_mid_message {
+                return;
+            }
+            if script.stall_mid_message {
+                note("STALLED".into());
+                std::thread::sleep(Duration::from_secs(30));
                 return;
             }
             if l == ".\r\n" {

@@ -310,6 +310,31 @@ fn smtp_cases() -> Vec<Case> {
             0,
         ),
     ];
+    // A reply to the dot that comes before the dot (here pipelined with the 354) was
+    // not given to it: the hop then refuses the message, and our client must not have
+    // heard 250.
+    cases.push(smtp(
+        "250 with the 354, before the message; 550 to the dot",
+        Script {
+            data: Act::Say("354 go ahead\r\n250 2.0.0 Ok: queued as EARLY\r\n"),
+            dot: Act::Say("550 5.7.1 refused after all\r\n"),
+            ..good()
+        },
+        ok,
+        Some("451 4.5.0 Next hop answered out of protocol; try again later"),
+        0,
+    ));
+    cases.push(smtp(
+        "250 with the 354, before the message; no answer to the dot",
+        Script {
+            data: Act::Say("354 go ahead\r\n250 2.0.0 Ok: queued as EARLY\r\n"),
+            dot: Act::Hang,
+            ..good()
+        },
+        ok,
+        Some("451 4.5.0 Next hop answered out of protocol; try again later"),
+        0,
+    ));
     for c in cases.iter_mut() {
         if c.name.contains("fresh connection")
             || c.name.contains("replayed once")
@@ -378,6 +403,80 @@ fn smtp_cases() -> Vec<Case> {
         c.conns = 2;
     }
     cases
+}
+
+/// Reply lines that are not what they seem: codes that change between the lines of one
+/// reply, a multi-line reply cut off, codes of four digits or with a letter, lines longer
+/// than any reply may be, a reply of too many lines, a refused greeting; and replies
+/// ending in a bare LF, which are fine.
+fn reply_format_cases() -> Vec<Case> {
+    let ok: &[&str] = &["250 2.1.5"];
+    let out_of_protocol: &[&str] = &["450 4.5.0 Next hop answered out of protocol"];
+    let long: &'static str = Box::leak(format!("250 2.1.5 {}\r\n", "x".repeat(5000)).into_boxed_str());
+    let many: &'static str =
+        Box::leak(format!("{}250 8BITMIME\r\n", "250-hop.example\r\n".repeat(100)).into_boxed_str());
+    let rcpt = |name, act| smtp(name, Script { rcpt: act, ..good() }, out_of_protocol, None, 0);
+    vec![
+        rcpt(
+            "RCPT: 250- then 550",
+            Act::Say("250-2.1.5 fine\r\n550 5.1.1 not fine\r\n"),
+        ),
+        rcpt("RCPT: 2500", Act::Say("2500 ok\r\n")),
+        rcpt("RCPT: 25O", Act::Say("25O ok\r\n")),
+        rcpt("RCPT: a line of 5000 bytes", Act::Say(long)),
+        smtp(
+            "RCPT: 250- then close",
+            Script {
+                rcpt: Act::SayThenClose("250-2.1.5 one\r\n"),
+                ..good()
+            },
+            &["450 4.4.2 Next hop closed the connection"],
+            None,
+            0,
+        ),
+        smtp(
+            "EHLO: 101 lines",
+            Script {
+                ehlo: Act::Say(many),
+                ..good()
+            },
+            out_of_protocol,
+            None,
+            0,
+        ),
+        smtp(
+            "a 554 greeting",
+            Script {
+                greeting: Act::Say("554 5.3.2 hop.example not accepting mail\r\n"),
+                ..good()
+            },
+            &["450 4.4.0 Next hop refused the session"],
+            None,
+            0,
+        ),
+        smtp(
+            "the dot: 250- then 550",
+            Script::answering("250-2.0.0 Ok\r\n550 5.7.1 but no\r\n"),
+            ok,
+            Some("451 4.5.0 Next hop answered out of protocol; try again later"),
+            0,
+        ),
+        smtp(
+            "every reply with a bare LF",
+            Script {
+                greeting: Act::Say("220 hop.example ESMTP\n"),
+                ehlo: Act::Say("250-hop.example\n250 8BITMIME\n"),
+                mail: Act::Say("250 2.1.0 Ok\n"),
+                rcpt: Act::Say("250 2.1.5 Ok\n"),
+                data: Act::Say("354 go ahead\n"),
+                dot: Act::Say("250 2.0.0 Ok: queued as LF1\n"),
+                ..good()
+            },
+            ok,
+            Some("250 2.0.0 Queued! queued as LF1"),
+            1,
+        ),
+    ]
 }
 
 fn lmtp(name: &'static str, dot: Act, reply: &'static str, taken: usize) -> Case {
@@ -457,6 +556,15 @@ fn lmtp_cases() -> Vec<Case> {
         .find(|c| c.name.contains("dripped"))
         .unwrap()
         .taken = None;
+    cases.push(lmtp(
+        "LMTP: both 250s with the 354, before the message; 550s to the dot",
+        Act::Say("550 5.7.1 <one@example.org> no\r\n550 5.7.1 <two@example.org> no\r\n"),
+        "451 4.5.0 Next hop answered out of protocol; try again later",
+        0,
+    ));
+    cases.last_mut().unwrap().script.data = Act::Say(
+        "354 go ahead\r\n250 2.0.0 <one@example.org> Saved\r\n250 2.0.0 <two@example.org> Saved\r\n",
+    );
     // Three replies for two recipients: the extra one must not answer the next message's
     // recipients (a refused one got our 250 and a valid one 550 before).
     cases.push(Case {
@@ -616,4 +724,119 @@ fn smtp_next_hop_misbehaving_at_every_step() {
 #[test]
 fn lmtp_next_hop_misbehaving_after_the_dot() {
     run_all(lmtp_cases());
+}
+
+#[test]
+fn next_hop_replies_that_are_not_what_they_seem() {
+    run_all(reply_format_cases());
+}
+
+/// `tls may` is opportunistic: a next hop that offers STARTTLS but refuses it (`454`, as a
+/// server whose certificate cannot be read answers) gets the message in clear text; the
+/// session is as it was before the refused command (RFC 3207 §4). It used to defer
+/// every message.
+#[test]
+fn tls_may_goes_on_in_clear_text_when_starttls_is_refused() {
+    let hop = Hop::start(Script {
+        ehlo: Act::Say("250-hop.example\r\n250-STARTTLS\r\n250 8BITMIME\r\n"),
+        ..good()
+    });
+    let dir = forward_dir("queue/smtp-forward 127.0.0.1 PORT tls may", hop.port);
+    let mut t = Talk::start(&dir);
+    let r = t.envelope("a@example.net", &["one@example.org"]);
+    assert!(r[0].starts_with("250 "), "{r:?}: {:?}", hop.lines());
+    assert_eq!(
+        t.data(&super::tricky_message("clear")),
+        "250 2.0.0 Queued! queued as HOP1"
+    );
+    let log = t.quit();
+    assert!(log.contains("STARTTLS refused"), "{log}");
+    assert_eq!(hop.confirmed(), 1);
+    // `tls verify` does not go on without TLS.
+    let dir = forward_dir(
+        "queue/smtp-forward 127.0.0.1 PORT tls verify tls_name hop.example",
+        hop.port,
+    );
+    let mut t = Talk::start(&dir);
+    let r = t.envelope("a@example.net", &["one@example.org"]);
+    assert!(r[0].starts_with("450 "), "{r:?}");
+    t.quit();
+}
+
+/// A next hop that answers the dot with `250` and closes at once, the reply and the end
+/// of the connection in one segment (Python, for TCP_CORK): it took the message, and the
+/// end of the connection is no reply. Our client used to hear `451` (and send the message
+/// again, a duplicate) whenever the end arrived with the reply.
+#[test]
+fn a_hop_that_closes_right_after_its_250_to_the_dot_took_the_message() {
+    let Some(python) = crate::support::tool("python3") else {
+        return;
+    };
+    const HOP: &str = r#"
+import socket, sys
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(5)
+print(l.getsockname()[1], flush=True)
+while True:
+    c, _ = l.accept(); f = c.makefile("rb")
+    c.sendall(b"220 hop.example ESMTP\r\n")
+    while True:
+        line = f.readline()
+        if not line: break
+        verb = line[:4].upper()
+        if verb == b"DATA":
+            c.sendall(b"354 go ahead\r\n")
+            while f.readline() not in (b".\r\n", b""): pass
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            c.sendall(b"250 2.0.0 Ok: queued as CLOSE1\r\n")
+            c.shutdown(socket.SHUT_WR)
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            print("TAKEN", flush=True)
+            break
+        c.sendall(b"221 bye\r\n" if verb == b"QUIT" else b"250 hop.example\r\n")
+    c.close()
+"#;
+    let mut hop = std::process::Command::new(python)
+        .arg("-c")
+        .arg(HOP)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(hop.stdout.take().unwrap());
+    let mut port = String::new();
+    std::io::BufRead::read_line(&mut out, &mut port).unwrap();
+    let dir = forward_dir("queue/smtp-forward 127.0.0.1 PORT", port.trim().parse().unwrap());
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        let mut t = Talk::start(&dir);
+        t.envelope("a@example.net", &["one@example.org"]);
+        replies.push(t.data(&super::tricky_message("close")));
+        t.quit();
+    }
+    let _ = hop.kill();
+    let _ = hop.wait();
+    let mut taken = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut taken);
+    assert_eq!(taken.matches("TAKEN").count(), 3);
+    for r in replies {
+        assert_eq!(r, "250 2.0.0 Queued! queued as CLOSE1");
+    }
+}
+
+/// A next hop's refusal text reaches our client, cut so that the reply line stays within
+/// RFC 5321's 512 octets (§4.5.3.1.5) however many bytes its characters take.
+#[test]
+fn a_long_refusal_text_is_cut_to_a_reply_line_smtp_allows() {
+    let text: &'static str =
+        Box::leak(format!("550 5.1.1 {}\r\n", "\u{1F600}".repeat(1000)).into_boxed_str());
+    let hop = Hop::start(Script {
+        rcpt: Act::Say(text),
+        ..good()
+    });
+    let dir = forward_dir("queue/smtp-forward 127.0.0.1 PORT", hop.port);
+    let mut t = Talk::start(&dir);
+    let r = t.envelope("a@example.net", &["one@example.org"]);
+    t.quit();
+    let start: String = r[0].chars().take(20).collect();
+    assert!(r[0].starts_with("550 5.1.1 \u{1F600}"), "{start}");
+    assert!(r[0].len() + 2 <= 512, "a reply line of {} bytes", r[0].len() + 2);
 }

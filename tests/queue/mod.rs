@@ -10,6 +10,7 @@ mod faults;
 pub mod hop;
 mod misbehaving;
 mod postfix;
+mod programs;
 mod qmail;
 
 use std::io::{BufRead, BufReader, Read, Write};

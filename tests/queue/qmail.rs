@@ -151,10 +151,7 @@ fn a_hanging_queue_is_killed_with_its_children_and_the_client_told_451() {
     for mode in ["hang", "hang-group"] {
         let started = std::time::Instant::now();
         let r = deliver(&s, mode, &[]);
-        assert_eq!(
-            r,
-            "451 4.3.0 Unable to queue message (qmail-queue timed out after 2s; killed)"
-        );
+        assert_eq!(r, "451 4.3.0 Mail system did not answer in time; try again later");
         assert!(started.elapsed().as_secs() < 15);
         for pidfile in stored(&s.out, "pid.") {
             let pid = String::from_utf8_lossy(&read(&pidfile)).trim().to_string();
@@ -172,7 +169,7 @@ fn a_hanging_queue_is_killed_with_its_children_and_the_client_told_451() {
 fn a_queue_killed_mid_transfer_or_missing_gives_451() {
     let s = setup(&[]);
     let r = deliver(&s, "die", &[]);
-    assert!(r.starts_with("451 4.3.0 Unable to queue message ("), "{r}");
+    assert_eq!(r, "451 4.3.0 Unable to queue message; try again later");
     assert!(stored(&s.out, "msg.").is_empty());
     // Not executable (a permission error) and not there at all.
     let plain = s.dir.path().join("not-executable");
@@ -182,9 +179,10 @@ fn a_queue_killed_mid_transfer_or_missing_gives_451() {
         "/nonexistent/qmail-queue".to_string(),
     ] {
         let r = deliver(&s, "ok", &[("QMAILQUEUE", &program)]);
-        assert!(
-            r.starts_with("451 4.3.0 Unable to queue message (cannot start: "),
-            "{program}: {r}"
+        // Why it could not start (and the path) is for the log only.
+        assert_eq!(
+            r, "451 4.3.0 Unable to queue message; try again later",
+            "{program}"
         );
     }
     let spool = files_in(&s.dir.spool());

@@ -29,9 +29,12 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
             "checkpw" => checkpw = Some(PathBuf::from(v)),
             "true" => truth = Some(PathBuf::from(v)),
             "timeout" => {
+                // At most an hour: far more overflows the clock's arithmetic.
                 let secs: u64 = v
                     .parse()
-                    .map_err(|_| format!("timeout must be seconds, not {v:?}"))?;
+                    .ok()
+                    .filter(|s| *s <= 3600)
+                    .ok_or_else(|| format!("timeout must be seconds, at most 3600, not {v:?}"))?;
                 timeout = Duration::from_secs(secs.max(1));
             }
             other => {

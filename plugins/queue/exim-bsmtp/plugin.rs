@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::address::Address;
 use crate::config::Config;
-use crate::handoff::child::{self, Exit, Program, RunError};
+use crate::handoff::child::{self, Exit, Program};
 use crate::handoff::dot::DotStuffer;
 use crate::handoff::{self, DEFAULT_TIMEOUT, Failure, clean_text};
 use crate::log::Level;
@@ -75,13 +75,7 @@ impl EximBsmtp {
             extra_fd: None,
             timeout: self.timeout,
         })
-        .map_err(|e| match e {
-            RunError::TimedOut => Failure::Broken(format!(
-                "exim timed out after {}s; killed",
-                self.timeout.as_secs()
-            )),
-            e => Failure::Broken(format!("{}: {e}", self.exim)),
-        })?;
+        .map_err(|e| Failure::of_run(&self.exim, e, self.timeout))?;
         // Exim is silent in BSMTP mode unless something went wrong; then it writes SMTP
         // error replies and exits non-zero (spec, "Batched SMTP input").
         let output = String::from_utf8_lossy(&[done.stdout, done.stderr].concat()).into_owned();
@@ -95,7 +89,9 @@ impl EximBsmtp {
         match (done.exit, code_reply) {
             (Exit::Code(0), None) if done.input_complete => Ok(()),
             (_, Some((code, text))) if code >= 500 => Err(Failure::Permanent(text)),
-            (_, Some((_, text))) => Err(Failure::Temporary(text)),
+            // A temporary error is about our side (spool, configuration): it is in the
+            // log above; the client hears a plain text.
+            (_, Some(_)) => Err(Failure::Temporary(TEMPORARY_TEXT.into())),
             (Exit::Code(0), None) => Err(Failure::Broken(
                 "exim exited before reading the whole batch".into(),
             )),
@@ -104,6 +100,9 @@ impl EximBsmtp {
         }
     }
 }
+
+/// Our client's text for a temporary error reply from Exim.
+const TEMPORARY_TEXT: &str = "4.3.0 Mail system unavailable; try again later";
 
 /// The batch: envelope commands, the dot-stuffed message with LF line ends, QUIT.
 fn write_batch(cx: &mut Context<'_>, file: &File) -> io::Result<()> {

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
-use crate::handoff::child::{self, Exit, Program, RunError};
+use crate::handoff::child::{self, Exit, Program};
 use crate::handoff::{self, DEFAULT_TIMEOUT, Failure, clean_text};
 use crate::log::Level;
 use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, key_values};
@@ -88,13 +88,7 @@ impl QmailQueue {
             extra_fd: Some(6),
             timeout: self.timeout,
         })
-        .map_err(|e| match e {
-            RunError::TimedOut => Failure::Broken(format!(
-                "qmail-queue timed out after {}s; killed",
-                self.timeout.as_secs()
-            )),
-            e => Failure::Broken(e.to_string()),
-        })?;
+        .map_err(|e| Failure::of_run("qmail-queue", e, self.timeout))?;
         if !done.stderr.is_empty() {
             let text = clean_text(&String::from_utf8_lossy(&done.stderr));
             cx.log(Level::Warn, format_args!("qmail-queue said: {text}"));

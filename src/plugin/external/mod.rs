@@ -67,12 +67,16 @@ pub fn dirs_text(config: &Config) -> String {
     }
 }
 
-/// The default budget: `hook_timeout` (whole seconds; 0 or unset = 30).
+/// The default budget: `hook_timeout` (whole seconds up to [`options::MAX_TIMEOUT`], as
+/// a plugin's own `timeout`; 0 or unset = 30).
 pub fn default_budget(config: &Config) -> Result<Duration, String> {
-    Ok(match config.number("hook_timeout").map_err(|e| e.to_string())? {
-        Some(secs) if secs > 0 => Duration::from_secs(secs),
-        _ => DEFAULT_TIMEOUT,
-    })
+    let max = options::MAX_TIMEOUT as u64;
+    Ok(
+        match config.seconds("hook_timeout", max).map_err(|e| e.to_string())? {
+            Some(secs) if secs > 0 => Duration::from_secs(secs),
+            _ => DEFAULT_TIMEOUT,
+        },
+    )
 }
 
 /// A path made absolute against our working directory, so that a child started in

@@ -18,7 +18,7 @@ pub const MARKER: &str = "qpsmtpd-rs:";
 const HEAD_BYTES: u64 = 8 * 1024;
 
 /// The longest time budget accepted (one hour).
-const MAX_TIMEOUT: f64 = 3600.0;
+pub const MAX_TIMEOUT: f64 = 3600.0;
 
 /// How the program is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
