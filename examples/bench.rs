@@ -84,9 +84,14 @@ fn opts() -> Opts {
             "--variant" => {
                 let v = args.next().expect("--variant needs NAME=PATH");
                 let (name, path) = v.split_once('=').expect("--variant needs NAME=PATH");
-                o.variants.push((name.to_string(), PathBuf::from(path)));
+                // Absolute: each server runs in its own directory.
+                let path = std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                o.variants.push((name.to_string(), path));
             }
-            "--binary" => o.binary = Some(PathBuf::from(args.next().expect("--binary needs a path"))),
+            "--binary" => {
+                let path = args.next().expect("--binary needs a path");
+                o.binary = Some(std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+            }
             "--greetings" => o.greetings = num("--greetings"),
             "--big-mb" => o.big_mb = num("--big-mb"),
             "--record" => o.record = true,
@@ -272,6 +277,15 @@ fn main() {
         o.greetings,
     );
     cost::print("qpsmtpd-rs sample", &ours_cost);
+    cost::print_memory("floor", &cost::memory(&mut Command::new(&floor), &body));
+    let ours_memory = cost::memory(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        &body,
+    );
+    cost::print_memory("qpsmtpd-rs sample", &ours_memory);
 
     println!(
         "\nexec to greeting (spawned directly with a socket as fd 0/1, {} times, p50 / p99):",

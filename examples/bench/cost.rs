@@ -9,7 +9,7 @@ use std::process::Command;
 
 use nix::sys::resource::{UsageWho, getrusage};
 
-use super::{expect, socket_pair, spawn_on};
+use super::{expect, socket_pair, spawn_inetd, spawn_on};
 
 /// Per-session averages.
 pub struct Cost {
@@ -98,5 +98,85 @@ pub fn print(name: &str, c: &Cost) {
         } else {
             String::new()
         }
+    );
+}
+
+/// One session's memory, read just before QUIT (kilobytes).
+pub struct Memory {
+    /// Peak resident set (VmHWM): every page mapped in, shared ones included.
+    pub peak_rss: u64,
+    /// Pages only this process has written (smaps_rollup Private_Dirty: heap, stack,
+    /// relocated data): what one more concurrent session costs the machine. Clean pages
+    /// of the program and libc are the page cache's, shared by every session.
+    pub private: u64,
+    /// Resident pages of the program file itself (shared with every other session).
+    pub binary: u64,
+}
+
+/// Memory of one whole session of `cmd` with `body` as its message.
+pub fn memory(cmd: &mut Command, body: &[u8]) -> Memory {
+    let (mut child, s) = spawn_inetd(cmd);
+    let pid = child.id();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let ok = (|| -> std::io::Result<()> {
+        expect(&mut r, "220")?;
+        w.write_all(
+            b"EHLO bench.example\r\nMAIL FROM:<bench@example.net>\r\nRCPT TO:<user@example.org>\r\nDATA\r\n",
+        )?;
+        for code in ["250", "250", "250", "354"] {
+            expect(&mut r, code)?;
+        }
+        w.write_all(body)?;
+        expect(&mut r, "250")
+    })();
+    let field = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    // Sum the Rss lines of the mappings of the program file.
+    let mut binary = 0;
+    let mut in_exe = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            in_exe = line.ends_with(exe.to_string_lossy().as_ref());
+        } else if in_exe && line.starts_with("Rss:") {
+            binary += line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    let m = Memory {
+        peak_rss: field(&status, "VmHWM:"),
+        private: field(&rollup, "Private_Dirty:"),
+        binary,
+    };
+    let _ = w.write_all(b"QUIT\r\n");
+    let _ = w.shutdown(Shutdown::Write);
+    let _ = r.read_to_end(&mut Vec::new());
+    let _ = child.wait();
+    if let Err(e) = ok {
+        eprintln!("session for memory failed: {e}");
+    }
+    m
+}
+
+/// Prints one row of the memory table.
+pub fn print_memory(name: &str, m: &Memory) {
+    println!(
+        "  {name:<28} {:>5.1} MB peak RSS: {:>5.2} MB written by the session (private), {:>5.2} MB \
+         of the program file (page cache)",
+        m.peak_rss as f64 / 1024.0,
+        m.private as f64 / 1024.0,
+        m.binary as f64 / 1024.0
     );
 }

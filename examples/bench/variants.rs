@@ -9,7 +9,7 @@ use std::process::Command;
 
 use super::{
     Opts, Target, callgrind, compare, cost, exec_to_greeting, make_maildir, peers, s_num, sample_chain,
-    session_rss, write_config,
+    write_config,
 };
 
 pub fn run(o: &Opts, variants: &[(String, PathBuf)], tcpserver: &Path, floor: &Path, body: &[u8]) {
@@ -67,12 +67,12 @@ pub fn run(o: &Opts, variants: &[(String, PathBuf)], tcpserver: &Path, floor: &P
 
     println!(
         "\nper session ({} whole sessions one at a time; instructions by callgrind; exec to \
-         greeting p50; VmHWM):",
+         greeting p50; peak RSS and the pages the session wrote, its private memory):",
         o.greetings
     );
     println!(
-        "  {:<16} {:>9} {:>7} {:>9} {:>8} {:>11} {:>8} {:>7}",
-        "build", "size", "relocs", "CPU ms", "faults", "instructions", "greet", "RSS"
+        "  {:<16} {:>9} {:>7} {:>9} {:>8} {:>11} {:>8} {:>7} {:>8}",
+        "build", "size", "relocs", "CPU ms", "faults", "instructions", "greet", "RSS", "private"
     );
     let transcript = o.work.join("session.txt");
     std::fs::write(&transcript, super::transcript_text(body)).unwrap();
@@ -82,9 +82,9 @@ pub fn run(o: &Opts, variants: &[(String, PathBuf)], tcpserver: &Path, floor: &P
         let c = cost::per_session(&mut cmd, body, o.greetings);
         let instr = callgrind(bin, &cfg, &dir, &transcript);
         let greet = exec_to_greeting(&mut cmd, o.greetings).0;
-        let rss = session_rss(&mut cmd, body);
+        let mem = cost::memory(&mut cmd, body);
         println!(
-            "  {:<16} {:>8}K {:>7} {:>9.3} {:>8.1} {:>11} {:>6.3}ms {:>5.1}MB",
+            "  {:<16} {:>8}K {:>7} {:>9.3} {:>8.1} {:>11} {:>6.3}ms {:>5.1}MB {:>6.2}MB",
             name,
             std::fs::metadata(bin).map(|m| m.len() / 1024).unwrap_or(0),
             relocations(bin),
@@ -92,7 +92,8 @@ pub fn run(o: &Opts, variants: &[(String, PathBuf)], tcpserver: &Path, floor: &P
             c.minor_faults,
             s_num(instr),
             greet * 1e3,
-            rss as f64 / 1024.0
+            mem.peak_rss as f64 / 1024.0,
+            mem.private as f64 / 1024.0
         );
     }
 }
