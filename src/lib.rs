@@ -28,6 +28,7 @@ pub mod config;
 pub mod connection;
 pub mod handoff;
 pub mod header;
+pub mod host;
 pub mod io;
 pub mod localtime;
 pub mod log;

@@ -15,7 +15,9 @@ use tempfile::NamedTempFile;
 use crate::address::Address;
 use crate::connection::Notes;
 use crate::header::Header;
-use crate::plugin::Params;
+
+/// ESMTP parameters of MAIL/RCPT (`KEY=VALUE`; keys lower-cased as qpsmtpd passes them).
+pub type Params = Vec<(String, Option<String>)>;
 
 /// Default in-memory part of a body before it goes to disk.
 pub const DEFAULT_SIZE_THRESHOLD: usize = 64 * 1024;

@@ -4,8 +4,9 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+pub(crate) use super::spec::parse_spec;
 use super::{Args, Context, Env, Hook, Outcome, Plugin, PluginSpec, Verdict, registry};
-use crate::config::{Config, ConfigError, Entry, Lines};
+use crate::config::{Config, ConfigError, Lines};
 use crate::connection::Connection;
 use crate::log::{Level, Logger};
 use crate::reply::Reply;
@@ -76,7 +77,7 @@ impl Chain {
     pub fn new() -> Chain {
         Chain {
             plugins: Vec::new(),
-            by_hook: vec![Vec::new(); Hook::ALL.len()],
+            by_hook: vec![Vec::new(); Hook::COUNT],
             config_depth: Cell::new(0),
         }
     }
@@ -318,57 +319,6 @@ fn check_own_replies(
     *reply = instead;
 }
 
-/// `name arg arg ...`; `name:N` is another instance of `name`; printable ASCII only.
-pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
-    let err = |message: String| LoadError {
-        file: entry.file.clone(),
-        line: entry.line,
-        message,
-    };
-    if !entry
-        .text
-        .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) || b == b'\t')
-    {
-        return Err(err("unsafe characters in plugin line".into()));
-    }
-    let mut words = entry.text.split_whitespace().map(str::to_string);
-    let name = words.next().unwrap_or_default();
-    if name.contains("::") {
-        return Err(err(format!(
-            "{name}: Perl module plugins cannot be loaded; run it as an external plugin program instead"
-        )));
-    }
-    let base = match name.split_once(':') {
-        Some((base, _instance)) => base.to_string(),
-        None => name.clone(),
-    };
-    let mut args: Vec<String> = words.collect();
-    // `loglevel` is a key every plugin takes (qpsmtpd's base class reads it), so it is
-    // taken out here wherever it stands as a key of key/value arguments.
-    let mut log_adjust = None;
-    if let Some(i) = (0..args.len().saturating_sub(1))
-        .step_by(2)
-        .find(|&i| args[i] == "loglevel")
-    {
-        let value = args[i + 1].clone();
-        log_adjust = Some(super::LogAdjust::parse(&value).ok_or_else(|| {
-            err(format!(
-                "{name}: invalid loglevel {value:?} (0-7, LOGINFO, +N or -N)"
-            ))
-        })?);
-        args.drain(i..i + 2);
-    }
-    Ok(PluginSpec {
-        name,
-        base,
-        args,
-        file: entry.file.clone(),
-        line: entry.line,
-        log_adjust,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,26 +409,5 @@ mod tests {
             vec!["a:helo", "boom:helo", "c:helo", "watch:deny:c:DENY"]
         );
         assert_eq!(run(&chain, Hook::Mail), Outcome::declined());
-    }
-
-    #[test]
-    fn spec_parsing() {
-        let entry = |t: &str| Entry {
-            text: t.into(),
-            file: PathBuf::from("plugins"),
-            line: 3,
-        };
-        let s = parse_spec(&entry("relay:0 only 1")).unwrap();
-        assert_eq!(
-            (s.name.as_str(), s.base.as_str(), s.args.clone()),
-            ("relay:0", "relay", vec!["only".to_string(), "1".to_string()])
-        );
-        assert!(parse_spec(&entry("My::Plugin")).is_err());
-        let s = parse_spec(&entry("badmailfrom reject 0 loglevel -1")).unwrap();
-        assert_eq!(s.args, vec!["reject".to_string(), "0".to_string()]);
-        assert_eq!(s.log_adjust, Some(super::super::LogAdjust::Shift(-1)));
-        assert!(parse_spec(&entry("relay loglevel loud")).is_err());
-        let e = parse_spec(&entry("relay \u{7f}")).unwrap_err();
-        assert_eq!(e.line, 3);
     }
 }

@@ -223,7 +223,7 @@ impl LogSink for FileLog {
         let line = format!(
             "{} {}[{}]: {}\n",
             strftime(&self.tsformat),
-            crate::session::hostname(),
+            crate::host::hostname(),
             std::process::id(),
             record.line()
         );

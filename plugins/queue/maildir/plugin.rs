@@ -48,7 +48,7 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
     if spec.args.len() > 3 {
         return Err(format!("too many arguments: {}", spec.args.join(" ")));
     }
-    let host: String = crate::session::hostname()
+    let host: String = crate::host::hostname()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
         .collect();
