@@ -26,6 +26,9 @@ pub mod reject;
 pub mod spec;
 pub mod verdict;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub use args::{Args, key_values};
 pub use chain::{Chain, LoadError};
 pub use context::{Context, Env, truthy};
