@@ -9,12 +9,11 @@
 //! - Everything else is temporary (`4xx`): a 4xx reply, a failure to connect or spawn, a
 //!   backend that died or hung past the plugin's `timeout`, an answer that cannot be read.
 //!
-//! [`child`] runs programs (qmail-queue, sendmail, exim) with explicit descriptors and a
-//! deadline; [`smtp`] is a blocking SMTP/LMTP client with timeouts and STARTTLS over the
+//! Programs (qmail-queue, sendmail, exim) run through [`crate::child`] with explicit
+//! descriptors and a deadline; [`smtp`] is a blocking SMTP/LMTP client with timeouts and STARTTLS over the
 //! byte stream of [`wire`]; [`relay`] forwards at RCPT time with it; [`dot`] writes a
 //! message in SMTP's dot-stuffed form.
 
-pub mod child;
 pub mod dot;
 pub mod lmtp;
 pub mod relay;
@@ -29,6 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::address::Address;
+use crate::child::ChildError;
 use crate::plugin::{Context, Outcome, Verdict};
 use crate::transaction::Transaction;
 
@@ -87,13 +87,13 @@ impl Failure {
     }
 
     /// A program run that gave no exit status; `program` names it in the log text.
-    pub fn of_run(program: &str, e: child::RunError, timeout: Duration) -> Failure {
+    pub fn of_run(program: &str, e: ChildError, timeout: Duration) -> Failure {
         match e {
-            child::RunError::TimedOut => Failure::TimedOut(format!(
+            ChildError::TimedOut => Failure::TimedOut(format!(
                 "{program} timed out after {}s; killed",
                 timeout.as_secs()
             )),
-            child::RunError::Interrupted => Failure::Interrupted(format!("{program}: {e}")),
+            ChildError::Interrupted => Failure::Interrupted(format!("{program}: {e}")),
             e => Failure::Broken(format!("{program}: {e}")),
         }
     }
@@ -129,6 +129,10 @@ pub fn clean_text(s: &str) -> String {
     out.truncate(out.trim_end().len());
     out
 }
+
+/// Output of a queue program kept per stream (fd 1, fd 2, qmail-queue's fd 6); the rest
+/// is read and dropped.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// The message as it is handed off: header block, then body, LF line ends.
 pub fn message_reader(txn: &mut Transaction) -> io::Result<Box<dyn Read + '_>> {
@@ -172,10 +176,10 @@ mod tests {
         let b = Failure::Broken("/usr/sbin/x: cannot start: No such file".into()).outcome();
         assert_eq!(b.verdict, Verdict::Declined);
         assert_eq!(b.msg, vec![BROKEN_TEXT.to_string()]);
-        let t = Failure::of_run("x", child::RunError::TimedOut, Duration::from_secs(2));
+        let t = Failure::of_run("x", ChildError::TimedOut, Duration::from_secs(2));
         assert_eq!(t.text(), "x timed out after 2s; killed");
         assert_eq!(t.outcome().msg, vec![TIMED_OUT_TEXT.to_string()]);
-        let i = Failure::of_run("x", child::RunError::Interrupted, Duration::from_secs(2));
+        let i = Failure::of_run("x", ChildError::Interrupted, Duration::from_secs(2));
         assert_eq!(i.outcome().msg, vec![SHUTTING_DOWN_TEXT.to_string()]);
     }
 

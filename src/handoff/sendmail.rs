@@ -3,11 +3,11 @@
 //! sysexits(3) status. Used by queue/sendmail and queue/postfix-queue.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::child::{self, Exit, Program};
-use super::{Failure, clean_text};
+use super::{Failure, OUTPUT_LIMIT, clean_text};
 use crate::address::Address;
+use crate::child::{Exit, Fd, Spawn};
 use crate::log::Level;
 use crate::plugin::{Context, Outcome};
 
@@ -62,15 +62,15 @@ impl Sendmail<'_> {
         let msg_id = super::message_id(cx.txn);
         let stdin = super::message_reader(cx.txn)
             .map_err(|e| Failure::Broken(format!("reading the spooled message: {e}")))?;
-        let done = child::run(Program {
-            cmd,
-            stdin: Some(stdin),
-            fd1_input: None,
-            extra_fd: None,
-            timeout: self.timeout,
-        })
-        .map_err(|e| Failure::of_run("sendmail", e, self.timeout))?;
-        let said = clean_text(&String::from_utf8_lossy(&[done.stdout, done.stderr].concat()));
+        let done = Spawn::new(cmd)
+            .fd(0, Fd::Feed(stdin))
+            .fd(1, Fd::Read(OUTPUT_LIMIT))
+            .fd(2, Fd::Read(OUTPUT_LIMIT))
+            .run(Instant::now() + self.timeout)
+            .map_err(|e| Failure::of_run("sendmail", e, self.timeout))?;
+        let said = clean_text(&String::from_utf8_lossy(
+            &[done.output(1), done.output(2)].concat(),
+        ));
         if !said.is_empty() {
             cx.log(Level::Warn, format_args!("{} said: {said}", self.program));
         }

@@ -4,13 +4,13 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::address::Address;
+use crate::child::{Exit, Fd, Spawn};
 use crate::config::Config;
-use crate::handoff::child::{self, Exit, Program};
 use crate::handoff::dot::DotStuffer;
-use crate::handoff::{self, DEFAULT_TIMEOUT, Failure, clean_text};
+use crate::handoff::{self, DEFAULT_TIMEOUT, Failure, OUTPUT_LIMIT, clean_text};
 use crate::log::Level;
 use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, key_values};
 
@@ -68,17 +68,15 @@ impl EximBsmtp {
             .map_err(|e| Failure::Broken(format!("rewinding the batch file: {e}")))?;
         let mut cmd = Command::new(&self.exim);
         cmd.arg("-bS");
-        let done = child::run(Program {
-            cmd,
-            stdin: Some(Box::new(batch)),
-            fd1_input: None,
-            extra_fd: None,
-            timeout: self.timeout,
-        })
-        .map_err(|e| Failure::of_run(&self.exim, e, self.timeout))?;
+        let done = Spawn::new(cmd)
+            .fd(0, Fd::Feed(Box::new(batch)))
+            .fd(1, Fd::Read(OUTPUT_LIMIT))
+            .fd(2, Fd::Read(OUTPUT_LIMIT))
+            .run(Instant::now() + self.timeout)
+            .map_err(|e| Failure::of_run(&self.exim, e, self.timeout))?;
         // Exim is silent in BSMTP mode unless something went wrong; then it writes SMTP
         // error replies and exits non-zero (spec, "Batched SMTP input").
-        let output = String::from_utf8_lossy(&[done.stdout, done.stderr].concat()).into_owned();
+        let output = String::from_utf8_lossy(&[done.output(1), done.output(2)].concat()).into_owned();
         let mut code_reply = None;
         for line in output.lines() {
             cx.log(Level::Error, format_args!("exim: {}", clean_text(line)));

@@ -1,12 +1,13 @@
 //! queue/qmail-queue: hands the message to qmail-queue (or any program with its
 //! interface: notqmail, s/qmail, simscan-style wrappers). See README.md beside this file.
 
+use std::io::Cursor;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::child::{Exit, Fd, Spawn};
 use crate::config::Config;
-use crate::handoff::child::{self, Exit, Program};
-use crate::handoff::{self, DEFAULT_TIMEOUT, Failure, clean_text};
+use crate::handoff::{self, DEFAULT_TIMEOUT, Failure, OUTPUT_LIMIT, clean_text};
 use crate::log::Level;
 use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, key_values};
 
@@ -81,16 +82,17 @@ impl QmailQueue {
         let msg_id = handoff::message_id(cx.txn);
         let stdin = handoff::message_reader(cx.txn)
             .map_err(|e| Failure::Broken(format!("reading the spooled message: {e}")))?;
-        let done = child::run(Program {
-            cmd: Command::new(&self.program),
-            stdin: Some(stdin),
-            fd1_input: Some(envelope),
-            extra_fd: Some(6),
-            timeout: self.timeout,
-        })
-        .map_err(|e| Failure::of_run("qmail-queue", e, self.timeout))?;
-        if !done.stderr.is_empty() {
-            let text = clean_text(&String::from_utf8_lossy(&done.stderr));
+        // qmail-queue(8): the message on fd 0, the envelope on fd 1; the custom-error patch
+        // writes its reply to fd 6.
+        let done = Spawn::new(Command::new(&self.program))
+            .fd(0, Fd::Feed(stdin))
+            .fd(1, Fd::Feed(Box::new(Cursor::new(envelope))))
+            .fd(2, Fd::Read(OUTPUT_LIMIT))
+            .fd(6, Fd::Read(OUTPUT_LIMIT))
+            .run(Instant::now() + self.timeout)
+            .map_err(|e| Failure::of_run("qmail-queue", e, self.timeout))?;
+        if !done.output(2).is_empty() {
+            let text = clean_text(&String::from_utf8_lossy(done.output(2)));
             cx.log(Level::Warn, format_args!("qmail-queue said: {text}"));
         }
         match done.exit {
@@ -109,7 +111,7 @@ impl QmailQueue {
             Exit::Code(0) => Err(Failure::Broken(
                 "qmail-queue exited before reading the whole message".into(),
             )),
-            Exit::Code(code) => Err(exit_failure(code, &done.extra)),
+            Exit::Code(code) => Err(exit_failure(code, done.output(6))),
             Exit::Signal(sig) => Err(Failure::Broken(format!("qmail-queue killed by signal {sig}"))),
         }
     }
