@@ -29,7 +29,7 @@ use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
 
 pub use find::plugin_dirs;
 use options::{Mode, OnFailure, Partial};
-use process::{Failure, Proc, Until};
+use process::{CallFailure, Proc, Until};
 
 /// The time budget per call when neither the plugin nor `hook_timeout` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -199,7 +199,7 @@ impl External {
             .map_err(|f| self.describe(&f))?;
         let status = proc.wait(deadline).map_err(|f| self.describe(&f))?;
         if !status.success() {
-            return Err(process::describe(status));
+            return Err(status.describe());
         }
         Ok(lines)
     }
@@ -250,12 +250,12 @@ impl External {
                 stderr_line(cx, l)
             })
         } else {
-            Err(Failure::StdinClosed)
+            Err(CallFailure::StdinClosed)
         };
         let untagged = match result {
             Ok(lines) => answer::untag(&lines, id).map_err(|e| format!("{e}; stopped")),
             Err(f) => Err(match f {
-                Failure::Closed => "exited or closed its output without answering".to_string(),
+                CallFailure::Closed => "exited or closed its output without answering".to_string(),
                 other => self.describe(&other),
             }),
         };
@@ -292,9 +292,9 @@ impl External {
                 Ok(status) if status.success() => {}
                 Ok(status) => cx.log(
                     Level::Warn,
-                    format_args!("co-process {}", process::describe(status)),
+                    format_args!("co-process {}", status.describe()),
                 ),
-                Err(Failure::Timeout) => cx.log(
+                Err(CallFailure::Timeout) => cx.log(
                     Level::Warn,
                     format_args!(
                         "co-process did not exit within {:.1}s of the end of its input; killed with its process group",
@@ -313,9 +313,9 @@ impl External {
         *state = Coprocess::Failed;
     }
 
-    fn describe(&self, f: &Failure) -> String {
+    fn describe(&self, f: &CallFailure) -> String {
         match f {
-            Failure::Timeout => format!("timed out after {:.1}s", self.budget.as_secs_f64()),
+            CallFailure::Timeout => format!("timed out after {:.1}s", self.budget.as_secs_f64()),
             other => other.to_string(),
         }
     }
