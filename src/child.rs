@@ -19,24 +19,23 @@
 //!   into the pipe: a queue program that exits 0 without reading the whole message has
 //!   not taken it.
 
+mod outcome;
 mod pipe;
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::Ordering;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
-use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg};
-use nix::sys::time::TimeSpec;
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::io::TERMINATE;
-use pipe::{Drain, Feed};
+use outcome::exit_of;
+pub use outcome::{ChildError, Exit, Finished};
+use pipe::{Drain, Feed, interruptible_poll};
 
 /// How long the outputs of a child that has exited are still read: what it wrote just
 /// before exiting, or what something it left behind writes.
@@ -62,40 +61,6 @@ pub enum Fd<'a> {
 pub struct Spawn<'a> {
     cmd: Command,
     fds: Vec<(i32, Fd<'a>)>,
-}
-
-/// How a program ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// It exited with this status.
-    Code(i32),
-    /// A signal killed it.
-    Signal(i32),
-}
-
-/// Why a run has no exit status.
-#[derive(Debug)]
-pub enum ChildError {
-    /// The program could not be started.
-    Spawn(io::Error),
-    /// The deadline passed; the process group was killed and reaped.
-    TimedOut,
-    /// A termination signal arrived; the process group was killed and reaped.
-    Interrupted,
-    /// Reading what we feed it or talking to the pipes failed.
-    Io(io::Error),
-}
-
-/// What a finished run produced.
-#[derive(Debug)]
-pub struct Finished {
-    /// The child's process id.
-    pub pid: u32,
-    /// How it ended.
-    pub exit: Exit,
-    /// Did it read everything of every [`Fd::Feed`]?
-    pub input_complete: bool,
-    outputs: Vec<(i32, Vec<u8>)>,
 }
 
 /// A running child.
@@ -398,79 +363,9 @@ impl Drop for Process<'_> {
     }
 }
 
-impl Finished {
-    /// What the child wrote to descriptor `n` (kept up to its [`Fd::Read`] limit).
-    pub fn output(&self, n: i32) -> &[u8] {
-        self.outputs
-            .iter()
-            .find(|(m, _)| *m == n)
-            .map_or(&[][..], |(_, b)| b.as_slice())
-    }
-}
-
-impl Exit {
-    /// Exit status 0?
-    pub fn success(self) -> bool {
-        self == Exit::Code(0)
-    }
-
-    /// `exited with status 3`, `killed by signal 9`.
-    pub fn describe(self) -> String {
-        match self {
-            Exit::Code(code) => format!("exited with status {code}"),
-            Exit::Signal(sig) => format!("killed by signal {sig}"),
-        }
-    }
-}
-
-impl std::fmt::Display for ChildError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChildError::Spawn(e) => write!(f, "cannot start: {e}"),
-            ChildError::TimedOut => write!(f, "timed out; killed"),
-            ChildError::Interrupted => write!(f, "interrupted by a termination signal; killed"),
-            ChildError::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
-
 fn push<'f>(fds: &mut Vec<PollFd<'f>>, fd: std::os::fd::BorrowedFd<'f>, flags: PollFlags) -> usize {
     fds.push(PollFd::new(fd, flags));
     fds.len() - 1
-}
-
-/// `ppoll` for at most `wait` that a termination signal interrupts without a race: the
-/// signals are blocked while [`TERMINATE`] is looked at, and `ppoll` unblocks them
-/// atomically, so one arriving in between still ends the wait.
-fn interruptible_poll(fds: &mut [PollFd<'_>], wait: Duration) -> Result<(), ChildError> {
-    let mut terminating = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        terminating.add(sig);
-    }
-    let before = terminating
-        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-        .map_err(|e| ChildError::Io(e.into()))?;
-    let result = if TERMINATE.load(Ordering::SeqCst) {
-        Err(ChildError::Interrupted)
-    } else {
-        let timeout = TimeSpec::from_duration(wait);
-        match nix::poll::ppoll(fds, Some(timeout), Some(before)) {
-            Ok(_) => Ok(()),
-            Err(Errno::EINTR) if TERMINATE.load(Ordering::SeqCst) => Err(ChildError::Interrupted),
-            Err(Errno::EINTR) => Ok(()),
-            Err(e) => Err(ChildError::Io(e.into())),
-        }
-    };
-    let _ = before.thread_set_mask();
-    result
-}
-
-fn exit_of(status: ExitStatus) -> Exit {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Exit::Code(code),
-        (None, Some(sig)) => Exit::Signal(sig),
-        (None, None) => Exit::Signal(0),
-    }
 }
 
 #[cfg(test)]

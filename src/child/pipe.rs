@@ -1,12 +1,20 @@
 //! The two kinds of pipe between us and a child: one we write ([`Feed`]) and one we read
-//! ([`Drain`]). Our ends are non-blocking, so a write or read after `poll` never waits.
+//! ([`Drain`]); and the wait on them. Our ends are non-blocking, so a write or read after
+//! `poll` never waits.
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::time::TimeSpec;
+
+use super::ChildError;
+use crate::io::TERMINATE;
 
 /// Bytes taken from a stream per refill.
 const CHUNK: usize = 64 * 1024;
@@ -239,4 +247,30 @@ fn readable(fd: BorrowedFd<'_>) -> bool {
     let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
         && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
+}
+
+/// `ppoll` for at most `wait` that a termination signal interrupts without a race: the
+/// signals are blocked while [`TERMINATE`] is looked at, and `ppoll` unblocks them
+/// atomically, so one arriving in between still ends the wait.
+pub(super) fn interruptible_poll(fds: &mut [PollFd<'_>], wait: Duration) -> Result<(), ChildError> {
+    let mut terminating = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        terminating.add(sig);
+    }
+    let before = terminating
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .map_err(|e| ChildError::Io(e.into()))?;
+    let result = if TERMINATE.load(Ordering::SeqCst) {
+        Err(ChildError::Interrupted)
+    } else {
+        let timeout = TimeSpec::from_duration(wait);
+        match nix::poll::ppoll(fds, Some(timeout), Some(before)) {
+            Ok(_) => Ok(()),
+            Err(Errno::EINTR) if TERMINATE.load(Ordering::SeqCst) => Err(ChildError::Interrupted),
+            Err(Errno::EINTR) => Ok(()),
+            Err(e) => Err(ChildError::Io(e.into())),
+        }
+    };
+    let _ = before.thread_set_mask();
+    result
 }
