@@ -4,7 +4,7 @@
 use crate::addrlist;
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Reject, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Reject, key_values};
 
 /// The plugin instance.
 pub struct BadMailFrom {
@@ -12,11 +12,13 @@ pub struct BadMailFrom {
 }
 
 /// `badmailfrom [reject 0|1|naughty] [reject_type perm|temp|disconnect|temp_disconnect]`
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let kv = key_values(&spec.args)?;
     for (k, _) in &kv {
         if !matches!(k.as_str(), "reject" | "reject_type") {
-            return Err(format!("unknown argument {k:?} (known: reject, reject_type)"));
+            return Err(PluginError::Args(format!(
+                "unknown argument {k:?} (known: reject, reject_type)"
+            )));
         }
     }
     Ok(Box::new(BadMailFrom {

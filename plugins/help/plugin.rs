@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict, key_values};
 use crate::reply::Reply;
 
 /// The largest help file sent; a larger one is not read (any client can ask for it).
@@ -21,7 +21,7 @@ pub struct Help {
 
 /// `help [not_implemented 1] [help_dir DIR] [COMMAND FILE ...]`; relative paths are
 /// taken from the config directory.
-pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut help = Help {
         not_implemented: false,
         help_dir: None,
@@ -33,7 +33,7 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, String
     }
     for (k, v) in kv {
         if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid argument {k:?}"));
+            return Err(PluginError::Args(format!("invalid argument {k:?}")));
         }
         match k.as_str() {
             "not_implemented" => help.not_implemented = v != "0",

@@ -33,7 +33,7 @@ use super::wire::Trouble;
 use super::{DEFAULT_TIMEOUT, clean_text};
 use crate::address::Address;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Verdict};
+use crate::plugin::{Args, Context, Hook, Outcome, PluginError, Verdict};
 
 /// The settings of one forwarding plugin instance.
 #[derive(Debug, Clone)]
@@ -63,39 +63,39 @@ pub struct Relay {
 
 /// Why a step failed, as our client is to hear it.
 #[derive(Debug)]
-pub enum Fail {
+pub enum ForwardFailure {
     /// The next hop refused (4xx/5xx); our reply keeps the class.
     Refused(Reply),
     /// Nothing definite: our own temporary text, and what happened for the log.
     Temporary(&'static str, String),
 }
 
-impl From<Error> for Fail {
-    fn from(e: Error) -> Fail {
+impl From<Error> for ForwardFailure {
+    fn from(e: Error) -> ForwardFailure {
         match e {
-            Error::Refused(r) => Fail::Refused(r),
-            Error::Broken(b) => Fail::Temporary(b.trouble.client_text(), b.detail),
+            Error::Refused(r) => ForwardFailure::Refused(r),
+            Error::Broken(b) => ForwardFailure::Temporary(b.trouble.client_text(), b.detail),
         }
     }
 }
 
-impl Fail {
+impl ForwardFailure {
     /// What happened, for the log.
     pub fn describe(&self) -> String {
         match self {
-            Fail::Refused(r) => r.describe(),
-            Fail::Temporary(_, detail) => detail.clone(),
+            ForwardFailure::Refused(r) => r.describe(),
+            ForwardFailure::Temporary(_, detail) => detail.clone(),
         }
     }
 }
 
 /// What a failure during DATA means for the retry on a fresh session.
-enum DataFail {
+enum DataFailure {
     /// The session cannot take DATA (closed, `421`, unsolicited input, an answer out of
     /// protocol): nothing was delivered on it, so a fresh session may be tried.
-    Gone(Fail),
+    Gone(ForwardFailure),
     /// A refusal or a timeout: final.
-    Final(Fail),
+    Final(ForwardFailure),
 }
 
 impl Relay {
@@ -120,27 +120,30 @@ impl Relay {
             return Outcome::declined();
         };
         let level = match f {
-            Fail::Refused(_) => Level::Info,
-            Fail::Temporary(..) => Level::Error,
+            ForwardFailure::Refused(_) => Level::Info,
+            ForwardFailure::Temporary(..) => Level::Error,
         };
         cx.log(
             level,
             format_args!("{rcpt} not accepted by the next hop: {}", f.describe()),
         );
         match f {
-            Fail::Refused(r) => refusal(cx, rcpt_code(r.code), &r),
-            Fail::Temporary(text, _) => Outcome::with(Verdict::DenySoft, text),
+            ForwardFailure::Refused(r) => refusal(cx, rcpt_code(r.code), &r),
+            ForwardFailure::Temporary(text, _) => Outcome::with(Verdict::DenySoft, text),
         }
     }
 
-    fn try_rcpt(&self, cx: &mut Context<'_>, rcpt: &Address) -> Result<(), Fail> {
+    fn try_rcpt(&self, cx: &mut Context<'_>, rcpt: &Address) -> Result<(), ForwardFailure> {
         let mut slot = self.session.borrow_mut();
         let kept = slot.is_some();
         if !kept {
             *slot = Some(self.open(cx)?);
         }
         let Some(s) = slot.as_mut() else {
-            return Err(Fail::Temporary(Trouble::Local.client_text(), "no session".into()));
+            return Err(ForwardFailure::Temporary(
+                Trouble::Local.client_text(),
+                "no session".into(),
+            ));
         };
         if !s.mail_sent {
             match s.client.command(&mail_command(cx, &s.client), &[250]) {
@@ -179,7 +182,7 @@ impl Relay {
 
     /// Connects and greets; XCLIENT if configured. A refusal here is about us, not about
     /// the message: temporary.
-    fn open(&self, cx: &mut Context<'_>) -> Result<Session, Fail> {
+    fn open(&self, cx: &mut Context<'_>) -> Result<Session, ForwardFailure> {
         let s = &self.settings;
         cx.log(Level::Info, format_args!("connecting to {}", s.target));
         let mut opts = s.options.clone();
@@ -187,7 +190,7 @@ impl Relay {
             opts.helo = cx.me().to_string();
         }
         let refused = |e: Error| match e {
-            Error::Refused(r) => Fail::Temporary(
+            Error::Refused(r) => ForwardFailure::Temporary(
                 "4.4.0 Next hop refused the session; try again later",
                 format!("{}: refused the session: {}", s.target, r.describe()),
             ),
@@ -235,14 +238,14 @@ impl Relay {
         drop(slot);
         match result {
             Ok((out, _)) => out,
-            Err(Fail::Refused(r)) => {
+            Err(ForwardFailure::Refused(r)) => {
                 cx.log(
                     Level::Info,
                     format_args!("the next hop refused the message: {}", r.describe()),
                 );
                 refusal(cx, dot_code(r.code), &r)
             }
-            Err(Fail::Temporary(text, detail)) => {
+            Err(ForwardFailure::Temporary(text, detail)) => {
                 cx.log(Level::Error, format_args!("forwarding failed: {detail}"));
                 Outcome::with(Verdict::Declined, text)
             }
@@ -250,7 +253,7 @@ impl Relay {
     }
 
     /// The outcome, and whether the next hop's connection is clean for another message.
-    fn try_queue(&self, cx: &mut Context<'_>) -> Result<(Outcome, bool), Fail> {
+    fn try_queue(&self, cx: &mut Context<'_>) -> Result<(Outcome, bool), ForwardFailure> {
         let wanted: Vec<String> = cx.txn.recipients.iter().map(Address::mailbox).collect();
         let usable = self
             .session
@@ -260,12 +263,12 @@ impl Relay {
         let mut data = if usable {
             self.data_command()
         } else {
-            Err(DataFail::Gone(Fail::Temporary(
+            Err(DataFailure::Gone(ForwardFailure::Temporary(
                 Trouble::Closed.client_text(),
                 "no session with exactly these recipients".into(),
             )))
         };
-        if let Err(DataFail::Gone(why)) = &data {
+        if let Err(DataFailure::Gone(why)) = &data {
             // Nothing was delivered on the old session: start over once.
             cx.log(
                 Level::Info,
@@ -282,11 +285,14 @@ impl Relay {
         }
         match data {
             Ok(()) => {}
-            Err(DataFail::Gone(f) | DataFail::Final(f)) => return Err(f),
+            Err(DataFailure::Gone(f) | DataFailure::Final(f)) => return Err(f),
         }
         let mut slot = self.session.borrow_mut();
         let Some(s) = slot.as_mut() else {
-            return Err(Fail::Temporary(Trouble::Local.client_text(), "no session".into()));
+            return Err(ForwardFailure::Temporary(
+                Trouble::Local.client_text(),
+                "no session".into(),
+            ));
         };
         let txn = &mut *cx.txn;
         s.client.send_message(&mut |w| txn.write_message(w).map(|_| ()))?;
@@ -326,27 +332,27 @@ impl Relay {
     }
 
     /// DATA on the current session, which must answer `354`.
-    fn data_command(&self) -> Result<(), DataFail> {
+    fn data_command(&self) -> Result<(), DataFailure> {
         let mut slot = self.session.borrow_mut();
         let Some(s) = slot.as_mut() else {
-            return Err(DataFail::Gone(Fail::Temporary(
+            return Err(DataFailure::Gone(ForwardFailure::Temporary(
                 Trouble::Closed.client_text(),
                 "no session".into(),
             )));
         };
         match s.client.command("DATA", &[354]) {
             Ok(_) => Ok(()),
-            Err(Error::Refused(r)) if r.code == 421 => Err(DataFail::Gone(Fail::Refused(r))),
-            Err(e @ Error::Refused(_)) => Err(DataFail::Final(e.into())),
+            Err(Error::Refused(r)) if r.code == 421 => Err(DataFailure::Gone(ForwardFailure::Refused(r))),
+            Err(e @ Error::Refused(_)) => Err(DataFailure::Final(e.into())),
             Err(Error::Broken(b)) if matches!(b.trouble, Trouble::Timeout | Trouble::Terminated) => {
-                Err(DataFail::Final(Error::Broken(b).into()))
+                Err(DataFailure::Final(Error::Broken(b).into()))
             }
-            Err(e) => Err(DataFail::Gone(e.into())),
+            Err(e) => Err(DataFailure::Gone(e.into())),
         }
     }
 
     /// A fresh session with exactly our recipients; any refusal now fails the message.
-    fn replay(&self, cx: &mut Context<'_>, wanted: &[String]) -> Result<(), Fail> {
+    fn replay(&self, cx: &mut Context<'_>, wanted: &[String]) -> Result<(), ForwardFailure> {
         let mut s = self.open(cx)?;
         s.client
             .command(&mail_command(cx, &s.client), &[250])
@@ -389,7 +395,7 @@ impl Relay {
 /// The next hop answered the final dot and then sent more: its replies cannot be
 /// trusted to belong to this message, so the client is told to try again, which may
 /// deliver a second copy where the next hop had taken it.
-fn more_than_asked(cx: &Context<'_>, e: Error, said_250: bool) -> Fail {
+fn more_than_asked(cx: &Context<'_>, e: Error, said_250: bool) -> ForwardFailure {
     if said_250 {
         cx.log(
             Level::Warn,
@@ -413,9 +419,9 @@ fn gone_between_messages(e: &Error) -> bool {
 
 /// After our client was told `250` for every recipient, a refusal can only fail the whole
 /// message, temporarily: nothing was delivered, and the retry gets the refusal at RCPT time.
-fn second_round(e: Error) -> Fail {
+fn second_round(e: Error) -> ForwardFailure {
     match e {
-        Error::Refused(r) => Fail::Temporary(
+        Error::Refused(r) => ForwardFailure::Temporary(
             "4.4.0 The next hop changed its answer; try again later",
             format!("refused on the second try: {}", r.describe()),
         ),
@@ -474,7 +480,12 @@ fn mail_command(cx: &Context<'_>, client: &Client) -> String {
 }
 
 /// The flags and keys shared with queue/lmtp.
-pub fn parse_options(args: &[String], target: Target, lmtp: bool, host: &str) -> Result<Settings, String> {
+pub fn parse_options(
+    args: &[String],
+    target: Target,
+    lmtp: bool,
+    host: &str,
+) -> Result<Settings, PluginError> {
     let mut xclient = false;
     let mut tls_mode = "off".to_string();
     let mut ca = None;
@@ -487,14 +498,14 @@ pub fn parse_options(args: &[String], target: Target, lmtp: bool, host: &str) ->
             continue;
         }
         let Some(value) = it.next() else {
-            return Err(format!("{word} needs a value"));
+            return Err(PluginError::Args(format!("{word} needs a value")));
         };
         match word.as_str() {
             "tls" => tls_mode = value.clone(),
             "tls_ca" => ca = Some(std::path::PathBuf::from(value)),
             "tls_name" => name = Some(value.clone()),
             "timeout" => timeout = super::parse_timeout(value)?,
-            _ => return Err(format!("unknown argument {word:?}")),
+            _ => return Err(PluginError::Args(format!("unknown argument {word:?}"))),
         }
     }
     let tls = match tls_mode.as_str() {
@@ -504,10 +515,16 @@ pub fn parse_options(args: &[String], target: Target, lmtp: bool, host: &str) ->
             ca_file: ca.unwrap_or_else(|| super::tls::SYSTEM_ROOTS.into()),
             name: name.unwrap_or_else(|| host.to_string()),
         },
-        other => return Err(format!("tls must be off, may or verify, not {other:?}")),
+        other => {
+            return Err(PluginError::Args(format!(
+                "tls must be off, may or verify, not {other:?}"
+            )));
+        }
     };
     if tls != Tls::Off && matches!(target, Target::Unix(_)) {
-        return Err("STARTTLS over a Unix socket makes no sense; use tls off".into());
+        return Err(PluginError::Args(
+            "STARTTLS over a Unix socket makes no sense; use tls off".into(),
+        ));
     }
     Ok(Settings {
         target,

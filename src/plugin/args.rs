@@ -4,7 +4,7 @@
 use crate::address::Address;
 use crate::transaction::Params;
 
-use super::Verdict;
+use super::{PluginError, Verdict};
 
 /// The arguments of one hook call (qpsmtpd's `@args` after `$self, $transaction`).
 #[derive(Debug, Clone, Copy)]
@@ -97,12 +97,12 @@ pub enum Args<'a> {
 }
 
 /// Parses qpsmtpd-style `key value key value` plugin arguments.
-pub fn key_values(args: &[String]) -> Result<Vec<(String, String)>, String> {
+pub fn key_values(args: &[String]) -> Result<Vec<(String, String)>, PluginError> {
     if !args.len().is_multiple_of(2) {
-        return Err(format!(
+        return Err(PluginError::Args(format!(
             "arguments must be key value pairs, got an odd number: {}",
             args.join(" ")
-        ));
+        )));
     }
     Ok(args.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect())
 }

@@ -102,10 +102,10 @@ impl Chain {
         let mut chain = Chain::new();
         for entry in lines.entries() {
             let spec = parse_spec(entry)?;
-            let plugin = registry::build(&spec, config).map_err(|message| LoadError {
+            let plugin = registry::build(&spec, config).map_err(|e| LoadError {
                 file: entry.file.clone(),
                 line: entry.line,
-                message,
+                message: e.to_string(),
             })?;
             chain.push(spec, plugin);
         }

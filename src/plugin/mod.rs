@@ -12,6 +12,7 @@
 //! hook.rs     the hook names (one table)        verdict.rs  Verdict and Outcome
 //! args.rs     what a hook is called with        context.rs  what a hook may use and change
 //! spec.rs     a config/plugins line             reject.rs   the reject/reject_type policy
+//! error.rs    what a plugin refuses at load
 //! chain.rs    the ordered chain                 registry.rs the built-in plugins by name
 //! external/   plugins that are programs
 //! ```
@@ -19,6 +20,7 @@
 pub mod args;
 pub mod chain;
 pub mod context;
+pub mod error;
 pub mod external;
 pub mod hook;
 pub mod registry;
@@ -32,6 +34,7 @@ pub(crate) mod testing;
 pub use args::{Args, key_values};
 pub use chain::{Chain, LoadError};
 pub use context::{Context, Env, truthy};
+pub use error::{BuildError, PluginError};
 pub use hook::Hook;
 pub use reject::{Reject, reject_type};
 pub use spec::{LogAdjust, PluginSpec};

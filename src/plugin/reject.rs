@@ -2,7 +2,7 @@
 
 use crate::log::Level;
 
-use super::{Context, Outcome, Verdict};
+use super::{Context, Outcome, PluginError, Verdict};
 
 /// qpsmtpd's `reject` / `reject_type` arguments (`Qpsmtpd::Plugin::get_reject`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,12 +18,14 @@ pub enum Reject {
 impl Reject {
     /// Reads `reject` and `reject_type` from key/value args; `default_reject` applies when
     /// `reject` is absent.
-    pub fn from_args(kv: &[(String, String)], default_reject: bool) -> Result<Reject, String> {
+    pub fn from_args(kv: &[(String, String)], default_reject: bool) -> Result<Reject, PluginError> {
         let get = |k: &str| kv.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         let rtype = get("reject_type");
         let verdict = match rtype {
             None => Verdict::Deny,
-            Some(t) => reject_type(t).ok_or_else(|| format!("unknown reject_type {t:?}"))?,
+            Some(t) => {
+                reject_type(t).ok_or_else(|| PluginError::Args(format!("unknown reject_type {t:?}")))?
+            }
         };
         match get("reject") {
             None if default_reject => Ok(Reject::Now(verdict)),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::child::{ChildError, Exit, Fd, Spawn};
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict, key_values};
 
 /// The plugin instance.
 pub struct CheckPassword {
@@ -20,7 +20,7 @@ pub struct CheckPassword {
 }
 
 /// `auth/auth_checkpassword [checkpw PATH true PATH] [timeout SECONDS]`
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let (mut checkpw, mut truth, mut timeout) = (None, None, Duration::from_secs(30));
     for (k, v) in key_values(&spec.args)? {
         match k.as_str() {
@@ -36,16 +36,20 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
                 timeout = Duration::from_secs(secs.max(1));
             }
             other => {
-                return Err(format!(
+                return Err(PluginError::Args(format!(
                     "unknown argument {other:?} (known: checkpw, true, timeout)"
-                ));
+                )));
             }
         }
     }
     let programs = match (checkpw, truth) {
         (Some(c), Some(t)) => Some((c, t)),
         (None, None) => None,
-        _ => return Err("checkpw and true must be given together".into()),
+        _ => {
+            return Err(PluginError::Args(
+                "checkpw and true must be given together".into(),
+            ));
+        }
     };
     Ok(Box::new(CheckPassword { programs, timeout }))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::auth::encode;
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict, key_values};
 
 /// The plugin instance.
 pub struct Dovecot {
@@ -19,7 +19,7 @@ pub struct Dovecot {
 }
 
 /// `auth/auth_dovecot [socket PATH] [timeout SECONDS]`
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut socket = PathBuf::from("/run/dovecot/auth-client");
     let mut timeout = Duration::from_secs(30);
     for (k, v) in key_values(&spec.args)? {
@@ -31,7 +31,11 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
                     .map_err(|_| format!("timeout must be seconds, not {v:?}"))?;
                 timeout = Duration::from_secs(secs.max(1));
             }
-            other => return Err(format!("unknown argument {other:?} (known: socket, timeout)")),
+            other => {
+                return Err(PluginError::Args(format!(
+                    "unknown argument {other:?} (known: socket, timeout)"
+                )));
+            }
         }
     }
     Ok(Box::new(Dovecot { socket, timeout }))
