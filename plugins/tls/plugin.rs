@@ -6,7 +6,7 @@
 //! connections that never use TLS pay nothing for it.
 
 use crate::config::Config;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec};
+use crate::plugin::{Args, Context, Hook, Offers, Outcome, Plugin, PluginError, PluginSpec};
 use crate::tls::TlsFiles;
 
 /// The plugin instance.
@@ -42,7 +42,10 @@ impl Plugin for Tls {
         Outcome::declined()
     }
 
-    fn tls_files(&self) -> Option<TlsFiles> {
-        Some(self.files.clone())
+    fn offers(&self) -> Offers {
+        Offers {
+            tls: Some(self.files.clone()),
+            ..Offers::default()
+        }
     }
 }

@@ -5,7 +5,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 pub(crate) use super::spec::parse_spec;
-use super::{Args, Context, Env, Hook, Outcome, Plugin, PluginSpec, Verdict, registry};
+use super::{
+    Args, AuthMechanism, Context, Env, Hook, Offers, Outcome, Plugin, PluginSpec, Services, Verdict, registry,
+};
 use crate::config::{Config, ConfigError, Lines};
 use crate::connection::Connection;
 use crate::log::{Level, Logger};
@@ -56,6 +58,8 @@ pub struct Loaded {
     pub spec: PluginSpec,
     /// The hooks it registered.
     pub hooks: Vec<Hook>,
+    /// What it offers the session (its AUTH mechanisms filled in from its hooks).
+    pub offers: Offers,
     plugin: Box<dyn Plugin>,
 }
 
@@ -64,6 +68,7 @@ pub struct Chain {
     plugins: Vec<Loaded>,
     by_hook: Vec<Vec<usize>>,
     config_depth: Cell<u8>,
+    services: Services,
 }
 
 impl Default for Chain {
@@ -79,12 +84,17 @@ impl Chain {
             plugins: Vec::new(),
             by_hook: vec![Vec::new(); Hook::COUNT],
             config_depth: Cell::new(0),
+            services: Services::default(),
         }
     }
 
     /// Adds a plugin at the end of the chain.
     pub fn push(&mut self, spec: PluginSpec, plugin: Box<dyn Plugin>) {
         let hooks = plugin.hooks();
+        let mut offers = plugin.offers();
+        if offers.auth.is_empty() {
+            offers.auth = AuthMechanism::from_hooks(&hooks);
+        }
         let index = self.plugins.len();
         for hook in &hooks {
             let list = &mut self.by_hook[hook.index()];
@@ -92,7 +102,12 @@ impl Chain {
                 list.push(index);
             }
         }
-        self.plugins.push(Loaded { spec, hooks, plugin });
+        self.plugins.push(Loaded {
+            spec,
+            hooks,
+            offers,
+            plugin,
+        });
     }
 
     /// Loads every line of `config/plugins`. Unknown plugins and arguments a plugin
@@ -117,9 +132,24 @@ impl Chain {
         &self.plugins
     }
 
-    /// The certificate files of the first plugin that provides TLS (see [`Plugin::tls_files`]).
+    /// What the plugins offer together (see [`Offers::add`]).
+    pub fn offers(&self) -> Offers {
+        let mut all = Offers::default();
+        for p in &self.plugins {
+            all.add(&p.offers);
+        }
+        all
+    }
+
+    /// The certificate files of the first plugin that makes TLS possible (see
+    /// [`Plugin::offers`]). The core offers STARTTLS while some plugin does.
     pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
-        self.plugins.iter().find_map(|p| p.plugin.tls_files())
+        self.plugins.iter().find_map(|p| p.offers.tls.clone())
+    }
+
+    /// The session's services (DNS, state store, clock), shared by all its plugins.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Does any plugin register this hook?

@@ -111,6 +111,24 @@ impl Context<'_> {
         self.hook
     }
 
+    /// The session's DNS resolver, shared with the other plugins; made on the first call
+    /// of the session.
+    pub fn dns(&self) -> &super::services::Dns {
+        self.chain.services().dns(self.config, self.log)
+    }
+
+    /// The state store that outlives the session; opened on the first call of the
+    /// session.
+    pub fn store(&self) -> &super::services::Store {
+        self.chain.services().store(self.config, self.log)
+    }
+
+    /// The time now, by the session's clock (fixed in tests, see
+    /// [`super::services::Clock::from_config`]).
+    pub fn now(&self) -> std::time::SystemTime {
+        self.chain.services().now(self.config, self.log)
+    }
+
     /// qpsmtpd's `is_immune`: relay clients and whitelisted hosts or senders are exempt
     /// from content policy.
     pub fn is_immune(&self) -> bool {

@@ -10,9 +10,10 @@
 //!
 //! ```text
 //! hook.rs     the hook names (one table)        verdict.rs  Verdict and Outcome
+//! offers.rs   EHLO keywords, TLS, AUTH mechanisms a plugin brings
 //! args.rs     what a hook is called with        context.rs  what a hook may use and change
 //! spec.rs     a config/plugins line             reject.rs   the reject/reject_type policy
-//! error.rs    what a plugin refuses at load
+//! error.rs    what a plugin refuses at load     services/   DNS, state store, clock
 //! chain.rs    the ordered chain                 registry.rs the built-in plugins by name
 //! external/   plugins that are programs
 //! ```
@@ -23,8 +24,10 @@ pub mod context;
 pub mod error;
 pub mod external;
 pub mod hook;
+pub mod offers;
 pub mod registry;
 pub mod reject;
+pub mod services;
 pub mod spec;
 pub mod verdict;
 
@@ -36,7 +39,9 @@ pub use chain::{Chain, LoadError};
 pub use context::{Context, Env, truthy};
 pub use error::{BuildError, PluginError};
 pub use hook::Hook;
+pub use offers::{AuthMechanism, Offers};
 pub use reject::{Reject, reject_type};
+pub use services::Services;
 pub use spec::{LogAdjust, PluginSpec};
 pub use verdict::{Outcome, Verdict};
 
@@ -52,10 +57,10 @@ pub trait Plugin {
     /// Runs one hook. Only hooks from [`Plugin::hooks`] are ever called.
     fn run(&self, hook: Hook, cx: &mut Context<'_>, args: Args<'_>) -> Outcome;
 
-    /// The certificate files of a plugin that makes STARTTLS possible (the `tls` plugin).
-    /// The core offers STARTTLS while some plugin answers; the files are read only when a
-    /// client asks for TLS.
-    fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
-        None
+    /// What the plugin offers the session besides its hooks: EHLO keywords, the files
+    /// that make STARTTLS possible, AUTH mechanisms (see [`Offers`]). Asked once, when
+    /// the plugin is loaded.
+    fn offers(&self) -> Offers {
+        Offers::default()
     }
 }

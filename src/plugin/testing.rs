@@ -34,6 +34,11 @@ pub struct Ran {
 pub fn run(plugin: Box<dyn Plugin>, config: &Config, hook: Hook, args: Args<'_>) -> Ran {
     let mut chain = Chain::new();
     chain.push(spec("test", &[]), plugin);
+    run_chain(&chain, config, hook, args)
+}
+
+/// Runs `hook` through a whole chain, as [`run`] does for one plugin.
+pub fn run_chain(chain: &Chain, config: &Config, hook: Hook, args: Args<'_>) -> Ran {
     let mut conn = Connection::new("1", "192.0.2.1");
     let mut txn = Transaction::new("1.0".into());
     let log = Logger::silent("1");

@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::child::{Exit, Fd, Spawn};
 use crate::config::Config;
@@ -97,10 +97,7 @@ impl QmailQueue {
         }
         match done.exit {
             Exit::Code(0) if done.input_complete => {
-                let secs = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs();
+                let secs = cx.now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
                 let id = if msg_id.starts_with('<') && msg_id.ends_with('>') {
                     msg_id
                 } else {
