@@ -1,5 +1,5 @@
 //! One mail transaction: envelope, notes, header and the spooled body (qpsmtpd's
-//! `Qpsmtpd::Transaction`, reference §13.1).
+//! `Qpsmtpd::Transaction`, lib/Qpsmtpd/Transaction.pm).
 //!
 //! The body is kept in memory up to `size_threshold` bytes and then moved to a temporary
 //! file in `spool_dir`, so a 100 MB message costs a few kilobytes of memory. The file is

@@ -1,4 +1,5 @@
-//! The ordered plugin chain: loading `config/plugins` and running hooks (reference §6.2).
+//! The ordered plugin chain: loading `config/plugins` and running hooks as qpsmtpd's
+//! `run_hooks` does (lib/Qpsmtpd.pm; the rules are in plugins/README.md, "Hooks").
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};

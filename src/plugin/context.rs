@@ -39,7 +39,8 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// A config item, asking `config` hooks first (qpsmtpd §10.1) and then the files.
+    /// A config item, asking `config` hooks first (qpsmtpd's `config` hook, docs/hooks.pod)
+    /// and then the files.
     pub fn config(&self, name: &str) -> Result<Lines, ConfigError> {
         let result = self.chain.config(name, self.config, self.log);
         if let Err(e) = &result {
