@@ -53,6 +53,14 @@ impl From<ConfigError> for LoadError {
     }
 }
 
+/// What one hook call works on.
+struct Call<'c> {
+    conn: &'c mut Connection,
+    txn: &'c mut Transaction,
+    env: Env<'c>,
+    replies: &'c mut Vec<Reply>,
+}
+
 /// One loaded plugin.
 pub struct Loaded {
     /// How it was configured.
@@ -170,77 +178,94 @@ impl Chain {
         replies: &mut Vec<Reply>,
         args: Args<'_>,
     ) -> Outcome {
-        let Env { config, log, me } = env;
+        let mut call = Call {
+            conn,
+            txn,
+            env,
+            replies,
+        };
         // When every plugin declines, the last one's message still counts (qpsmtpd
         // answers `451 queue error (open)` from a queue plugin's DECLINED).
         let mut last = Outcome::declined();
         for &index in &self.by_hook[hook.index()] {
             let loaded = &self.plugins[index];
-            let name = loaded.spec.name.as_str();
-            let before = replies.len();
-            let mut cx = Context {
-                conn: &mut *conn,
-                txn: &mut *txn,
-                config,
-                chain: self,
-                log,
-                me,
-                replies: &mut *replies,
-                plugin: name,
-                hook,
-                log_adjust: loaded.spec.log_adjust,
+            let Some(out) = self.run_one(loaded, hook, &mut call, args) else {
+                continue;
             };
-            let out = match catch_unwind(AssertUnwindSafe(|| loaded.plugin.run(hook, &mut cx, args))) {
-                Ok(out) => out,
-                Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    log.write(
-                        Level::Crit,
-                        Some(name),
-                        Some(hook.name()),
-                        &format!("FATAL PLUGIN ERROR: {what}"),
-                    );
-                    continue;
-                }
-            };
-            if replies.len() > before {
-                check_own_replies(hook, out.verdict, replies, before, &|msg: &str| {
-                    log.write(Level::Error, Some(name), Some(hook.name()), msg)
-                });
-            }
-            if log.enabled(Level::Debug) {
-                log.write(
-                    Level::Debug,
-                    Some(name),
-                    Some(hook.name()),
-                    &format!("returned {} {}", out.verdict, out.msg.join(" ")),
-                );
-            }
-            if !matches!(hook, Hook::Deny | Hook::Ok | Hook::Logging | Hook::Config) {
-                let side = if out.verdict.is_deny() {
-                    Hook::Deny
-                } else {
-                    Hook::Ok
-                };
-                if self.has(side) {
-                    let decision = Args::Decision {
-                        plugin: name,
-                        verdict: out.verdict,
-                        msg: &out.msg,
-                    };
-                    self.run(side, conn, txn, env, replies, decision);
-                }
-            }
+            self.tell_decision(hook, &loaded.spec.name, &out, &mut call);
             if out.verdict != Verdict::Declined {
                 return out;
             }
             last = out;
         }
         last
+    }
+
+    /// One plugin's answer, its own replies checked; `None` when it panicked (logged).
+    fn run_one(&self, loaded: &Loaded, hook: Hook, call: &mut Call<'_>, args: Args<'_>) -> Option<Outcome> {
+        let (name, log) = (loaded.spec.name.as_str(), call.env.log);
+        let before = call.replies.len();
+        let mut cx = Context {
+            conn: &mut *call.conn,
+            txn: &mut *call.txn,
+            config: call.env.config,
+            chain: self,
+            log,
+            me: call.env.me,
+            replies: &mut *call.replies,
+            plugin: name,
+            hook,
+            log_adjust: loaded.spec.log_adjust,
+        };
+        let out = match catch_unwind(AssertUnwindSafe(|| loaded.plugin.run(hook, &mut cx, args))) {
+            Ok(out) => out,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let line = format!("FATAL PLUGIN ERROR: {what}");
+                log.write(Level::Crit, Some(name), Some(hook.name()), &line);
+                return None;
+            }
+        };
+        if call.replies.len() > before {
+            let log_error = |msg: &str| log.write(Level::Error, Some(name), Some(hook.name()), msg);
+            check_own_replies(hook, out.verdict, call.replies, before, &log_error);
+        }
+        if log.enabled(Level::Debug) {
+            let line = format!("returned {} {}", out.verdict, out.msg.join(" "));
+            log.write(Level::Debug, Some(name), Some(hook.name()), &line);
+        }
+        Some(out)
+    }
+
+    /// The `deny` or `ok` hooks hear what a plugin answered (not about their own answers,
+    /// nor about `logging` and `config`).
+    fn tell_decision(&self, hook: Hook, plugin: &str, out: &Outcome, call: &mut Call<'_>) {
+        if matches!(hook, Hook::Deny | Hook::Ok | Hook::Logging | Hook::Config) {
+            return;
+        }
+        let side = if out.verdict.is_deny() {
+            Hook::Deny
+        } else {
+            Hook::Ok
+        };
+        if self.has(side) {
+            let decision = Args::Decision {
+                plugin,
+                verdict: out.verdict,
+                msg: &out.msg,
+            };
+            let Call {
+                conn,
+                txn,
+                env,
+                replies,
+            } = call;
+            self.run(side, conn, txn, *env, replies, decision);
+        }
     }
 
     /// A config item: `config` hooks first (an `OK` answer's lines are the value), then
@@ -351,94 +376,4 @@ fn check_own_replies(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    struct Fixed {
-        hooks: Vec<Hook>,
-        out: Outcome,
-        calls: Rc<RefCell<Vec<String>>>,
-        name: &'static str,
-    }
-
-    impl Plugin for Fixed {
-        fn hooks(&self) -> Vec<Hook> {
-            self.hooks.clone()
-        }
-        fn run(&self, hook: Hook, _cx: &mut Context<'_>, args: Args<'_>) -> Outcome {
-            if let Args::Decision { plugin, verdict, .. } = args {
-                self.calls
-                    .borrow_mut()
-                    .push(format!("{}:{hook}:{plugin}:{verdict}", self.name));
-            } else {
-                self.calls.borrow_mut().push(format!("{}:{hook}", self.name));
-            }
-            if self.name == "boom" {
-                panic!("dead");
-            }
-            self.out.clone()
-        }
-    }
-
-    fn spec(name: &str) -> PluginSpec {
-        PluginSpec {
-            name: name.into(),
-            base: name.into(),
-            args: vec![],
-            file: PathBuf::from("plugins"),
-            line: 1,
-            log_adjust: None,
-        }
-    }
-
-    fn run(chain: &Chain, hook: Hook) -> Outcome {
-        let mut conn = Connection::new("1", "192.0.2.1");
-        let mut txn = Transaction::new("1.0".into());
-        let mut replies = Vec::new();
-        let (config, log) = (Config::empty(), Logger::silent("1"));
-        let env = Env {
-            config: &config,
-            log: &log,
-            me: "mx.example",
-        };
-        chain.run(hook, &mut conn, &mut txn, env, &mut replies, Args::None)
-    }
-
-    #[test]
-    fn first_non_declined_wins_panics_are_skipped_and_deny_hooks_hear() {
-        let calls = Rc::new(RefCell::new(Vec::new()));
-        let mut chain = Chain::new();
-        let mk = |name, hooks: Vec<Hook>, out| Fixed {
-            hooks,
-            out,
-            calls: calls.clone(),
-            name,
-        };
-        chain.push(
-            spec("a"),
-            Box::new(mk("a", vec![Hook::Helo], Outcome::declined())),
-        );
-        chain.push(
-            spec("boom"),
-            Box::new(mk("boom", vec![Hook::Helo], Outcome::ok())),
-        );
-        chain.push(
-            spec("c"),
-            Box::new(mk("c", vec![Hook::Helo], Outcome::with(Verdict::Deny, "no"))),
-        );
-        chain.push(spec("d"), Box::new(mk("d", vec![Hook::Helo], Outcome::ok())));
-        chain.push(
-            spec("watch"),
-            Box::new(mk("watch", vec![Hook::Deny], Outcome::declined())),
-        );
-        let out = run(&chain, Hook::Helo);
-        assert_eq!(out, Outcome::with(Verdict::Deny, "no"));
-        assert_eq!(
-            *calls.borrow(),
-            vec!["a:helo", "boom:helo", "c:helo", "watch:deny:c:DENY"]
-        );
-        assert_eq!(run(&chain, Hook::Mail), Outcome::declined());
-    }
-}
+mod tests;
