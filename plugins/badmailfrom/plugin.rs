@@ -63,3 +63,60 @@ impl Plugin for BadMailFrom {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+    use crate::plugin::{PluginError, Verdict, testing};
+
+    /// MAIL FROM:<sender> with `badmailfrom` holding `list`, the plugin configured with
+    /// `args`.
+    fn mail(list: &str, args: &[&str], sender: &str) -> testing::Ran {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("badmailfrom"), list).unwrap();
+        let config = Config::open(dir.path(), None).unwrap();
+        let plugin = new(&testing::spec("badmailfrom", args), &config).unwrap();
+        let addr = Address::parse(sender).unwrap();
+        let args = Args::Address {
+            addr: &addr,
+            params: &Vec::new(),
+        };
+        testing::run(plugin, &config, Hook::Mail, args)
+    }
+
+    #[test]
+    fn a_listed_sender_is_refused_with_the_lines_reason() {
+        let list = "matt@test.com\n@spam.example We do not take mail from spam.example\n";
+        let out = mail(list, &[], "<Matt@Test.COM>").out;
+        let default = "Your envelope sender is in my badmailfrom list";
+        assert_eq!(out, Outcome::with(Verdict::Deny, default));
+        let out = mail(list, &["reject_type", "temp"], "<a@spam.example>").out;
+        assert_eq!(
+            out,
+            Outcome::with(Verdict::DenySoft, "We do not take mail from spam.example")
+        );
+        assert_eq!(mail(list, &[], "<fine@test.com>").out, Outcome::declined());
+    }
+
+    #[test]
+    fn with_reject_naughty_the_refusal_waits_in_a_note() {
+        let ran = mail("@spam.example\n", &["reject", "naughty"], "<a@spam.example>");
+        assert_eq!(ran.out, Outcome::declined());
+        let note = ran.conn.notes.get("naughty").map(String::as_str);
+        assert_eq!(note, Some("Your envelope sender is in my badmailfrom list"));
+    }
+
+    #[test]
+    fn arguments_are_checked_when_the_plugin_is_loaded() {
+        let config = Config::empty();
+        let refused = |args: &[&str]| new(&testing::spec("badmailfrom", args), &config).err();
+        assert!(matches!(refused(&["reject"]), Some(PluginError::Args(_))));
+        assert!(matches!(refused(&["rejetc", "0"]), Some(PluginError::Args(_))));
+        assert!(matches!(
+            refused(&["reject_type", "never"]),
+            Some(PluginError::Args(_))
+        ));
+        assert_eq!(refused(&["reject", "0", "reject_type", "temp"]), None);
+    }
+}

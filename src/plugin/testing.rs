@@ -21,12 +21,15 @@ pub fn spec(name: &str, args: &[&str]) -> PluginSpec {
     }
 }
 
-/// What one hook call answered and which replies the plugin sent itself.
+/// What one hook call answered, which replies the plugin sent itself, and the connection
+/// as the call left it (its notes).
 pub struct Ran {
     /// The chain's answer.
     pub out: Outcome,
     /// Replies sent with `cx.respond`.
     pub replies: Vec<Reply>,
+    /// The connection after the call.
+    pub conn: Connection,
 }
 
 /// Runs `hook` of `plugin` (alone in a chain) for a client at 192.0.2.1, our name
@@ -49,5 +52,5 @@ pub fn run_chain(chain: &Chain, config: &Config, hook: Hook, args: Args<'_>) -> 
     };
     let mut replies = Vec::new();
     let out = chain.run(hook, &mut conn, &mut txn, env, &mut replies, args);
-    Ran { out, replies }
+    Ran { out, replies, conn }
 }
