@@ -10,7 +10,7 @@
 //! - The child leads its own process group. At the deadline, or when a termination signal
 //!   arrives, the whole group gets SIGKILL and the child is reaped, so nothing it started
 //!   keeps running or keeps our pipes open. A child is reaped on every path (`Drop` too).
-//! - Feeding, reading and waiting for the exit are one `ppoll` loop against one deadline:
+//! - Feeding, reading and waiting for the exit are one `poll` loop against one deadline:
 //!   a child that writes a lot while we feed it, that stops reading, or that floods an
 //!   output cannot block us, and every output keeps at most the bytes asked for (the rest
 //!   is read and dropped). The exit is seen through a pidfd where the kernel has them,
@@ -323,7 +323,7 @@ impl<'a> Process<'a> {
         self.check_exit()
     }
 
-    /// `ppoll` on the pipes with work and the pidfd; which pipes are ready, feeds first.
+    /// `poll` on the pipes with work and the pidfd; which pipes are ready, feeds first.
     fn wait_ready(&self, until: Instant) -> Result<Vec<bool>, ChildError> {
         let mut fds = Vec::with_capacity(self.feeds.len() + self.drains.len() + 1);
         let mut slots = Vec::with_capacity(fds.capacity());

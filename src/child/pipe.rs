@@ -10,8 +10,6 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::time::TimeSpec;
 
 use super::ChildError;
 use crate::io::TERMINATE;
@@ -249,28 +247,23 @@ fn readable(fd: BorrowedFd<'_>) -> bool {
         && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
 }
 
-/// `ppoll` for at most `wait` that a termination signal interrupts without a race: the
-/// signals are blocked while [`TERMINATE`] is looked at, and `ppoll` unblocks them
-/// atomically, so one arriving in between still ends the wait.
+/// The longest single wait: a termination signal that lands between the look at
+/// [`TERMINATE`] and the start of `poll` interrupts nothing, and is noticed at the latest
+/// when this has passed. (Closing that gap with `ppoll` and a signal mask would import two
+/// more libc symbols, which every connection pays for when the binary is loaded.)
+const LONGEST_WAIT: Duration = Duration::from_millis(100);
+
+/// `poll` for at most `wait` (and [`LONGEST_WAIT`]), ended early by a termination signal.
 pub(super) fn interruptible_poll(fds: &mut [PollFd<'_>], wait: Duration) -> Result<(), ChildError> {
-    let mut terminating = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        terminating.add(sig);
+    if TERMINATE.load(Ordering::SeqCst) {
+        return Err(ChildError::Interrupted);
     }
-    let before = terminating
-        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-        .map_err(|e| ChildError::Io(e.into()))?;
-    let result = if TERMINATE.load(Ordering::SeqCst) {
-        Err(ChildError::Interrupted)
-    } else {
-        let timeout = TimeSpec::from_duration(wait);
-        match nix::poll::ppoll(fds, Some(timeout), Some(before)) {
-            Ok(_) => Ok(()),
-            Err(Errno::EINTR) if TERMINATE.load(Ordering::SeqCst) => Err(ChildError::Interrupted),
-            Err(Errno::EINTR) => Ok(()),
-            Err(e) => Err(ChildError::Io(e.into())),
-        }
-    };
-    let _ = before.thread_set_mask();
-    result
+    let ms = wait.min(LONGEST_WAIT).as_millis().max(1);
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    match poll(fds, timeout) {
+        Ok(_) => Ok(()),
+        Err(Errno::EINTR) if TERMINATE.load(Ordering::SeqCst) => Err(ChildError::Interrupted),
+        Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(ChildError::Io(e.into())),
+    }
 }

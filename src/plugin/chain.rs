@@ -67,7 +67,8 @@ pub struct Loaded {
     pub spec: PluginSpec,
     /// The hooks it registered.
     pub hooks: Vec<Hook>,
-    /// What it offers the session (its AUTH mechanisms filled in from its hooks).
+    /// What it offers the session, as it said (see [`Chain::offers`] for the AUTH
+    /// mechanisms that follow from its hooks).
     pub offers: Offers,
     plugin: Box<dyn Plugin>,
 }
@@ -100,10 +101,7 @@ impl Chain {
     /// Adds a plugin at the end of the chain.
     pub fn push(&mut self, spec: PluginSpec, plugin: Box<dyn Plugin>) {
         let hooks = plugin.hooks();
-        let mut offers = plugin.offers();
-        if offers.auth.is_empty() {
-            offers.auth = AuthMechanism::from_hooks(&hooks);
-        }
+        let offers = plugin.offers();
         let index = self.plugins.len();
         for hook in &hooks {
             let list = &mut self.by_hook[hook.index()];
@@ -141,12 +139,18 @@ impl Chain {
         &self.plugins
     }
 
-    /// What the plugins offer together (see [`Offers::add`]).
+    /// What the plugins offer together (see [`Offers::add`]); a plugin that names no AUTH
+    /// mechanism offers those whose hooks it registers.
     pub fn offers(&self) -> Offers {
         let mut all = Offers::default();
         for p in &self.plugins {
             all.add(&p.offers);
+            if p.offers.auth.is_empty() {
+                all.auth.extend(AuthMechanism::from_hooks(&p.hooks));
+            }
         }
+        all.auth.sort();
+        all.auth.dedup();
         all
     }
 
