@@ -154,3 +154,14 @@ fn a_signal_exit_is_described() {
     assert_eq!(done.exit.describe(), "exited with status 3");
     assert!(!done.exit.success());
 }
+
+#[test]
+fn without_a_pidfd_the_exit_is_still_seen() {
+    // Kernels (or sandboxes) without pidfd_open: the wait looks every few milliseconds.
+    let mut p = Spawn::new(sh("sleep 0.2; exit 4")).start().unwrap();
+    p.pidfd = None;
+    let started = Instant::now();
+    let done = p.finish(soon(5.0)).unwrap();
+    assert_eq!(done.exit, Exit::Code(4));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
