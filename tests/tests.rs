@@ -15,6 +15,8 @@ mod data;
 mod differential;
 /// External plugins under a super-server's fd layout, and the cost of each mode.
 mod external;
+/// The transcript checks fail when what they claim is not so.
+mod harness;
 /// The repository's consistency: plugin READMEs, registry, docs, sample config.
 mod layout;
 /// Queue hand-off: real backends (Postfix, Dovecot LMTP, Exim, a qmail-queue stand-in)
