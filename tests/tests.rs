@@ -13,6 +13,8 @@ mod clients;
 mod data;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
+/// `250` only after the hand-off is durable, read from the system calls under strace.
+mod durability;
 /// External plugins under a super-server's fd layout, and the cost of each mode.
 mod external;
 /// The transcript checks fail when what they claim is not so.
