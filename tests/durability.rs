@@ -9,7 +9,6 @@
 //! here, so "ended before the reply began" is read exactly.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
