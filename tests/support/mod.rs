@@ -558,3 +558,39 @@ fn delivered_to(message: &[u8]) -> impl Iterator<Item = &[u8]> {
 fn find(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Polls `ready` every 10 ms for up to `secs` seconds; whether it became true. For waits
+/// on something another process does, instead of a fixed sleep.
+pub fn wait_until(secs: u64, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ready()
+}
+
+/// The process ids of a (single-threaded) process's children, from /proc.
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Is the process blocked in `write` on this descriptor (for example on a full pipe)?
+/// Read from /proc/PID/syscall, which names the call a sleeping process is in.
+pub fn blocked_in_write(pid: u32, fd: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return false;
+    };
+    let mut fields = text.split_whitespace();
+    let call = fields.next().and_then(|n| n.parse::<i64>().ok());
+    let first = fields
+        .next()
+        .and_then(|a| i64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+    call == Some(nix::libc::SYS_write) && first == Some(i64::from(fd))
+}
