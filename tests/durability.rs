@@ -62,9 +62,11 @@ impl Trace {
         let mut exits = Vec::new();
         let mut pending: Vec<(u32, usize, String)> = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            // `PID HH:MM:SS.micro rest`
-            let mut parts = line.splitn(3, ' ');
-            let (Some(pid), Some(_time), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+            // `PID HH:MM:SS.micro rest`; strace pads the pid to a common width.
+            let Some((pid, after)) = line.trim_start().split_once(' ') else {
+                continue;
+            };
+            let Some((_time, rest)) = after.trim_start().split_once(' ') else {
                 continue;
             };
             let Ok(pid) = pid.parse::<u32>() else { continue };
@@ -286,4 +288,38 @@ fn qmail_queue_has_exited_and_been_reaped_before_the_250() {
         "250 before the program was reaped: {order}"
     );
     assert_eq!(reaped.pid, ok.pid, "{order}");
+}
+
+/// The trace reader: pids padded to a common width, a call split by another process's
+/// call into its start and its end, exit lines.
+#[test]
+fn the_trace_reader_joins_split_calls_whatever_the_pid_width() {
+    let text = "\
+999   10:00:00.000001 execve(\"/bin/x\", [\"x\"], 0x1 /* 1 var */) = 0
+999   10:00:00.000002 wait4(1000,  <unfinished ...>
+1000  10:00:00.000003 fsync(3</tmp/f>) = 0
+1000  10:00:00.000004 +++ exited with 0 +++
+999   10:00:00.000005 <... wait4 resumed>[{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 1000
+999   10:00:00.000006 write(1<socket:[1]>, \"250 ok\\r\\n\", 8) = 8
+"
+    .to_string();
+    let trace = Trace::parse(text);
+    let names: Vec<(u32, &str, usize, usize)> = trace
+        .calls
+        .iter()
+        .map(|c| (c.pid, c.name(), c.start, c.end))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (999, "execve", 0, 0),
+            (999, "wait4", 1, 4),
+            (1000, "fsync", 2, 2),
+            (999, "write", 5, 5)
+        ]
+    );
+    assert_eq!(trace.calls[1].result(), "1000");
+    assert!(trace.calls[1].text.contains("WEXITSTATUS(s) == 0"));
+    assert_eq!(trace.exits, [(1000, 3, "exited with 0".to_string())]);
+    assert_eq!(trace.reply("250 ").start, 5);
 }
