@@ -263,7 +263,7 @@ fn qmail_queue_has_exited_and_been_reaped_before_the_250() {
         .exits
         .iter()
         .find(|(p, _, _)| *p == pid)
-        .unwrap_or_else(|| panic!("process {pid} never exited in the trace:\n{}", trace.text));
+        .unwrap_or_else(|| panic!("process {pid} did not exit by itself (killed?):\n{}", trace.text));
     assert_eq!(status, "exited with 0");
     let reaped = trace.find("wait for the queue program's exit status 0", |c| match c.name() {
         "wait4" => c.result() == pid.to_string() && c.text.contains("WIFEXITED(s) && WEXITSTATUS(s) == 0"),
