@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::support::{TestDir, root, tool};
-use crate::tls::{CHECKPW, make_cert, read, reply, serve, start_dovecot_with, swaks, text, tls_config};
+use crate::tls::{CHECKPW, make_cert, reply, serve, start_dovecot_with, swaks, text, tls_config};
 
 fn config(lines: &[(&str, &str)]) -> Vec<(String, String)> {
     lines
@@ -346,7 +346,7 @@ fn authentication_results_quotes_odd_user_names() {
         ],
     );
     assert!(replies[6].starts_with("250 "), "{replies:?}");
-    let msg = read(&dir.messages()[0]);
+    let msg = String::from_utf8_lossy(&dir.only_message()).into_owned();
     assert!(
         msg.lines()
             .any(|l| l
@@ -396,7 +396,7 @@ fn auth_dovecot_records_the_name_dovecot_returns() {
         "{}",
         text(&out)
     );
-    let msg = read(&dir.messages()[0]);
+    let msg = String::from_utf8_lossy(&dir.only_message()).into_owned();
     assert!(msg.lines().any(|l| l.ends_with("smtp.auth=alice")), "{msg}");
     assert!(msg.contains("with ESMTPA id"), "{msg}");
     assert!(!msg.contains("Alice@Example.NET"), "{msg}");
