@@ -22,6 +22,10 @@ mod badmailfrom;
 mod badrcptto;
 #[path = "../../plugins/count_unrecognized_commands/plugin.rs"]
 mod count_unrecognized_commands;
+#[path = "../../plugins/dns_whitelist_soft/plugin.rs"]
+mod dns_whitelist_soft;
+#[path = "../../plugins/dnsbl/plugin.rs"]
+mod dnsbl;
 #[path = "../../plugins/dont_require_anglebrackets/plugin.rs"]
 mod dont_require_anglebrackets;
 #[path = "../../plugins/help/plugin.rs"]
@@ -56,6 +60,8 @@ mod rcpt_ok;
 mod relay;
 #[path = "../../plugins/require_auth/plugin.rs"]
 mod require_auth;
+#[path = "../../plugins/rhsbl/plugin.rs"]
+mod rhsbl;
 #[path = "../../plugins/tls/plugin.rs"]
 mod tls;
 
@@ -74,6 +80,8 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("badmailfrom", badmailfrom::new),
     ("badrcptto", badrcptto::new),
     ("count_unrecognized_commands", count_unrecognized_commands::new),
+    ("dns_whitelist_soft", dns_whitelist_soft::new),
+    ("dnsbl", dnsbl::new),
     ("dont_require_anglebrackets", dont_require_anglebrackets::new),
     ("help", help::new),
     ("naughty", naughty::new),
@@ -87,6 +95,7 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("random_error", random_error::new),
     ("rcpt_ok", rcpt_ok::new),
     ("relay", relay::new),
+    ("rhsbl", rhsbl::new),
     ("require_auth", require_auth::new),
     ("tls", tls::new),
 ];

@@ -246,3 +246,31 @@ fn encode(data: &Data) -> (u16, Vec<u8>) {
         Data::Other => (99, Vec::new()),
     }
 }
+
+/// A server answering from these records (owner, data): the records of the asked name
+/// and type, NODATA when the name has others, else NXDOMAIN.
+pub fn serving(records: &[(&str, Data)]) -> FakeServer {
+    let records: Vec<(String, Data)> = records.iter().map(|(n, d)| (n.to_string(), d.clone())).collect();
+    FakeServer::start(move |s| {
+        let q = &s.question;
+        let owned: Vec<&(String, Data)> = records.iter().filter(|(n, _)| *n == q.name).collect();
+        let hits: Vec<(&str, Data)> = owned
+            .iter()
+            .filter(|(_, d)| encode(d).0 == q.rtype)
+            .map(|(n, d)| (n.as_str(), d.clone()))
+            .collect();
+        let rcode = if owned.is_empty() { 3 } else { 0 };
+        vec![Act::Send(reply(s.id, q, rcode, false, &hits))]
+    })
+}
+
+/// A config directory whose `dns_servers` is `server`, with these other files.
+pub fn config_for(server: &FakeServer, files: &[(&str, &str)]) -> (tempfile::TempDir, crate::config::Config) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dns_servers"), server.addr.to_string()).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let config = crate::config::Config::open(dir.path(), None).unwrap();
+    (dir, config)
+}

@@ -7,6 +7,7 @@
 //! client.rs    the poll loop: queries in flight together, replies matched, TCP retry
 //! wire.rs      DNS messages: the query we send, the reply we read (bounded, fuzzed)
 //! settings.rs  dns_servers, dns_timeout, dns_budget, /etc/resolv.conf
+//! lists.rs     what the DNS list plugins share (client address, zone names, blocks)
 //! ```
 //!
 //! The resolver is blocking and has no runtime: a batch of questions goes out at once
@@ -16,7 +17,8 @@
 
 mod client;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
+pub mod lists;
 mod resolver;
 pub mod settings;
 pub mod wire;
@@ -25,7 +27,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use client::Stats;
-pub use resolver::Dns;
+pub use resolver::{Dns, answer_from};
 pub use settings::Settings;
 
 /// What a lookup found.
