@@ -64,6 +64,8 @@ mod require_auth;
 mod rhsbl;
 #[path = "../../plugins/tls/plugin.rs"]
 mod tls;
+#[path = "../../plugins/uribl/plugin.rs"]
+mod uribl;
 
 /// Builds a plugin instance from its config line.
 pub type Constructor = fn(&PluginSpec, &Config) -> Result<Box<dyn Plugin>, PluginError>;
@@ -98,6 +100,7 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("rhsbl", rhsbl::new),
     ("require_auth", require_auth::new),
     ("tls", tls::new),
+    ("uribl", uribl::new),
 ];
 
 /// The built-in logging plugins (`config/logging`).

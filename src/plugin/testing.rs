@@ -30,6 +30,8 @@ pub struct Ran {
     pub replies: Vec<Reply>,
     /// The connection after the call.
     pub conn: Connection,
+    /// The transaction after the call.
+    pub txn: Transaction,
 }
 
 /// Runs `hook` of `plugin` (alone in a chain) for a client at 192.0.2.1, our name
@@ -70,5 +72,10 @@ pub fn run_on(
     };
     let mut replies = Vec::new();
     let out = chain.run(hook, &mut conn, &mut txn, env, &mut replies, args);
-    Ran { out, replies, conn }
+    Ran {
+        out,
+        replies,
+        conn,
+        txn,
+    }
 }
