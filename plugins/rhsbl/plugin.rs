@@ -46,6 +46,12 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, Plugin
             }
         }
     }
+    // qpsmtpd sets reject_type perm when none is given, so that `naughty` refuses with
+    // 550 and keeps the connection.
+    let mut kv = kv;
+    if !kv.iter().any(|(k, _)| k == "reject_type") {
+        kv.push(("reject_type".into(), "perm".into()));
+    }
     Settings::check(config)?;
     lists::check_lines(config, "rhsbl_zones", zone)?;
     Ok(Box::new(Rhsbl {

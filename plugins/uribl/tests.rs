@@ -20,7 +20,7 @@ fn server() -> FakeServer {
         ),
         ("10.2.0.192.uribl.test", a(4)),
         ("example.co.uk.uribl.test", a(2)),
-        ("refused.example.uribl.test", a(1)),
+        ("errorcode.net.uribl.test", a(1)),
         ("example.net.multi.test", a(8)),
     ])
 }
@@ -128,9 +128,10 @@ fn whitelisted_unknown_and_error_answers_are_no_match() {
         &s,
         &["action", "deny"],
         &[zones],
-        "http://refused.example/ notes.txt\n",
+        "http://errorcode.net/ notes.txt\n",
     );
     assert_eq!(out, Outcome::declined(), "127.0.0.1 is an operator's error code");
+    assert!(s.asked().contains(&"errorcode.net.uribl.test/1".to_string()));
     assert!(
         !s.asked().iter().any(|q| q.contains("notes.txt")),
         "txt is no top-level domain"
