@@ -207,3 +207,35 @@ fn an_ipv6_server() {
     assert_eq!(lines[0], "550 5.7.1 192.0.2.10 is listed in dnsbl.test");
     assert!(dns.settled_log()[0].starts_with("udp ::1:"), "{:?}", dns.log());
 }
+
+#[test]
+fn sigterm_ends_a_dns_wait_at_once() {
+    // README Differences 64: every wait ends at once on SIGTERM, a DNS wait too.
+    let Some(dns) = TestDns::start(&["tests/dns/test.zone"]) else {
+        return;
+    };
+    let dir = config(&[
+        ("plugins", "dnsbl"),
+        ("dnsbl_zones", "timeout.test"),
+        ("dns_timeout", "30"),
+        ("dns_servers", &dns.server()),
+    ]);
+    let mut cmd = binary_command(&dir);
+    cmd.env("TCPREMOTEIP", "192.0.2.10");
+    let (mut child, stream) = spawn_inetd(cmd);
+    while dns.log().is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let lines: Vec<String> = BufReader::new(stream).lines().map_while(Result::ok).collect();
+    let _ = child.wait();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(lines.last().is_some_and(|l| l.starts_with("421 ")), "{lines:?}");
+}

@@ -101,7 +101,8 @@ impl Client {
                 let Some(q) = waiting.pop_front() else { break };
                 match self.launch(&questions[q], 0, &flights) {
                     Some((server, id)) => flights.push(self.flight(q, server, id)),
-                    None => got[q] = Some(Got::Failed(self.no_server())),
+                    // No server configured, or none that a query could be sent to.
+                    None => got[q] = Some(Got::Failed(DnsTrouble::NotAvailable)),
                 }
             }
             if flights.is_empty() {
@@ -130,14 +131,6 @@ impl Client {
             q,
             tries: vec![(server, id)],
             until: Instant::now() + self.settings.timeout,
-        }
-    }
-
-    fn no_server(&self) -> DnsTrouble {
-        if self.settings.servers.is_empty() {
-            DnsTrouble::NotAvailable
-        } else {
-            DnsTrouble::ServerFailure
         }
     }
 
