@@ -181,6 +181,7 @@ pub fn connection(
         .unwrap_or_default();
     conn.network = remote;
     conn.relay_client = env("RELAYCLIENT").is_some();
+    conn.rblsmtpd = env("RBLSMTPD");
     conn
 }
 

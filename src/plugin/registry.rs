@@ -22,6 +22,10 @@ mod badmailfrom;
 mod badrcptto;
 #[path = "../../plugins/count_unrecognized_commands/plugin.rs"]
 mod count_unrecognized_commands;
+#[path = "../../plugins/dns_whitelist_soft/plugin.rs"]
+mod dns_whitelist_soft;
+#[path = "../../plugins/dnsbl/plugin.rs"]
+mod dnsbl;
 #[path = "../../plugins/dont_require_anglebrackets/plugin.rs"]
 mod dont_require_anglebrackets;
 #[path = "../../plugins/help/plugin.rs"]
@@ -56,8 +60,12 @@ mod rcpt_ok;
 mod relay;
 #[path = "../../plugins/require_auth/plugin.rs"]
 mod require_auth;
+#[path = "../../plugins/rhsbl/plugin.rs"]
+mod rhsbl;
 #[path = "../../plugins/tls/plugin.rs"]
 mod tls;
+#[path = "../../plugins/uribl/plugin.rs"]
+mod uribl;
 
 /// Builds a plugin instance from its config line.
 pub type Constructor = fn(&PluginSpec, &Config) -> Result<Box<dyn Plugin>, PluginError>;
@@ -74,6 +82,8 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("badmailfrom", badmailfrom::new),
     ("badrcptto", badrcptto::new),
     ("count_unrecognized_commands", count_unrecognized_commands::new),
+    ("dns_whitelist_soft", dns_whitelist_soft::new),
+    ("dnsbl", dnsbl::new),
     ("dont_require_anglebrackets", dont_require_anglebrackets::new),
     ("help", help::new),
     ("naughty", naughty::new),
@@ -87,8 +97,10 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("random_error", random_error::new),
     ("rcpt_ok", rcpt_ok::new),
     ("relay", relay::new),
+    ("rhsbl", rhsbl::new),
     ("require_auth", require_auth::new),
     ("tls", tls::new),
+    ("uribl", uribl::new),
 ];
 
 /// The built-in logging plugins (`config/logging`).

@@ -30,6 +30,8 @@ pub struct Ran {
     pub replies: Vec<Reply>,
     /// The connection after the call.
     pub conn: Connection,
+    /// The transaction after the call.
+    pub txn: Transaction,
 }
 
 /// Runs `hook` of `plugin` (alone in a chain) for a client at 192.0.2.1, our name
@@ -42,8 +44,26 @@ pub fn run(plugin: Box<dyn Plugin>, config: &Config, hook: Hook, args: Args<'_>)
 
 /// Runs `hook` through a whole chain, as [`run`] does for one plugin.
 pub fn run_chain(chain: &Chain, config: &Config, hook: Hook, args: Args<'_>) -> Ran {
-    let mut conn = Connection::new("1", "192.0.2.1");
-    let mut txn = Transaction::new("1.0".into());
+    run_on(
+        chain,
+        config,
+        hook,
+        args,
+        Connection::new("1", "192.0.2.1"),
+        Transaction::new("1.0".into()),
+    )
+}
+
+/// Runs `hook` through a chain on a given connection and transaction (another client
+/// address, notes set by an earlier hook, recipients).
+pub fn run_on(
+    chain: &Chain,
+    config: &Config,
+    hook: Hook,
+    args: Args<'_>,
+    mut conn: Connection,
+    mut txn: Transaction,
+) -> Ran {
     let log = Logger::silent("1");
     let env = Env {
         config,
@@ -52,5 +72,10 @@ pub fn run_chain(chain: &Chain, config: &Config, hook: Hook, args: Args<'_>) -> 
     };
     let mut replies = Vec::new();
     let out = chain.run(hook, &mut conn, &mut txn, env, &mut replies, args);
-    Ran { out, replies, conn }
+    Ran {
+        out,
+        replies,
+        conn,
+        txn,
+    }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod transcript;
 
 use std::collections::HashMap;
@@ -224,6 +225,8 @@ pub struct Run {
     pub lines: Vec<String>,
     /// Log lines.
     pub log: Vec<String>,
+    /// The test DNS server's query log for this run (`! dns`).
+    pub dns_log: Vec<String>,
 }
 
 /// Runs a transcript in-process: the session over a scripted transport (`W:` = timeout).
@@ -270,7 +273,11 @@ pub fn run_in_process(t: &Transcript, dir: &TestDir) -> Run {
         .map(str::to_string)
         .collect();
     let log = log.borrow().clone();
-    Run { lines, log }
+    Run {
+        lines,
+        log,
+        ..Run::default()
+    }
 }
 
 /// Starts a program with a connected TCP socket as fd 0 and 1 (what inetd, xinetd and
@@ -382,6 +389,7 @@ fn run_over_pipe(t: &Transcript, mut cmd: Command) -> Run {
             .map(str::to_string)
             .collect(),
         log,
+        ..Run::default()
     }
 }
 
@@ -508,6 +516,14 @@ fn run_check(check: &Check, dir: &TestDir, run: &Run) -> Result<(), String> {
             Err(format!("a log line contains {s:?}"))
         }
         Check::LogLacks(_) => Ok(()),
+        Check::DnsLogContains(s) if run.dns_log.iter().any(|l| l.contains(s.as_str())) => Ok(()),
+        Check::DnsLogContains(s) => Err(format!("no DNS query log line contains {s:?}: {:?}", run.dns_log)),
+        Check::DnsLogLacks(s) if run.dns_log.iter().any(|l| l.contains(s.as_str())) => {
+            Err(format!("a DNS query log line contains {s:?}: {:?}", run.dns_log))
+        }
+        Check::DnsLogLacks(_) => Ok(()),
+        Check::DnsQueries(n) if run.dns_log.len() == *n => Ok(()),
+        Check::DnsQueries(n) => Err(format!("expected {n} DNS queries, got {:?}", run.dns_log)),
     }
 }
 

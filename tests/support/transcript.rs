@@ -11,6 +11,9 @@
 //! ! pipe                             fd 0 is a pipe (debug session), not a socket
 //! ! in-process-only                  skip the run through the binary
 //! ! differential                     also run through Perl qpsmtpd and compare codes
+//! ! dns tests/dns/test.zone [ARGS]    start the test DNS server (tests/dns/testdns.py) with
+//!                                    this zone and ARGS for the transcript; every run asks
+//!                                    it (`dns_servers`; Perl: RES_NAMESERVERS/RES_OPTIONS)
 //! S: 220 *                           an expected reply line; `*` at the end = prefix match
 //! C: HELO client.example             a client line, sent with CRLF
 //! R: a\n.\r\n                        raw client bytes (\r \n \t \\ \xNN escapes)
@@ -27,6 +30,10 @@
 //! ? spool empty                      no file left in the spool directory
 //! ? log contains TEXT                a log line contains TEXT
 //! ? log lacks TEXT                   no log line contains TEXT
+//! ? dns log contains TEXT            a line of the test DNS server's query log contains
+//!                                    TEXT (`udp|tcp CLIENT QNAME QTYPE OUTCOME ANSWERS`)
+//! ? dns log lacks TEXT               ... no line contains TEXT
+//! ? dns queries N                    the server got N queries during the run
 //! ```
 //!
 //! Consecutive `C:`/`R:` lines are sent in one write (a pipelined group). An `S:` line may
@@ -106,6 +113,12 @@ pub enum Check {
     LogContains(String),
     /// No log line contains this text.
     LogLacks(String),
+    /// A line of the test DNS server's query log contains this text.
+    DnsLogContains(String),
+    /// No line of the test DNS server's query log contains this text.
+    DnsLogLacks(String),
+    /// The test DNS server got this many queries.
+    DnsQueries(usize),
 }
 
 /// A parsed transcript.
@@ -123,6 +136,8 @@ pub struct Transcript {
     pub in_process_only: bool,
     /// Also run through Perl qpsmtpd.
     pub differential: bool,
+    /// `! dns`: the test DNS server's arguments (zone file first).
+    pub dns: Option<Vec<String>>,
     /// The conversation.
     pub steps: Vec<Step>,
     /// Checks after the session.
@@ -209,6 +224,7 @@ impl Transcript {
             "pipe" => self.pipe = true,
             "in-process-only" => self.in_process_only = true,
             "differential" => self.differential = true,
+            "dns" => self.dns = Some(arg.split_whitespace().map(str::to_string).collect()),
             other => return Err(format!("unknown directive {other:?}")),
         }
         Ok(())
@@ -231,6 +247,12 @@ impl Transcript {
             Check::LogContains(t.to_string())
         } else if let Some(t) = rest.strip_prefix("log lacks ") {
             Check::LogLacks(t.to_string())
+        } else if let Some(t) = rest.strip_prefix("dns log contains ") {
+            Check::DnsLogContains(t.to_string())
+        } else if let Some(t) = rest.strip_prefix("dns log lacks ") {
+            Check::DnsLogLacks(t.to_string())
+        } else if let Some(n) = rest.strip_prefix("dns queries ") {
+            Check::DnsQueries(n.trim().parse().map_err(|_| "dns queries needs a number")?)
         } else {
             return Err(format!("unknown check {rest:?}"));
         };

@@ -68,7 +68,13 @@ fn a_session_whose_plugins_ask_nothing_makes_no_resolver_and_no_store() {
 #[test]
 fn all_plugins_of_a_session_share_one_resolver() {
     let (chain, seen) = chain_of(&["dns", "dns"]);
-    let config = Config::empty();
+    // A server that never answers, asked once: the answer (a timeout) is cached.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    std::fs::write(dir.path().join("dns_servers"), server).unwrap();
+    std::fs::write(dir.path().join("dns_timeout"), "0.05").unwrap();
+    let config = Config::open(dir.path(), None).unwrap();
     helo(&chain, &config);
     helo(&chain, &config);
     assert!(chain.services().dns_started());
@@ -108,8 +114,10 @@ fn a_harness_may_set_the_clock_before_first_use_only() {
 }
 
 #[test]
-fn until_a_resolver_is_built_in_every_lookup_is_a_temporary_failure() {
-    let config = Config::empty();
+fn a_resolver_with_invalid_settings_and_no_store_fail_temporarily() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dns_servers"), "nameserver 192.0.2.53\n").unwrap();
+    let config = Config::open(dir.path(), None).unwrap();
     let log = crate::log::Logger::silent("1");
     let services = Services::default();
     let dns = services.dns(&config, &log);
