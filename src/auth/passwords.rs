@@ -10,8 +10,10 @@
 //! * anything else: clear text.
 //!
 //! A `{SCHEME}` or `$id$` this module does not know, or a known one that is malformed, is
-//! [`Stored::Unusable`]: it never matches, and `--check` names it with its line. Before,
-//! such an entry was compared as clear text, so the hash string itself was the password.
+//! [`Stored::Unusable`]: it never matches, and `--check` names it with its line. So is an
+//! entry meant as one that is not well formed (`{ SSHA512}`, `{SSHA512` without its `}`,
+//! `$ 6$`). Before, such an entry was compared as clear text, so the hash string itself
+//! was the password.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -109,10 +111,76 @@ pub fn stored(entry: &str) -> Stored<'_> {
     if let Some((scheme, rest)) = scheme_prefix(entry) {
         return with_scheme(scheme, rest);
     }
+    if looks_like_a_scheme(entry) {
+        return Stored::Unusable(
+            "malformed {SCHEME} prefix (a blank inside the braces, or no closing brace)".into(),
+        );
+    }
     if mcf_id(entry).is_some() {
         return crypt(entry, None);
     }
+    if looks_like_an_mcf_id(entry) {
+        return Stored::Unusable("malformed $id$ prefix (a blank or an odd character in it)".into());
+    }
     Stored::Clear(entry)
+}
+
+/// Scheme names a `{SCHEME}` prefix starts with: ours and the rest of Dovecot's list.
+const SCHEME_NAMES: &[&str] = &[
+    "PLAIN",
+    "CLEAR",
+    "CRYPT",
+    "MD5",
+    "SHA",
+    "SSHA",
+    "SMD5",
+    "BLF-CRYPT",
+    "ARGON2",
+    "LDAP-MD5",
+    "CRAM-MD5",
+    "DIGEST-MD5",
+    "SCRAM-",
+    "PBKDF2",
+    "LANMAN",
+    "NTLM",
+    "OTP",
+    "RPA",
+    "SKEY",
+];
+
+/// Not a well-formed `{SCHEME}` prefix, but meant as one: `{` and, after blanks, a known
+/// scheme name (`{SSHA512...` without its `}`, `{ SSHA512}`), or braces around a scheme
+/// word with blanks (`{ FOO }`). `{}x` and braces further in are clear text.
+fn looks_like_a_scheme(entry: &str) -> bool {
+    let Some(after) = entry.strip_prefix('{') else {
+        return false;
+    };
+    let after = after.trim_start();
+    let named = SCHEME_NAMES.iter().any(|name| {
+        after
+            .get(..name.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(name))
+    });
+    let word = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    let braced = after
+        .split_once('}')
+        .is_some_and(|(inner, _)| !inner.trim().is_empty() && inner.trim().chars().all(word));
+    named || braced
+}
+
+/// Not a well-formed `$id$`, but meant as one: `$`, an id of up to 24 characters with
+/// blanks around it or a `.`, `/` or `=` in it, and `$` again (`$ 6$...`, `$6.x$...`).
+/// `$$`, `$,`, `$abc` and `$1.50 or $2` are clear text.
+fn looks_like_an_mcf_id(entry: &str) -> bool {
+    let Some((id, _)) = entry.strip_prefix('$').and_then(|rest| rest.split_once('$')) else {
+        return false;
+    };
+    let id = id.trim();
+    let id_char = |c: char| c.is_ascii_alphanumeric() || "-,=./".contains(c);
+    !id.is_empty()
+        && id.len() <= 24
+        && id.chars().all(id_char)
+        && id.chars().any(|c| c.is_ascii_alphanumeric())
 }
 
 /// `{SCHEME}rest`, where SCHEME is letters, digits, `-`, `_` and `.`.
@@ -613,7 +681,22 @@ mod tests {
         ] {
             assert_eq!(looks_like_a_hash(entry).is_some(), hash, "{entry}");
         }
+        // Meant as a scheme prefix or an `$id$`, but malformed: never clear text.
+        for malformed in [
+            "{ SSHA512}taUhy8G9AlmCZp07",
+            "{SSHA512taUhy8G9AlmCZp07",
+            "{ssha512 }abc",
+            "{ FOO }secret",
+            "{ CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC//",
+            "$ 6$saltsalt$hash",
+            "$6 $saltsalt$hash",
+            "$6.x$saltsalt$hash",
+        ] {
+            assert!(matches!(stored(malformed), Stored::Unusable(_)), "{malformed}");
+            assert!(!password_matches(malformed, malformed), "{malformed}");
+        }
         // Clear text that merely contains `$` or braces elsewhere stays clear text.
+        assert_eq!(stored("$1.50 or $2"), Stored::Clear("$1.50 or $2"));
         for clear in ["pa$$word", "a{b}c", "$", "{}x", "$$", "$,", "$abc"] {
             assert_eq!(stored(clear), Stored::Clear(clear));
         }
