@@ -103,7 +103,7 @@ impl Reply {
                     buf.push(' ');
                 }
             }
-            buf.push_str(line);
+            push_cut(&mut buf, line, MAX_LINE - 2);
             buf.push_str("\r\n");
             out.extend_from_slice(buf.as_bytes());
         }
@@ -115,6 +115,22 @@ impl Reply {
         self.render(&mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// The longest reply line, CRLF included (RFC 5321 §4.5.3.1.5).
+pub const MAX_LINE: usize = 512;
+
+/// Appends `text` to `buf`, cut (and marked `...`) so that `buf` stays within `max` bytes.
+fn push_cut(buf: &mut String, text: &str, max: usize) {
+    if buf.len() + text.len() <= max {
+        return buf.push_str(text);
+    }
+    let mut end = max.saturating_sub(buf.len() + 3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    buf.push_str(&text[..end]);
+    buf.push_str("...");
 }
 
 /// Splits message lines at `\n`, drops `\r` and other control characters that must not
@@ -226,6 +242,28 @@ mod tests {
     fn control_characters_are_removed() {
         let r = Reply::from_plugin(550, "5.0.0", &strings(&["a\rb\u{0}c"]), "");
         assert_eq!(r.lines, strings(&["abc"]));
+    }
+
+    #[test]
+    fn reply_lines_are_cut_to_512_octets() {
+        let long = "\u{e9}".repeat(600);
+        for reply in [
+            Reply::plain_lines(250, vec![long.clone(), "PIPELINING".into()]),
+            Reply::new(550, "5.7.1", long.clone()),
+        ] {
+            let wire = reply.to_wire();
+            for line in wire.split_inclusive("\r\n") {
+                assert!(
+                    line.len() <= MAX_LINE && line.ends_with("\u{e9}...\r\n") || line.len() < 20,
+                    "{line}"
+                );
+            }
+        }
+        let exact = "x".repeat(MAX_LINE - 6);
+        assert_eq!(
+            Reply::plain(250, exact.clone()).to_wire(),
+            format!("250 {exact}\r\n")
+        );
     }
 
     #[test]

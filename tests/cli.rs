@@ -277,3 +277,55 @@ fn vanished_client_in_process() {
     assert_eq!(dir.messages().len(), 0);
     assert_eq!(std::fs::read_dir(dir.spool()).unwrap().count(), 0);
 }
+
+/// RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with its CRLF, and a log line
+/// has a bound too, however long a peer fact is (a 10 KB TCPREMOTEINFO used to make a
+/// 15 KB EHLO line and log lines as long).
+#[test]
+fn reply_and_log_lines_are_bounded_whatever_the_peer_facts() {
+    use crate::support::transcript::{Step, Transcript};
+    use crate::support::{run_in_process, run_over_socket};
+    let t = Transcript {
+        env: vec![
+            ("TCPREMOTEIP".into(), "192.0.2.1".into()),
+            ("TCPREMOTEINFO".into(), "i".repeat(10_000)),
+        ],
+        steps: vec![Step::Send(
+            b"EHLO c.example\r\nHELO c.example\r\nQUIT\r\n".to_vec(),
+        )],
+        ..Transcript::default()
+    };
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok")]));
+    let runs = [
+        ("binary", run_over_socket(&t, binary_command(&dir), false)),
+        ("in-process", run_in_process(&t, &dir)),
+    ];
+    for (how, run) in runs {
+        assert!(
+            run.lines
+                .iter()
+                .any(|l| l.starts_with("250-test.example.org Hi iiii")),
+            "{how}: {:?}",
+            run.lines
+        );
+        assert!(run.lines.iter().any(|l| l.starts_with("221 ")), "{how}");
+        for line in &run.lines {
+            assert!(
+                line.len() + 2 <= 512,
+                "{how}: a reply line of {} octets",
+                line.len() + 2
+            );
+        }
+        assert!(
+            run.log.iter().any(|l| l.contains("Connection from iiii")),
+            "{how}"
+        );
+        for line in &run.log {
+            assert!(
+                line.len() <= qpsmtpd_rs::log::MAX_LINE,
+                "{how}: a log line of {} bytes",
+                line.len()
+            );
+        }
+    }
+}
