@@ -24,6 +24,9 @@ pub trait Transport {
 
     /// Writes everything or fails (`TimedOut` if the client stops reading).
     fn write_all(&mut self, buf: &[u8], timeout: Duration) -> io::Result<()>;
+
+    /// Ends the connection after the last reply (see [`linger`]); nothing by default.
+    fn hang_up(&mut self) {}
 }
 
 /// fd 0 for reading and fd 1 for writing, as every super-server passes the connection.
@@ -39,6 +42,44 @@ impl Transport for Stdio {
     fn write_all(&mut self, buf: &[u8], timeout: Duration) -> io::Result<()> {
         let stdout = io::stdout();
         write_fd(stdout.as_fd(), buf, timeout)
+    }
+
+    fn hang_up(&mut self) {
+        linger(io::stdin().as_fd(), io::stdout().as_fd(), LINGER);
+    }
+}
+
+/// How long, at most, the input left at the end is read and thrown away.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// A pause in that input this long ends the wait early.
+const LINGER_IDLE: Duration = Duration::from_millis(500);
+
+/// Ends a socket connection without a TCP reset. Closing a socket with unread input makes
+/// the kernel send a reset, and a reset can destroy our last reply on its way (the `221`,
+/// or a `421`). So when input is waiting, our sending side is shut first (the client sees
+/// the end after the reply), then input is read and thrown away until the client closes,
+/// pauses for [`LINGER_IDLE`] or `time` is up. With nothing waiting the close is clean as
+/// it is, and a client that waits for our close is not kept waiting. On a pipe the
+/// shutdown fails and nothing else happens.
+pub fn linger(input: BorrowedFd<'_>, output: BorrowedFd<'_>, time: Duration) {
+    use nix::sys::socket::{Shutdown, shutdown};
+    use std::os::fd::AsRawFd;
+    if !matches!(wait(input, PollFlags::POLLIN, Duration::ZERO), Ok(ev) if !ev.is_empty()) {
+        return;
+    }
+    if shutdown(output.as_raw_fd(), Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + time;
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(LINGER_IDLE);
+        if left.is_zero() || !matches!(read_fd(input, &mut buf, left), Ok(n) if n > 0) {
+            return;
+        }
     }
 }
 

@@ -198,6 +198,7 @@ fn run() -> u8 {
             }
             let line = startup::refusal(&qpsmtpd_rs::session::hostname());
             let _ = transport.write_all(line.as_bytes(), Duration::from_secs(30));
+            transport.hang_up();
             return 1;
         }
     };
@@ -252,6 +253,7 @@ fn refuse_start(reason: &str, stderr_ok: bool, network: bool) -> u8 {
     }
     let reply = startup::refusal(&qpsmtpd_rs::session::hostname());
     let _ = Stdio.write_all(reply.as_bytes(), Duration::from_secs(30));
+    Stdio.hang_up();
     1
 }
 

@@ -52,7 +52,8 @@ pub fn serve_tls(session: &mut Session, transport: &mut dyn Transport, view: Vie
     let implicit = session.connection().tls.is_none() && (opts.implicit || session.implicit_tls(false));
     if implicit {
         serve_implicit(session, transport, &mut io, &mut opts.ucspi);
-        return session.finish();
+        session.finish();
+        return transport.hang_up();
     }
     session.start();
     while converse(session, transport, &mut io, true) == End::StartTls {
@@ -80,6 +81,7 @@ pub fn serve_tls(session: &mut Session, transport: &mut dyn Transport, view: Vie
         break;
     }
     session.finish();
+    transport.hang_up();
 }
 
 /// Port 465: the handshake comes first; a failure ends the connection without a word.
