@@ -1,6 +1,6 @@
 //! The config directory: qpsmtpd's control files, read once per process on first use.
 //!
-//! Lookup of a name (reference §10): the value from `qpsmtpd-rs.toml` in the config
+//! Lookup of a name (qpsmtpd's `Qpsmtpd::Config`): the value from `qpsmtpd-rs.toml` in the config
 //! directory if it sets that name, else the file `<dir>/<name>`, else
 //! `$QMAIL/control/<name>` (qmail compatibility, as qpsmtpd does), else nothing. File syntax
 //! is qpsmtpd's: one item per line, leading and trailing blanks trimmed, blank lines and
