@@ -25,13 +25,23 @@ pub trait Transport {
     /// Writes everything or fails (`TimedOut` if the client stops reading).
     fn write_all(&mut self, buf: &[u8], timeout: Duration) -> io::Result<()>;
 
+    /// Is the client still connected? Asked before a message is queued; `true` when the
+    /// transport cannot tell.
+    fn client_alive(&mut self) -> bool {
+        true
+    }
+
     /// Ends the connection after the last reply (see [`linger`]); nothing by default.
     fn hang_up(&mut self) {}
 }
 
 /// fd 0 for reading and fd 1 for writing, as every super-server passes the connection.
 #[derive(Debug, Default)]
-pub struct Stdio;
+pub struct Stdio {
+    /// fd 0 is a socket, whose state says whether the client is still there (a pipe's
+    /// says nothing useful: a writer that finished also shows as a hang-up).
+    pub socket: bool,
+}
 
 impl Transport for Stdio {
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
@@ -42,6 +52,10 @@ impl Transport for Stdio {
     fn write_all(&mut self, buf: &[u8], timeout: Duration) -> io::Result<()> {
         let stdout = io::stdout();
         write_fd(stdout.as_fd(), buf, timeout)
+    }
+
+    fn client_alive(&mut self) -> bool {
+        !self.socket || peer_alive(io::stdin().as_fd())
     }
 
     fn hang_up(&mut self) {
@@ -381,6 +395,8 @@ pub struct Scripted {
     pub written: Vec<u8>,
     /// The number of `write_all` calls (one per flush).
     pub writes: usize,
+    /// The client is gone by the time a message would be queued.
+    pub gone: bool,
 }
 
 impl Scripted {
@@ -414,6 +430,10 @@ impl Transport for Scripted {
         self.writes += 1;
         self.written.extend_from_slice(buf);
         Ok(())
+    }
+
+    fn client_alive(&mut self) -> bool {
+        !self.gone
     }
 }
 

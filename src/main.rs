@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use qpsmtpd_rs::config::DEFAULT_DIR;
-use qpsmtpd_rs::io::{self, Stdio, Transport};
+use qpsmtpd_rs::io::{Stdio, Transport};
 use qpsmtpd_rs::log::{self, stderr_is_safe, write_stderr_line};
 use qpsmtpd_rs::peer::{self, Overrides};
 use qpsmtpd_rs::server::{self, View};
@@ -186,7 +186,9 @@ fn run() -> u8 {
         conn,
         sinks: None,
     };
-    let mut transport = Stdio;
+    let mut transport = Stdio {
+        socket: sock.is_socket,
+    };
     let mut session = match startup::open(options) {
         Ok(session) => session,
         Err(failure) => {
@@ -206,10 +208,6 @@ fn run() -> u8 {
     // After the switch from root and the plugins' loading: nothing started from now on
     // gains privileges, unless a plugin may need a set-id program (README Differences 64).
     startup::forbid_new_privileges(session.chain());
-    // The probe reads the socket's state; a TLS wrapper's pipes cannot answer it.
-    if sock.is_socket {
-        session.set_liveness(Box::new(|| io::peer_alive(std::io::stdin().as_fd())));
-    }
     let tls = server::TlsOptions {
         implicit: cli.implicit_tls,
         ucspi: ucspi_tls::take_fds(&env),
@@ -252,8 +250,9 @@ fn refuse_start(reason: &str, stderr_ok: bool, network: bool) -> u8 {
         log::syslog_fallback(&line);
     }
     let reply = startup::refusal(&qpsmtpd_rs::session::hostname());
-    let _ = Stdio.write_all(reply.as_bytes(), Duration::from_secs(30));
-    Stdio.hang_up();
+    let mut stdio = Stdio::default();
+    let _ = stdio.write_all(reply.as_bytes(), Duration::from_secs(30));
+    stdio.hang_up();
     1
 }
 

@@ -178,6 +178,12 @@ impl Fixed {
         self.with(&[value])
     }
 
+    /// The reply with the plugin's message as its text, else this one (see
+    /// [`Reply::from_plugin`]).
+    pub fn or_plugin(&self, msg: &[String]) -> Reply {
+        Reply::from_plugin(self.code, self.status.unwrap_or(""), msg, self.text)
+    }
+
     /// The reply with its placeholders filled in, in order.
     pub fn with(&self, values: &[&str]) -> Reply {
         let text = fill(self.text, values);

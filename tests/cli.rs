@@ -266,11 +266,11 @@ fn vanished_client_in_process() {
         sinks: Some(Vec::new()),
     };
     let mut session = startup::open(options).map_err(|f| f.error).unwrap();
-    session.set_liveness(Box::new(|| false));
     let mut transport = Scripted::new(vec![
         b"HELO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n".to_vec(),
         b"Subject: gone\r\n\r\nbody\r\n.\r\n".to_vec(),
     ]);
+    transport.gone = true;
     server::serve(&mut session, &mut transport, View::default());
     let text = String::from_utf8_lossy(&transport.written);
     assert!(!text.contains("Queued"), "{text}");
