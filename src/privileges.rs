@@ -164,33 +164,11 @@ pub fn target(config: &Config) -> Result<Target, ConfigError> {
         return Ok(Target::Unset);
     };
     let name = user_entry.text.as_str();
-    let invalid = |entry: &Entry, reason: String| ConfigError::Invalid {
-        path: entry.file.clone(),
-        line: entry.line,
-        reason,
-    };
     // No name-service lookup (NSS, /etc/passwd) for the one account every system has.
     if name == "root" || name == "0" {
         return Ok(Target::Root);
     }
-    let passwd = match User::from_name(name) {
-        Ok(Some(u)) => Some(u),
-        Ok(None) => match name.parse::<u32>() {
-            Ok(n) => User::from_uid(Uid::from_raw(n)).ok().flatten(),
-            Err(_) => return Err(invalid(user_entry, format!("no such user {name:?}"))),
-        },
-        Err(e) => {
-            return Err(invalid(
-                user_entry,
-                format!("cannot look up user {name:?}: {}", e.desc()),
-            ));
-        }
-    };
-    let uid = match (&passwd, name.parse::<u32>()) {
-        (Some(u), _) => u.uid,
-        (None, Ok(n)) => Uid::from_raw(n),
-        (None, Err(_)) => return Err(invalid(user_entry, format!("no such user {name:?}"))),
-    };
+    let (passwd, uid) = user_id(user_entry)?;
     if uid.is_root() {
         return Ok(Target::Root);
     }
@@ -223,6 +201,40 @@ pub fn target(config: &Config) -> Result<Target, ConfigError> {
         gid,
         groups,
     }))
+}
+
+/// The `user` entry's account (if the name service knows it) and uid: a name, or a
+/// number without a passwd entry.
+fn user_id(entry: &Entry) -> Result<(Option<User>, Uid), ConfigError> {
+    let name = entry.text.as_str();
+    let passwd = match User::from_name(name) {
+        Ok(Some(u)) => Some(u),
+        Ok(None) => match name.parse::<u32>() {
+            Ok(n) => User::from_uid(Uid::from_raw(n)).ok().flatten(),
+            Err(_) => return Err(invalid(entry, format!("no such user {name:?}"))),
+        },
+        Err(e) => {
+            return Err(invalid(
+                entry,
+                format!("cannot look up user {name:?}: {}", e.desc()),
+            ));
+        }
+    };
+    let uid = match (&passwd, name.parse::<u32>()) {
+        (Some(u), _) => u.uid,
+        (None, Ok(n)) => Uid::from_raw(n),
+        (None, Err(_)) => return Err(invalid(entry, format!("no such user {name:?}"))),
+    };
+    Ok((passwd, uid))
+}
+
+/// A config entry that is wrong, with its file and line.
+fn invalid(entry: &Entry, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        path: entry.file.clone(),
+        line: entry.line,
+        reason,
+    }
 }
 
 /// A group name or number.
