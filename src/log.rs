@@ -146,6 +146,14 @@ pub const MAX_LINE: usize = 4096;
 /// Appends `msg` with control characters shown as `\r`, `\n`, `\xNN`, and the Unicode
 /// line and paragraph separators, which viewers may break lines at, as `\u2028`, `\u2029`.
 pub fn escape_into(out: &mut String, msg: &str) {
+    // Most lines hold nothing to escape: no byte below 0x20, no DEL, and no 0xC2 or 0xE2,
+    // which start the UTF-8 of the C1 controls and of U+2028/U+2029.
+    if !msg
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b == 0xc2 || b == 0xe2)
+    {
+        return out.push_str(msg);
+    }
     for c in msg.chars() {
         match c {
             '\r' => out.push_str("\\r"),

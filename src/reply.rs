@@ -168,29 +168,42 @@ impl Fixed {
         }
     }
 
+    // The methods hand the fields on one by one (inlined): a whole `Fixed` passed by
+    // reference would make each constant a table in the binary with two pointers to
+    // relocate at every start, where a field is an address in the code.
+
     /// The reply as it is.
-    pub fn reply(&self) -> Reply {
-        self.with(&[])
+    #[inline(always)]
+    pub fn reply(self) -> Reply {
+        filled(self.code, self.status, self.text, &[])
     }
 
     /// The reply with its one placeholder filled in.
-    pub fn about(&self, value: &str) -> Reply {
-        self.with(&[value])
+    #[inline(always)]
+    pub fn about(self, value: &str) -> Reply {
+        filled(self.code, self.status, self.text, &[value])
     }
 
     /// The reply with the plugin's message as its text, else this one (see
     /// [`Reply::from_plugin`]).
-    pub fn or_plugin(&self, msg: &[String]) -> Reply {
+    #[inline(always)]
+    pub fn or_plugin(self, msg: &[String]) -> Reply {
         Reply::from_plugin(self.code, self.status.unwrap_or(""), msg, self.text)
     }
 
     /// The reply with its placeholders filled in, in order.
-    pub fn with(&self, values: &[&str]) -> Reply {
-        let text = fill(self.text, values);
-        match self.status {
-            Some(status) => Reply::new(self.code, status, text),
-            None => Reply::plain(self.code, text),
-        }
+    #[inline(always)]
+    pub fn with(self, values: &[&str]) -> Reply {
+        filled(self.code, self.status, self.text, values)
+    }
+}
+
+/// A reply from a fixed reply's fields, placeholders filled in.
+fn filled(code: u16, status: Option<&str>, text: &str, values: &[&str]) -> Reply {
+    let text = fill(text, values);
+    match status {
+        Some(status) => Reply::new(code, status, text),
+        None => Reply::plain(code, text),
     }
 }
 
@@ -218,7 +231,7 @@ pub fn fill<'a>(text: &'a str, values: &[&str]) -> std::borrow::Cow<'a, str> {
 /// Where the first `<placeholder>` in `text` starts, and its length.
 fn next_placeholder(text: &str) -> Option<(usize, usize)> {
     let mut from = 0;
-    while let Some(open) = text[from..].find('<').map(|i| from + i) {
+    while let Some(open) = memchr::memchr(b'<', &text.as_bytes()[from..]).map(|i| from + i) {
         let name_len = text[open + 1..]
             .bytes()
             .take_while(|b| b.is_ascii_lowercase() || *b == b'-')

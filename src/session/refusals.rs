@@ -49,7 +49,7 @@ const HELP_TEXT: &str = concat!(
 );
 
 /// `connect`: the greeting, or a refusal that closes the connection.
-pub static CONNECT: Row = Row {
+pub const CONNECT: Row = Row {
     hook: Hook::Connect,
     ok: Act::Go(220),
     declined: Act::Go(220),
@@ -61,7 +61,7 @@ pub static CONNECT: Row = Row {
 };
 
 /// `helo`.
-pub static HELO: Row = Row {
+pub const HELO: Row = Row {
     hook: Hook::Helo,
     ok: Act::Go(250),
     declined: Act::Go(250),
@@ -73,7 +73,7 @@ pub static HELO: Row = Row {
 };
 
 /// `ehlo`.
-pub static EHLO: Row = Row {
+pub const EHLO: Row = Row {
     hook: Hook::Ehlo,
     ok: Act::Go(250),
     declined: Act::Go(250),
@@ -85,7 +85,7 @@ pub static EHLO: Row = Row {
 };
 
 /// `mail`.
-pub static MAIL: Row = Row {
+pub const MAIL: Row = Row {
     hook: Hook::Mail,
     ok: Act::Go(250),
     declined: Act::Go(250),
@@ -97,7 +97,7 @@ pub static MAIL: Row = Row {
 };
 
 /// `rcpt`: without a plugin that says OK, never an open relay.
-pub static RCPT: Row = Row {
+pub const RCPT: Row = Row {
     hook: Hook::Rcpt,
     ok: Act::Go(250),
     declined: fixed(450, "4.7.1", "No plugin decided if relaying is allowed"),
@@ -109,7 +109,7 @@ pub static RCPT: Row = Row {
 };
 
 /// `rcpt_post` (ours): the next hop's answer for this recipient, asked at RCPT time.
-pub static RCPT_POST: Row = Row {
+pub const RCPT_POST: Row = Row {
     hook: Hook::RcptPost,
     ok: Act::Go(250),
     declined: Act::Go(250),
@@ -121,7 +121,7 @@ pub static RCPT_POST: Row = Row {
 };
 
 /// `data`: runs before the MAIL and RCPT checks, as in qpsmtpd.
-pub static DATA: Row = Row {
+pub const DATA: Row = Row {
     hook: Hook::Data,
     ok: Act::Go(354),
     declined: Act::Go(354),
@@ -133,7 +133,7 @@ pub static DATA: Row = Row {
 };
 
 /// `data_headers_end`: only the verdicts that close the connection act.
-pub static DATA_HEADERS_END: Row = Row {
+pub const DATA_HEADERS_END: Row = Row {
     hook: Hook::DataHeadersEnd,
     ok: GO,
     declined: GO,
@@ -145,7 +145,7 @@ pub static DATA_HEADERS_END: Row = Row {
 };
 
 /// `data_post`: the message is complete; refused here, it is never queued.
-pub static DATA_POST: Row = Row {
+pub const DATA_POST: Row = Row {
     hook: Hook::DataPost,
     ok: GO,
     declined: GO,
@@ -157,7 +157,7 @@ pub static DATA_POST: Row = Row {
 };
 
 /// `queue_pre`: any refusal is a temporary one (Perl sent no reply at all).
-pub static QUEUE_PRE: Row = Row {
+pub const QUEUE_PRE: Row = Row {
     hook: Hook::QueuePre,
     ok: GO,
     declined: GO,
@@ -170,7 +170,7 @@ pub static QUEUE_PRE: Row = Row {
 
 /// `queue`: `250` only for `OK`, which a queue plugin gives once the message is durably
 /// handed off. The transaction is forgotten before the reply whatever it is.
-pub static QUEUE: Row = Row {
+pub const QUEUE: Row = Row {
     hook: Hook::Queue,
     ok: plugin(250, "2.0.0", "Queued"),
     declined: plugin(451, "4.3.0", NOT_QUEUED),
@@ -182,7 +182,7 @@ pub static QUEUE: Row = Row {
 };
 
 /// `vrfy`: qpsmtpd never verifies an address unless a plugin does.
-pub static VRFY: Row = Row {
+pub const VRFY: Row = Row {
     hook: Hook::Vrfy,
     ok: plugin(250, "2.1.5", "User OK"),
     declined: fixed(252, "2.5.2", VRFY_DEFAULT),
@@ -194,7 +194,7 @@ pub static VRFY: Row = Row {
 };
 
 /// `noop`.
-pub static NOOP: Row = Row {
+pub const NOOP: Row = Row {
     hook: Hook::Noop,
     ok: fixed(250, "2.0.0", "OK"),
     declined: fixed(250, "2.0.0", "OK"),
@@ -206,7 +206,7 @@ pub static NOOP: Row = Row {
 };
 
 /// `help`: the `help` plugin's text, else three lines about us.
-pub static HELP: Row = Row {
+pub const HELP: Row = Row {
     hook: Hook::Help,
     ok: plugin(214, "2.0.0", HELP_TEXT),
     declined: plugin(214, "2.0.0", HELP_TEXT),
@@ -218,7 +218,7 @@ pub static HELP: Row = Row {
 };
 
 /// `quit`: the connection ends whatever the verdict (after `DONE` too, without a reply).
-pub static QUIT: Row = Row {
+pub const QUIT: Row = Row {
     hook: Hook::Quit,
     ok: plugin_then(221, "2.0.0", BYE, Then::Close),
     declined: plugin_then(221, "2.0.0", BYE, Then::Close),
@@ -231,7 +231,7 @@ pub static QUIT: Row = Row {
 
 /// `unrecognized_command` (and empty lines): `DENY_DISCONNECT` is how
 /// `count_unrecognized_commands` ends the connection.
-pub static UNRECOGNIZED_COMMAND: Row = Row {
+pub const UNRECOGNIZED_COMMAND: Row = Row {
     hook: Hook::UnrecognizedCommand,
     ok: fixed(500, "5.5.1", UNRECOGNIZED),
     declined: fixed(500, "5.5.1", UNRECOGNIZED),
@@ -244,7 +244,7 @@ pub static UNRECOGNIZED_COMMAND: Row = Row {
 
 /// `auth-<mech>`, then `auth`: the plugin's text goes to the log only, so that a client
 /// cannot tell an unknown user from a wrong password (`DONE` is a failure too).
-pub static AUTH: Row = Row {
+pub const AUTH: Row = Row {
     hook: Hook::Auth,
     ok: Act::Go(235),
     declined: named(CREDENTIALS_INVALID, Then::Fail),
@@ -256,7 +256,7 @@ pub static AUTH: Row = Row {
 };
 
 /// Every row, in the order the hooks fire.
-pub static ROWS: [&Row; 17] = [
+pub const ROWS: [&Row; 17] = [
     &CONNECT,
     &HELO,
     &EHLO,

@@ -16,7 +16,7 @@ pub enum Act {
         /// The reply code.
         code: u16,
         /// The enhanced status code, unless the plugin's text carries one.
-        status: &'static str,
+        status: Inline<9>,
         /// Where the text comes from.
         text: Text,
         /// What follows the reply.
@@ -31,9 +31,62 @@ pub enum Act {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Text {
     /// The plugin's message, else this text.
-    Plugin(&'static str),
+    Plugin(Inline<TEXT_MAX>),
     /// This text, whatever the plugin said.
-    Fixed(&'static str),
+    Fixed(Inline<TEXT_MAX>),
+}
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Plugin(text) | Text::Fixed(text) => text.as_str(),
+        }
+    }
+}
+
+/// The longest text a cell holds (HELP's three lines are the longest).
+const TEXT_MAX: usize = 144;
+
+/// A short text kept in the table itself rather than pointed to: each pointer in a table
+/// is one more relocation for the dynamic loader at every start of the process, and the
+/// table would hold some two hundred.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Inline<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+}
+
+impl<const N: usize> Inline<N> {
+    /// The text; longer than `N` bytes (or 255) fails at compile time.
+    pub const fn new(text: &str) -> Inline<N> {
+        let from = text.as_bytes();
+        assert!(
+            from.len() <= N && from.len() <= u8::MAX as usize,
+            "text too long for the table"
+        );
+        let mut bytes = [0; N];
+        let mut i = 0;
+        while i < from.len() {
+            bytes[i] = from[i];
+            i += 1;
+        }
+        Inline {
+            bytes,
+            len: from.len() as u8,
+        }
+    }
+
+    /// The text (whole UTF-8, as it came from a `&str`).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Inline<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
 }
 
 /// What follows a reply.
@@ -103,8 +156,8 @@ pub(super) const fn plugin(code: u16, status: &'static str, default: &'static st
 pub(super) const fn plugin_then(code: u16, status: &'static str, default: &'static str, then: Then) -> Act {
     Act::Say {
         code,
-        status,
-        text: Text::Plugin(default),
+        status: Inline::new(status),
+        text: Text::Plugin(Inline::new(default)),
         then,
     }
 }
@@ -113,8 +166,8 @@ pub(super) const fn plugin_then(code: u16, status: &'static str, default: &'stat
 pub(super) const fn fixed(code: u16, status: &'static str, text: &'static str) -> Act {
     Act::Say {
         code,
-        status,
-        text: Text::Fixed(text),
+        status: Inline::new(status),
+        text: Text::Fixed(Inline::new(text)),
         then: Then::Stay,
     }
 }
@@ -127,8 +180,8 @@ pub(super) const fn named(reply: Fixed, then: Then) -> Act {
     };
     Act::Say {
         code: reply.code,
-        status,
-        text: Text::Fixed(reply.text),
+        status: Inline::new(status),
+        text: Text::Fixed(Inline::new(reply.text)),
         then,
     }
 }
@@ -155,11 +208,12 @@ pub fn answer(row: &Row, out: Outcome, subject: &str) -> Answer {
             text,
             then,
         } => {
+            let status = status.as_str();
             let reply = match text {
                 Text::Plugin(default) => {
-                    Reply::from_plugin(*code, status, &out.msg, &fill(default, &[subject]))
+                    Reply::from_plugin(*code, status, &out.msg, &fill(default.as_str(), &[subject]))
                 }
-                Text::Fixed(text) => Reply::new(*code, status, fill(text, &[subject])),
+                Text::Fixed(text) => Reply::new(*code, status, fill(text.as_str(), &[subject])),
             };
             Answer::Reply(reply, then.clone())
         }
