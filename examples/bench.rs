@@ -1,9 +1,10 @@
 //! The benchmark harness (run through `bench/run`): qpsmtpd-rs, Perl qpsmtpd and a trivial
 //! floor, each started per connection by ucspi-tcp's tcpserver on loopback, under the same
 //! load; then per-session memory, a 100 MB message, a 20-plugin chain and instruction
-//! counts under callgrind. It prints figures and ratios; it asserts nothing about speed.
-//! Opt-in: `--slow-clients N` adds the many-slow-clients case ([slow]), `--slow-only` runs
-//! only that.
+//! counts under callgrind, and what STARTTLS adds to a session ([tls]). It prints figures
+//! and ratios; it asserts nothing about speed. `--quick` leaves the TLS figures out,
+//! `--tls-only` runs only them. Opt-in: `--slow-clients N` adds the many-slow-clients case
+//! ([slow]), `--slow-only` runs only that.
 
 #[path = "bench/compare.rs"]
 mod compare;
@@ -13,6 +14,8 @@ mod cost;
 mod peers;
 #[path = "bench/slow.rs"]
 mod slow;
+#[path = "bench/tls.rs"]
+mod tls;
 #[path = "bench/variants.rs"]
 mod variants;
 
@@ -38,6 +41,8 @@ struct Opts {
     work: PathBuf,
     slow: slow::Slow,
     slow_only: bool,
+    quick: bool,
+    tls_only: bool,
 }
 
 fn opts() -> Opts {
@@ -61,6 +66,8 @@ fn opts() -> Opts {
             phase: slow::Phase::Data,
         },
         slow_only: false,
+        quick: false,
+        tls_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -96,6 +103,7 @@ fn opts() -> Opts {
             "--big-mb" => o.big_mb = num("--big-mb"),
             "--record" => o.record = true,
             "--quick" => {
+                o.quick = true;
                 o.sessions = 300;
                 o.perl_sessions = 20;
                 o.greetings = 50;
@@ -118,6 +126,7 @@ fn opts() -> Opts {
                 }
             }
             "--slow-only" => o.slow_only = true,
+            "--tls-only" => o.tls_only = true,
             "--work" => o.work = PathBuf::from(args.next().expect("--work needs a directory")),
             other => panic!("unknown argument {other}"),
         }
@@ -139,6 +148,11 @@ fn main() {
             o.slow.clients = 500;
         }
         slow::run(&o, &o.slow, &tcpserver, &ours);
+        let _ = std::fs::remove_dir_all(&o.work);
+        return;
+    }
+    if o.tls_only {
+        tls::run(&o, &ours);
         let _ = std::fs::remove_dir_all(&o.work);
         return;
     }
@@ -387,6 +401,9 @@ fn main() {
         baseline(&o, s, c);
     } else {
         println!("  valgrind is not installed (apt-get install valgrind)");
+    }
+    if !o.quick {
+        tls::run(&o, &ours);
     }
     if o.slow.clients > 0 {
         slow::run(&o, &o.slow, &tcpserver, &ours);

@@ -1,5 +1,5 @@
 //! What is known about the connection: peer facts, greeting, relay status and notes
-//! (qpsmtpd's `Qpsmtpd::Connection`, reference §13.2).
+//! (qpsmtpd's `Qpsmtpd::Connection`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -65,6 +65,9 @@ pub struct Connection {
     pub auth: Option<AuthInfo>,
     /// Set once TLS is active.
     pub tls: Option<TlsInfo>,
+    /// `RBLSMTPD` as the super-server set it (rblsmtpd's variable, which tcprules can set
+    /// per client; the dnsbl plugin reads it): empty = skip the DNS lists, text = refuse.
+    pub rblsmtpd: Option<String>,
     /// Connection notes.
     pub notes: Notes,
     /// Commands dispatched so far (qpsmtpd's `command_counter`).
@@ -90,6 +93,7 @@ impl Connection {
             hello: None,
             auth: None,
             tls: None,
+            rblsmtpd: None,
             notes: Notes::new(),
             command_count: 0,
             started: Instant::now(),

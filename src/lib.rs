@@ -11,6 +11,8 @@
 //! plugin/    the hook contract, the chain, the registry of built-in plugins and the
 //!            runner for external plugin programs (plugin/external/)
 //! plugins/   (top level) one folder per built-in plugin: code and README side by side
+//! child.rs   every program we start (queue programs, external plugins, checkpassword):
+//!            chosen descriptors, one deadline, the process group killed, always reaped
 //! ```
 //!
 //! The session is sans-I/O so that the same transcript runs in-process in tests and
@@ -23,11 +25,13 @@ pub mod addrlist;
 pub mod auth;
 pub mod cdb;
 pub mod check;
+pub mod child;
 pub mod command;
 pub mod config;
 pub mod connection;
 pub mod handoff;
 pub mod header;
+pub mod host;
 pub mod io;
 pub mod localtime;
 pub mod log;

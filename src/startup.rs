@@ -55,7 +55,7 @@ impl From<LoadError> for StartError {
 
 /// A start-up failure and whether the configured logging already recorded it.
 #[derive(Debug)]
-pub struct Failure {
+pub struct StartFailure {
     /// What went wrong.
     pub error: StartError,
     /// Was it written to the configured log destination?
@@ -77,8 +77,8 @@ pub fn qmail_control(qmail_env: Option<String>) -> Option<PathBuf> {
 }
 
 /// Opens everything a session needs.
-pub fn open(opts: Options) -> Result<Session, Failure> {
-    let unlogged = |error: StartError| Failure { error, logged: false };
+pub fn open(opts: Options) -> Result<Session, StartFailure> {
+    let unlogged = |error: StartError| StartFailure { error, logged: false };
     // After the switch: the account that serves reads its config (README Differences 62).
     let config = Config::open(&opts.config_dir, opts.qmail_control)
         .map_err(|e| unlogged(e.into()))?
@@ -99,7 +99,7 @@ pub fn open(opts: Options) -> Result<Session, Failure> {
     let chain = match Chain::load(&config) {
         Ok(chain) => chain,
         Err(e) => {
-            return Err(Failure {
+            return Err(StartFailure {
                 error: logged(e.into()),
                 logged: true,
             });

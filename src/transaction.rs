@@ -1,5 +1,5 @@
 //! One mail transaction: envelope, notes, header and the spooled body (qpsmtpd's
-//! `Qpsmtpd::Transaction`, reference §13.1).
+//! `Qpsmtpd::Transaction`, lib/Qpsmtpd/Transaction.pm).
 //!
 //! The body is kept in memory up to `size_threshold` bytes and then moved to a temporary
 //! file in `spool_dir`, so a 100 MB message costs a few kilobytes of memory. The file is
@@ -15,7 +15,9 @@ use tempfile::NamedTempFile;
 use crate::address::Address;
 use crate::connection::Notes;
 use crate::header::Header;
-use crate::plugin::Params;
+
+/// ESMTP parameters of MAIL/RCPT (`KEY=VALUE`; keys lower-cased as qpsmtpd passes them).
+pub type Params = Vec<(String, Option<String>)>;
 
 /// Default in-memory part of a body before it goes to disk.
 pub const DEFAULT_SIZE_THRESHOLD: usize = 64 * 1024;

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::support::{TestDir, root, tool};
-use crate::tls::{CHECKPW, make_cert, read, reply, serve, start_dovecot_with, swaks, text, tls_config};
+use crate::tls::{CHECKPW, make_cert, reply, serve, start_dovecot_with, swaks, text, tls_config};
 
 fn config(lines: &[(&str, &str)]) -> Vec<(String, String)> {
     lines
@@ -203,6 +203,32 @@ fn check_reports_entries_in_unknown_schemes() {
     }
 }
 
+/// `--check` names entries that look like a `{SCHEME}` prefix or a `$id$` hash but are
+/// malformed (a blank inside the braces, no closing brace, a blank in the `$id$`): they
+/// never match, where before the hash string itself was the password.
+#[test]
+fn check_reports_malformed_scheme_prefixes() {
+    let dir = TestDir::new(&config(&[
+        ("plugins", "auth/auth_flat_file"),
+        ("plugins", "rcpt_ok"),
+        ("flat_auth_pw", "blank@example.com:{ SSHA512}c2FsdA=="),
+        ("flat_auth_pw", "unclosed@example.com:{SSHA512c2FsdA=="),
+        ("flat_auth_pw", "mcf@example.com:$ 6$saltsalt$hash"),
+        ("flat_auth_pw", "clear@example.com:{}x"),
+    ]));
+    let out = Command::new(crate::support::binary())
+        .args(["--check", "--config"])
+        .arg(dir.config())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in 1..=3 {
+        let expected = format!("flat_auth_pw, line {line}: malformed");
+        assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
+    }
+    assert!(!stderr.contains("line 4"), "{stderr}");
+}
+
 /// An auth plugin whose AUTH can never be offered (tls_before_auth at its default, no tls
 /// plugin): `--check` says so, since every client then gets 500 to AUTH (and, with
 /// require_auth, 530 to MAIL).
@@ -346,7 +372,7 @@ fn authentication_results_quotes_odd_user_names() {
         ],
     );
     assert!(replies[6].starts_with("250 "), "{replies:?}");
-    let msg = read(&dir.messages()[0]);
+    let msg = String::from_utf8_lossy(&dir.only_message()).into_owned();
     assert!(
         msg.lines()
             .any(|l| l
@@ -396,7 +422,7 @@ fn auth_dovecot_records_the_name_dovecot_returns() {
         "{}",
         text(&out)
     );
-    let msg = read(&dir.messages()[0]);
+    let msg = String::from_utf8_lossy(&dir.only_message()).into_owned();
     assert!(msg.lines().any(|l| l.ends_with("smtp.auth=alice")), "{msg}");
     assert!(msg.contains("with ESMTPA id"), "{msg}");
     assert!(!msg.contains("Alice@Example.NET"), "{msg}");

@@ -112,9 +112,7 @@ fn bare_cr_on_the_read_boundary_is_refused() {
     c.send(&boundary_line(b"\nnext\r\n.\r\n"));
     c.expect("250");
     c.quit();
-    let msgs = dir.messages();
-    assert_eq!(msgs.len(), 1);
-    let stored = std::fs::read(&msgs[0]).unwrap();
+    let stored = dir.only_message();
     assert!(stored.ends_with(b"aaaa\nnext\n"), "line end lost at the boundary");
 }
 
@@ -194,7 +192,7 @@ fn bare_cr_on_the_read_boundary_is_kept_on_a_pipe() {
     writer.join().unwrap().unwrap();
     child.wait().unwrap();
     assert!(out.contains("250 2.0.0 Queued!"), "{out}");
-    let stored = std::fs::read(&dir.messages()[0]).unwrap();
+    let stored = dir.only_message();
     assert!(stored.ends_with(b"aaaa\rX\n"), "the bare CR was not kept");
 }
 
@@ -248,7 +246,7 @@ fn huge_helo_name_keeps_received_within_998_characters() {
     c.send(b"Subject: helo\r\n\r\nbody\r\n.\r\n");
     c.expect("250");
     c.quit();
-    let stored = std::fs::read(&dir.messages()[0]).unwrap();
+    let stored = dir.only_message();
     for line in stored.split(|b| *b == b'\n') {
         assert!(line.len() <= 998, "a line of {} characters", line.len());
     }

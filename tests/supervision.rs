@@ -162,6 +162,36 @@ fn packaging() -> PathBuf {
     crate::support::root().join("packaging")
 }
 
+/// Waits until the service answers: a probe session that gets the greeting, says QUIT
+/// and sees the server close the connection, so it is over before the test's own session
+/// starts. A probe the service closes without a greeting (it was still starting) is
+/// retried.
+fn wait_greeted(port: u16) {
+    wait_listening(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        probe.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut reader = BufReader::new(probe.try_clone().unwrap());
+        let mut w = probe;
+        last.clear();
+        while reader.read_line(&mut last).unwrap_or(0) > 0 && !last.lines().any(|l| l.starts_with("220 ")) {}
+        if !last.lines().any(|l| l.starts_with("220 ")) {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let _ = w.write_all(b"QUIT\r\n");
+        let mut rest = String::new();
+        let _ = reader.read_to_string(&mut rest);
+        assert!(rest.starts_with("221 "), "probe session: {last}{rest}");
+        return;
+    }
+    panic!("no greeting on port {port}: {last:?}");
+}
+
 /// Waits until a file contains `needle`.
 fn wait_for_text(path: &Path, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -225,9 +255,7 @@ fn xinetd_with_the_shipped_service_file() {
         .arg("-pidfile")
         .arg(dir.path().join("xinetd.pid"));
     let _server = spawn(cmd);
-    wait_listening(port);
-    // wait_listening's probe was a connection too; let that session end first.
-    std::thread::sleep(Duration::from_millis(200));
+    wait_greeted(port);
     let client_port = swaks(&swaks_bin, port, "rcpt@example.org");
     assert_received_from(&dir, client_port);
     let log = fs::read_to_string(dir.path().join("xinetd.log")).unwrap_or_default();
@@ -273,8 +301,7 @@ fn systemd_socket_activate_inetd_accept() {
         .args([binary(), "--config"])
         .arg(dir.config());
     let _server = spawn(cmd);
-    wait_listening(port);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_greeted(port);
     let client_port = swaks(&swaks_bin, port, "rcpt@example.org");
     assert_received_from(&dir, client_port);
 }
@@ -320,8 +347,7 @@ fn runit_run_script_under_runsv_with_svlogd() {
     let mut cmd = Command::new(runsv);
     cmd.arg(&service);
     let _runsv = spawn(cmd);
-    wait_listening(port);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_greeted(port);
     let client_port = swaks(&swaks_bin, port, "someone@elsewhere.example");
     assert_received_from(&dir, client_port);
     let log = wait_for_text(&service.join("log/main/current"), "outcome=\"queued\"");
@@ -357,8 +383,7 @@ fn daemontools_run_script_under_svscan_with_multilog() {
     let mut stop = Command::new(svc);
     stop.arg("-dx").arg(&linked).arg(linked.join("log"));
     svscan.stop.push(stop);
-    wait_listening(port);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_greeted(port);
     let client_port = swaks(&swaks_bin, port, "someone@elsewhere.example");
     assert_received_from(&dir, client_port);
     let log = wait_for_text(&service.join("log/main/current"), "outcome=\"queued\"");

@@ -141,11 +141,9 @@ fn sigterm_ends_even_a_session_stuck_where_no_signal_reaches() {
     let mut w = client.try_clone().unwrap();
     let noops = "NOOP\r\n".repeat(4000);
     let _ = w.write_all(noops.as_bytes());
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the session should be stuck on its log"
-    );
+    let stuck = crate::support::wait_until(10, || crate::support::blocked_in_write(child.id(), 2));
+    assert!(stuck, "the session should be stuck writing its log to fd 2");
+    assert!(child.try_wait().unwrap().is_none());
     let started = Instant::now();
     term(&child);
     let status = exited_within(&mut child, 20).expect("still running 20 s after SIGTERM");
@@ -437,31 +435,42 @@ fn sigterm_at_each_step_of_a_next_hop_hand_off() {
         let (mut child, client) = spawn_inetd(binary_command(&dir));
         client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut w = client.try_clone().unwrap();
+        let mut reader = BufReader::new(client);
         let data_phase = want == dot_step;
-        let writer = std::thread::spawn(move || {
-            let _ = w.write_all(b"HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@example.org>\r\n");
-            // The message only when the recipient will be accepted: unread input at the
-            // end would make the server's close a reset, which can eat the last replies.
-            if data_phase {
-                std::thread::sleep(Duration::from_millis(300));
+        let _ = w.write_all(b"HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@example.org>\r\n");
+        // The message only once the recipient is accepted: unread input at the end would
+        // make the server's close a reset, which can eat the last replies.
+        let mut all = String::new();
+        let mut writer = None;
+        if data_phase {
+            for _ in 0..4 {
+                let _ = reader.read_line(&mut all);
+            }
+            if !all.lines().last().is_some_and(|l| l.starts_with("250 2.1.5")) {
+                problems.push(format!("{step}: the recipient was not accepted: {all}"));
+                let _ = child.kill();
+                continue;
+            }
+            writer = Some(std::thread::spawn(move || {
                 let mut data = b"DATA\r\nSubject: x\r\n\r\n".to_vec();
                 data.extend(b"a line of a message larger than the socket buffers\r\n".repeat(160_000));
                 data.extend_from_slice(b".\r\n");
                 let _ = w.write_all(&data);
-            }
-        });
+            }));
+        }
+        // The server has sent the command and waits for the hop: signal it now.
         if !crate::queue::wait_for(10, || hop.lines().iter().any(|l| l.contains(seen))) {
             problems.push(format!("{step}: the hop never saw {seen:?}: {:?}", hop.lines()));
             let _ = child.kill();
             continue;
         }
-        std::thread::sleep(Duration::from_millis(300));
         let started = Instant::now();
         term(&child);
-        let mut all = String::new();
-        let _ = BufReader::new(client).read_to_string(&mut all);
+        let _ = reader.read_to_string(&mut all);
         let status = exited_within(&mut child, 10);
-        let _ = writer.join();
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
         let replies: Vec<&str> = all.lines().collect();
         let n = replies.len();
         if status.and_then(|s| s.code()) != Some(0) || started.elapsed() > Duration::from_secs(5) {

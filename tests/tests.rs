@@ -13,8 +13,15 @@ mod clients;
 mod data;
 /// The same transcripts through Perl qpsmtpd: reply codes must agree.
 mod differential;
+/// The resolver through the binary against the test DNS server: no socket without DNS
+/// plugins (strace), five zones in one round trip, an IPv6 server.
+mod dns;
+/// `250` only after the hand-off is durable, read from the system calls under strace.
+mod durability;
 /// External plugins under a super-server's fd layout, and the cost of each mode.
 mod external;
+/// The transcript checks fail when what they claim is not so.
+mod harness;
 /// The repository's consistency: plugin READMEs, registry, docs, sample config.
 mod layout;
 /// Queue hand-off: real backends (Postfix, Dovecot LMTP, Exim, a qmail-queue stand-in)

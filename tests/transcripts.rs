@@ -3,7 +3,7 @@
 //! pipe for `! pipe` transcripts). A run that executes no transcript fails.
 
 use crate::support::transcript::{self, Transcript};
-use crate::support::{TestDir, binary_command, root, run_in_process, run_over_socket, verify};
+use crate::support::{TestDir, binary_command, dns, root, run_in_process, run_over_socket, verify};
 
 #[test]
 fn transcripts() {
@@ -11,15 +11,22 @@ fn transcripts() {
     let mut failures = Vec::new();
     let mut runs = 0;
     for path in &files {
-        let t = match Transcript::load(path) {
+        let mut t = match Transcript::load(path) {
             Ok(t) => t,
             Err(e) => {
                 failures.push(e);
                 continue;
             }
         };
+        let Ok(dns) = dns::for_transcript(&mut t) else {
+            continue;
+        };
         let dir = TestDir::new(&t.config);
-        let run = run_in_process(&t, &dir);
+        let mut run = run_in_process(&t, &dir);
+        if let Some(dns) = &dns {
+            run.dns_log = dns.settled_log();
+            dns.clear_log();
+        }
         runs += 1;
         if let Err(e) = verify(&t, &dir, &run, "in-process") {
             failures.push(e);
@@ -28,7 +35,10 @@ fn transcripts() {
             continue;
         }
         let dir = TestDir::new(&t.config);
-        let run = run_over_socket(&t, binary_command(&dir), false);
+        let mut run = run_over_socket(&t, binary_command(&dir), false);
+        if let Some(dns) = &dns {
+            run.dns_log = dns.settled_log();
+        }
         runs += 1;
         if let Err(e) = verify(&t, &dir, &run, "binary") {
             failures.push(e);

@@ -4,16 +4,19 @@
 use crate::addrlist;
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict};
 
 /// The plugin instance.
 pub struct BadRcptTo;
 
 /// `badrcptto` takes no arguments (besides `loglevel`, which every plugin takes).
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     match spec.args.as_slice() {
         [] => Ok(Box::new(BadRcptTo)),
-        other => Err(format!("takes no arguments, got {}", other.join(" "))),
+        other => Err(PluginError::Args(format!(
+            "takes no arguments, got {}",
+            other.join(" ")
+        ))),
     }
 }
 

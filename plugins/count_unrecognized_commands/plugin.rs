@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict};
 
 /// The plugin instance.
 pub struct CountUnrecognized {
@@ -11,7 +11,7 @@ pub struct CountUnrecognized {
 }
 
 /// `count_unrecognized_commands [N]` (default 4).
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let max = match spec.args.as_slice() {
         [] => 4,
         [n] => n
@@ -19,7 +19,12 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("the limit must be a positive number, not {n:?}"))?,
-        more => return Err(format!("takes one argument (the limit), got {}", more.join(" "))),
+        more => {
+            return Err(PluginError::Args(format!(
+                "takes one argument (the limit), got {}",
+                more.join(" ")
+            )));
+        }
     };
     Ok(Box::new(CountUnrecognized { max }))
 }

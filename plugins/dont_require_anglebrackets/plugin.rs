@@ -3,15 +3,18 @@
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec};
 
 /// The plugin instance.
 pub struct DontRequireAngleBrackets;
 
 /// Takes no arguments.
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     if !spec.args.is_empty() {
-        return Err(format!("takes no arguments, got {}", spec.args.join(" ")));
+        return Err(PluginError::Args(format!(
+            "takes no arguments, got {}",
+            spec.args.join(" ")
+        )));
     }
     Ok(Box::new(DontRequireAngleBrackets))
 }

@@ -3,7 +3,9 @@
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict, key_values, reject_type};
+use crate::plugin::{
+    Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict, key_values, reject_type,
+};
 
 /// The plugin instance.
 pub struct Naughty {
@@ -12,7 +14,7 @@ pub struct Naughty {
 }
 
 /// `naughty [reject connect|mail|rcpt|data|data_post] [reject_type ...]`
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut at = Hook::Rcpt;
     let mut rtype = Verdict::DenyDisconnect;
     for (k, v) in key_values(&spec.args)? {
@@ -25,14 +27,18 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
                     "data" => Hook::Data,
                     "data_post" => Hook::DataPost,
                     other => {
-                        return Err(format!(
+                        return Err(PluginError::Args(format!(
                             "reject must be connect, mail, rcpt, data or data_post, not {other:?}"
-                        ));
+                        )));
                     }
                 }
             }
             "reject_type" => rtype = reject_type(&v).ok_or_else(|| format!("unknown reject_type {v:?}"))?,
-            other => return Err(format!("unknown argument {other:?} (known: reject, reject_type)")),
+            other => {
+                return Err(PluginError::Args(format!(
+                    "unknown argument {other:?} (known: reject, reject_type)"
+                )));
+            }
         }
     }
     Ok(Box::new(Naughty {

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict};
 
 /// The plugin instance.
 pub struct RandomError {
@@ -16,7 +16,7 @@ pub struct RandomError {
 }
 
 /// `random_error [percent]` (default 1).
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let percent = match spec.args.as_slice() {
         [] => 1.0,
         [p] => p
@@ -24,7 +24,7 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
             .ok()
             .filter(|p| (0.0..=100.0).contains(p))
             .ok_or_else(|| format!("the percentage must be a number from 0 to 100, not {p:?}"))?,
-        more => return Err(format!("Invalid args: '{}'", more.join(" "))),
+        more => return Err(PluginError::Args(format!("Invalid args: '{}'", more.join(" ")))),
     };
     // (1 - x)^6 = 1 - p: six chances to fail per message (qpsmtpd's formula).
     let per_hook = 1.0 - sixth_root(1.0 - percent / 100.0);

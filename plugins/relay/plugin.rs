@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict, key_values};
 
 /// The plugin instance.
 pub struct Relay {
@@ -13,12 +13,16 @@ pub struct Relay {
 }
 
 /// `relay [only 1]`
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut only = false;
     for (k, v) in key_values(&spec.args)? {
         match k.as_str() {
             "only" => only = v != "0",
-            other => return Err(format!("unknown argument {other:?} (known: only)")),
+            other => {
+                return Err(PluginError::Args(format!(
+                    "unknown argument {other:?} (known: only)"
+                )));
+            }
         }
     }
     Ok(Box::new(Relay { only }))
@@ -101,7 +105,7 @@ fn in_cdb(cx: &Context<'_>, ip: &str) -> Result<bool, Outcome> {
 }
 
 /// Does a relayclients entry match this IP? An entry is an address, a CIDR block
-/// (network and broadcast addresses included: qpsmtpd quirk 17 fixed), or a textual
+/// (network and broadcast addresses included: README Differences 15), or a textual
 /// prefix ending in `.` or `:` as in tcprules (`192.168.`, `2001:db8:`).
 pub fn matches(ip: &str, entry: &str) -> bool {
     let entry = entry.trim();

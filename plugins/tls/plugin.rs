@@ -6,7 +6,7 @@
 //! connections that never use TLS pay nothing for it.
 
 use crate::config::Config;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec};
+use crate::plugin::{Args, Context, Hook, Offers, Outcome, Plugin, PluginError, PluginSpec};
 use crate::tls::TlsFiles;
 
 /// The plugin instance.
@@ -17,12 +17,12 @@ pub struct Tls {
 /// `tls [CERT [KEY [CA]]]`, qpsmtpd's positional arguments; relative paths are taken from
 /// the config directory. Defaults: `ssl/qpsmtpd-server.crt`, `ssl/qpsmtpd-server.key`,
 /// `ssl/qpsmtpd-ca.crt`.
-pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     if spec.args.len() > 4 {
-        return Err(format!(
+        return Err(PluginError::Args(format!(
             "too many arguments: {} (tls [cert [key [ca]]])",
             spec.args.join(" ")
-        ));
+        )));
     }
     // qpsmtpd's fourth argument (a dhparam file) has no meaning with rustls: TLS 1.2 and
     // 1.3 there use elliptic-curve key exchange only. It is accepted and ignored. The same
@@ -42,7 +42,10 @@ impl Plugin for Tls {
         Outcome::declined()
     }
 
-    fn tls_files(&self) -> Option<TlsFiles> {
-        Some(self.files.clone())
+    fn offers(&self) -> Offers {
+        Offers {
+            tls: Some(self.files.clone()),
+            ..Offers::default()
+        }
     }
 }

@@ -9,12 +9,11 @@
 //! - Everything else is temporary (`4xx`): a 4xx reply, a failure to connect or spawn, a
 //!   backend that died or hung past the plugin's `timeout`, an answer that cannot be read.
 //!
-//! [`child`] runs programs (qmail-queue, sendmail, exim) with explicit descriptors and a
-//! deadline; [`smtp`] is a blocking SMTP/LMTP client with timeouts and STARTTLS over the
+//! Programs (qmail-queue, sendmail, exim) run through [`crate::child`] with explicit
+//! descriptors and a deadline; [`smtp`] is a blocking SMTP/LMTP client with timeouts and STARTTLS over the
 //! byte stream of [`wire`]; [`relay`] forwards at RCPT time with it; [`dot`] writes a
 //! message in SMTP's dot-stuffed form.
 
-pub mod child;
 pub mod dot;
 pub mod lmtp;
 pub mod relay;
@@ -29,7 +28,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::address::Address;
-use crate::plugin::{Context, Outcome, Verdict};
+use crate::child::ChildError;
+use crate::plugin::{Context, Outcome, PluginError, Verdict};
 use crate::transaction::Transaction;
 
 /// The default per-hand-off timeout in seconds (each whole reply and each write to a next
@@ -39,7 +39,7 @@ pub const DEFAULT_TIMEOUT: u64 = 120;
 
 /// How a hand-off ended when it did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub enum HandoffFailure {
     /// The backend refused for now (4xx, a temporary exit code): `DENYSOFT`.
     Temporary(String),
     /// The backend refused for good (5xx, a permanent exit code): `DENY`.
@@ -48,10 +48,10 @@ pub enum Failure {
     /// queue plugin may still take the message; if none does, the client gets `451`. The
     /// text says what happened, for the log only: the client hears [`BROKEN_TEXT`].
     Broken(String),
-    /// Like [`Failure::Broken`], because the program did not finish within its `timeout`
+    /// Like [`HandoffFailure::Broken`], because the program did not finish within its `timeout`
     /// (it was killed with its process group); the client hears [`TIMED_OUT_TEXT`].
     TimedOut(String),
-    /// Like [`Failure::Broken`], because a termination signal stopped the hand-off; the
+    /// Like [`HandoffFailure::Broken`], because a termination signal stopped the hand-off; the
     /// client hears [`SHUTTING_DOWN_TEXT`].
     Interrupted(String),
 }
@@ -63,38 +63,38 @@ pub const TIMED_OUT_TEXT: &str = "4.3.0 Mail system did not answer in time; try 
 /// Our client's text when a termination signal stopped the hand-off.
 pub const SHUTTING_DOWN_TEXT: &str = "4.3.2 Shutting down; try again later";
 
-impl Failure {
+impl HandoffFailure {
     /// The queue hook's answer for this failure.
     pub fn outcome(self) -> Outcome {
         match self {
-            Failure::Temporary(m) => Outcome::with(Verdict::DenySoft, m),
-            Failure::Permanent(m) => Outcome::with(Verdict::Deny, m),
-            Failure::Broken(_) => Outcome::with(Verdict::Declined, BROKEN_TEXT),
-            Failure::TimedOut(_) => Outcome::with(Verdict::Declined, TIMED_OUT_TEXT),
-            Failure::Interrupted(_) => Outcome::with(Verdict::Declined, SHUTTING_DOWN_TEXT),
+            HandoffFailure::Temporary(m) => Outcome::with(Verdict::DenySoft, m),
+            HandoffFailure::Permanent(m) => Outcome::with(Verdict::Deny, m),
+            HandoffFailure::Broken(_) => Outcome::with(Verdict::Declined, BROKEN_TEXT),
+            HandoffFailure::TimedOut(_) => Outcome::with(Verdict::Declined, TIMED_OUT_TEXT),
+            HandoffFailure::Interrupted(_) => Outcome::with(Verdict::Declined, SHUTTING_DOWN_TEXT),
         }
     }
 
     /// The text, for logs.
     pub fn text(&self) -> &str {
         match self {
-            Failure::Temporary(m)
-            | Failure::Permanent(m)
-            | Failure::Broken(m)
-            | Failure::TimedOut(m)
-            | Failure::Interrupted(m) => m,
+            HandoffFailure::Temporary(m)
+            | HandoffFailure::Permanent(m)
+            | HandoffFailure::Broken(m)
+            | HandoffFailure::TimedOut(m)
+            | HandoffFailure::Interrupted(m) => m,
         }
     }
 
     /// A program run that gave no exit status; `program` names it in the log text.
-    pub fn of_run(program: &str, e: child::RunError, timeout: Duration) -> Failure {
+    pub fn of_run(program: &str, e: ChildError, timeout: Duration) -> HandoffFailure {
         match e {
-            child::RunError::TimedOut => Failure::TimedOut(format!(
+            ChildError::TimedOut => HandoffFailure::TimedOut(format!(
                 "{program} timed out after {}s; killed",
                 timeout.as_secs()
             )),
-            child::RunError::Interrupted => Failure::Interrupted(format!("{program}: {e}")),
-            e => Failure::Broken(format!("{program}: {e}")),
+            ChildError::Interrupted => HandoffFailure::Interrupted(format!("{program}: {e}")),
+            e => HandoffFailure::Broken(format!("{program}: {e}")),
         }
     }
 }
@@ -105,12 +105,12 @@ impl Failure {
 pub const MAX_TIMEOUT: u64 = 3600;
 
 /// Parses a `timeout` argument: whole seconds, 1 to [`MAX_TIMEOUT`].
-pub fn parse_timeout(v: &str) -> Result<Duration, String> {
+pub fn parse_timeout(v: &str) -> Result<Duration, PluginError> {
     match v.parse::<u64>() {
         Ok(n) if (1..=MAX_TIMEOUT).contains(&n) => Ok(Duration::from_secs(n)),
-        _ => Err(format!(
+        _ => Err(PluginError::Args(format!(
             "timeout must be a whole number of seconds from 1 to {MAX_TIMEOUT}, not {v:?}"
-        )),
+        ))),
     }
 }
 
@@ -129,6 +129,10 @@ pub fn clean_text(s: &str) -> String {
     out.truncate(out.trim_end().len());
     out
 }
+
+/// Output of a queue program kept per stream (fd 1, fd 2, qmail-queue's fd 6); the rest
+/// is read and dropped.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// The message as it is handed off: header block, then body, LF line ends.
 pub fn message_reader(txn: &mut Transaction) -> io::Result<Box<dyn Read + '_>> {
@@ -164,18 +168,21 @@ mod tests {
     #[test]
     fn failures_map_to_verdicts() {
         assert_eq!(
-            Failure::Temporary("x".into()).outcome().verdict,
+            HandoffFailure::Temporary("x".into()).outcome().verdict,
             Verdict::DenySoft
         );
-        assert_eq!(Failure::Permanent("x".into()).outcome().verdict, Verdict::Deny);
+        assert_eq!(
+            HandoffFailure::Permanent("x".into()).outcome().verdict,
+            Verdict::Deny
+        );
         // What broke is for the log; the client hears a plain text.
-        let b = Failure::Broken("/usr/sbin/x: cannot start: No such file".into()).outcome();
+        let b = HandoffFailure::Broken("/usr/sbin/x: cannot start: No such file".into()).outcome();
         assert_eq!(b.verdict, Verdict::Declined);
         assert_eq!(b.msg, vec![BROKEN_TEXT.to_string()]);
-        let t = Failure::of_run("x", child::RunError::TimedOut, Duration::from_secs(2));
+        let t = HandoffFailure::of_run("x", ChildError::TimedOut, Duration::from_secs(2));
         assert_eq!(t.text(), "x timed out after 2s; killed");
         assert_eq!(t.outcome().msg, vec![TIMED_OUT_TEXT.to_string()]);
-        let i = Failure::of_run("x", child::RunError::Interrupted, Duration::from_secs(2));
+        let i = HandoffFailure::of_run("x", ChildError::Interrupted, Duration::from_secs(2));
         assert_eq!(i.outcome().msg, vec![SHUTTING_DOWN_TEXT.to_string()]);
     }
 

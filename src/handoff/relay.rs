@@ -28,23 +28,22 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use super::smtp::{Client, Error, Options, Reply, Target, Tls};
+use super::smtp::{Client, Error};
 use super::wire::Trouble;
-use super::{DEFAULT_TIMEOUT, clean_text};
 use crate::address::Address;
 use crate::log::Level;
 use crate::plugin::{Args, Context, Hook, Outcome, Verdict};
 
-/// The settings of one forwarding plugin instance.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Where to.
-    pub target: Target,
-    /// Timeouts, LMTP or SMTP, TLS.
-    pub options: Options,
-    /// Send XCLIENT (Postfix) with the original client's facts.
-    pub xclient: bool,
-}
+mod after_dot;
+mod codes;
+mod failure;
+mod settings;
+
+use after_dot::{lmtp_replies, smtp_reply};
+pub use codes::{dot_code, rcpt_code, refusal};
+pub use failure::ForwardFailure;
+use failure::{DataFailure, gone_between_messages, more_than_asked, second_round};
+pub use settings::{Settings, parse_options};
 
 /// The open downstream transaction.
 struct Session {
@@ -59,43 +58,6 @@ struct Session {
 pub struct Relay {
     settings: Settings,
     session: RefCell<Option<Session>>,
-}
-
-/// Why a step failed, as our client is to hear it.
-#[derive(Debug)]
-pub enum Fail {
-    /// The next hop refused (4xx/5xx); our reply keeps the class.
-    Refused(Reply),
-    /// Nothing definite: our own temporary text, and what happened for the log.
-    Temporary(&'static str, String),
-}
-
-impl From<Error> for Fail {
-    fn from(e: Error) -> Fail {
-        match e {
-            Error::Refused(r) => Fail::Refused(r),
-            Error::Broken(b) => Fail::Temporary(b.trouble.client_text(), b.detail),
-        }
-    }
-}
-
-impl Fail {
-    /// What happened, for the log.
-    pub fn describe(&self) -> String {
-        match self {
-            Fail::Refused(r) => r.describe(),
-            Fail::Temporary(_, detail) => detail.clone(),
-        }
-    }
-}
-
-/// What a failure during DATA means for the retry on a fresh session.
-enum DataFail {
-    /// The session cannot take DATA (closed, `421`, unsolicited input, an answer out of
-    /// protocol): nothing was delivered on it, so a fresh session may be tried.
-    Gone(Fail),
-    /// A refusal or a timeout: final.
-    Final(Fail),
 }
 
 impl Relay {
@@ -120,27 +82,30 @@ impl Relay {
             return Outcome::declined();
         };
         let level = match f {
-            Fail::Refused(_) => Level::Info,
-            Fail::Temporary(..) => Level::Error,
+            ForwardFailure::Refused(_) => Level::Info,
+            ForwardFailure::Temporary(..) => Level::Error,
         };
         cx.log(
             level,
             format_args!("{rcpt} not accepted by the next hop: {}", f.describe()),
         );
         match f {
-            Fail::Refused(r) => refusal(cx, rcpt_code(r.code), &r),
-            Fail::Temporary(text, _) => Outcome::with(Verdict::DenySoft, text),
+            ForwardFailure::Refused(r) => refusal(cx, rcpt_code(r.code), &r),
+            ForwardFailure::Temporary(text, _) => Outcome::with(Verdict::DenySoft, text),
         }
     }
 
-    fn try_rcpt(&self, cx: &mut Context<'_>, rcpt: &Address) -> Result<(), Fail> {
+    fn try_rcpt(&self, cx: &mut Context<'_>, rcpt: &Address) -> Result<(), ForwardFailure> {
         let mut slot = self.session.borrow_mut();
         let kept = slot.is_some();
         if !kept {
             *slot = Some(self.open(cx)?);
         }
         let Some(s) = slot.as_mut() else {
-            return Err(Fail::Temporary(Trouble::Local.client_text(), "no session".into()));
+            return Err(ForwardFailure::Temporary(
+                Trouble::Local.client_text(),
+                "no session".into(),
+            ));
         };
         if !s.mail_sent {
             match s.client.command(&mail_command(cx, &s.client), &[250]) {
@@ -179,7 +144,7 @@ impl Relay {
 
     /// Connects and greets; XCLIENT if configured. A refusal here is about us, not about
     /// the message: temporary.
-    fn open(&self, cx: &mut Context<'_>) -> Result<Session, Fail> {
+    fn open(&self, cx: &mut Context<'_>) -> Result<Session, ForwardFailure> {
         let s = &self.settings;
         cx.log(Level::Info, format_args!("connecting to {}", s.target));
         let mut opts = s.options.clone();
@@ -187,7 +152,7 @@ impl Relay {
             opts.helo = cx.me().to_string();
         }
         let refused = |e: Error| match e {
-            Error::Refused(r) => Fail::Temporary(
+            Error::Refused(r) => ForwardFailure::Temporary(
                 "4.4.0 Next hop refused the session; try again later",
                 format!("{}: refused the session: {}", s.target, r.describe()),
             ),
@@ -235,14 +200,14 @@ impl Relay {
         drop(slot);
         match result {
             Ok((out, _)) => out,
-            Err(Fail::Refused(r)) => {
+            Err(ForwardFailure::Refused(r)) => {
                 cx.log(
                     Level::Info,
                     format_args!("the next hop refused the message: {}", r.describe()),
                 );
                 refusal(cx, dot_code(r.code), &r)
             }
-            Err(Fail::Temporary(text, detail)) => {
+            Err(ForwardFailure::Temporary(text, detail)) => {
                 cx.log(Level::Error, format_args!("forwarding failed: {detail}"));
                 Outcome::with(Verdict::Declined, text)
             }
@@ -250,7 +215,29 @@ impl Relay {
     }
 
     /// The outcome, and whether the next hop's connection is clean for another message.
-    fn try_queue(&self, cx: &mut Context<'_>) -> Result<(Outcome, bool), Fail> {
+    fn try_queue(&self, cx: &mut Context<'_>) -> Result<(Outcome, bool), ForwardFailure> {
+        self.start_data(cx)?;
+        let mut slot = self.session.borrow_mut();
+        let Some(s) = slot.as_mut() else {
+            return Err(ForwardFailure::Temporary(
+                Trouble::Local.client_text(),
+                "no session".into(),
+            ));
+        };
+        let txn = &mut *cx.txn;
+        s.client.send_message(&mut |w| txn.write_message(w).map(|_| ()))?;
+        if self.settings.options.lmtp {
+            let (replies, clean) = lmtp_replies(cx, s)?;
+            drop(slot);
+            Ok((super::lmtp::verdict(cx, &replies), clean))
+        } else {
+            Ok((smtp_reply(cx, s)?, true))
+        }
+    }
+
+    /// DATA with `354`: on the session that has exactly this message's recipients, or,
+    /// when that session is gone with nothing delivered on it, once more on a fresh one.
+    fn start_data(&self, cx: &mut Context<'_>) -> Result<(), ForwardFailure> {
         let wanted: Vec<String> = cx.txn.recipients.iter().map(Address::mailbox).collect();
         let usable = self
             .session
@@ -260,13 +247,12 @@ impl Relay {
         let mut data = if usable {
             self.data_command()
         } else {
-            Err(DataFail::Gone(Fail::Temporary(
+            Err(DataFailure::Gone(ForwardFailure::Temporary(
                 Trouble::Closed.client_text(),
                 "no session with exactly these recipients".into(),
             )))
         };
-        if let Err(DataFail::Gone(why)) = &data {
-            // Nothing was delivered on the old session: start over once.
+        if let Err(DataFailure::Gone(why)) = &data {
             cx.log(
                 Level::Info,
                 format_args!(
@@ -280,73 +266,31 @@ impl Relay {
             self.replay(cx, &wanted)?;
             data = self.data_command();
         }
-        match data {
-            Ok(()) => {}
-            Err(DataFail::Gone(f) | DataFail::Final(f)) => return Err(f),
-        }
-        let mut slot = self.session.borrow_mut();
-        let Some(s) = slot.as_mut() else {
-            return Err(Fail::Temporary(Trouble::Local.client_text(), "no session".into()));
-        };
-        let txn = &mut *cx.txn;
-        s.client.send_message(&mut |w| txn.write_message(w).map(|_| ()))?;
-        if self.settings.options.lmtp {
-            let mut replies = Vec::new();
-            for rcpt in &s.accepted {
-                let reply = s.client.read_reply()?;
-                match s.client.judge("the final dot", reply, &[250]) {
-                    Ok(r) | Err(Error::Refused(r)) => replies.push((rcpt.clone(), r)),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let clean = replies.iter().all(|(_, r)| r.code == 250);
-            if let Err(e) = s.client.nothing_more() {
-                return Err(more_than_asked(cx, e, clean));
-            }
-            drop(slot);
-            Ok((super::lmtp::verdict(cx, &replies), clean))
-        } else {
-            let reply = s.client.read_reply()?;
-            let reply = s.client.judge("the final dot", reply, &[250])?;
-            if let Err(e) = s.client.nothing_more() {
-                return Err(more_than_asked(cx, e, true));
-            }
-            let id = reply
-                .lines
-                .last()
-                .and_then(|l| l.split(' ').next_back())
-                .unwrap_or("");
-            let out = Outcome::ok_with(
-                format!("Queued! queued as {}", clean_text(id))
-                    .trim_end()
-                    .to_string(),
-            );
-            Ok((out, true))
-        }
+        data.map_err(|(DataFailure::Gone(f) | DataFailure::Final(f))| f)
     }
 
     /// DATA on the current session, which must answer `354`.
-    fn data_command(&self) -> Result<(), DataFail> {
+    fn data_command(&self) -> Result<(), DataFailure> {
         let mut slot = self.session.borrow_mut();
         let Some(s) = slot.as_mut() else {
-            return Err(DataFail::Gone(Fail::Temporary(
+            return Err(DataFailure::Gone(ForwardFailure::Temporary(
                 Trouble::Closed.client_text(),
                 "no session".into(),
             )));
         };
         match s.client.command("DATA", &[354]) {
             Ok(_) => Ok(()),
-            Err(Error::Refused(r)) if r.code == 421 => Err(DataFail::Gone(Fail::Refused(r))),
-            Err(e @ Error::Refused(_)) => Err(DataFail::Final(e.into())),
+            Err(Error::Refused(r)) if r.code == 421 => Err(DataFailure::Gone(ForwardFailure::Refused(r))),
+            Err(e @ Error::Refused(_)) => Err(DataFailure::Final(e.into())),
             Err(Error::Broken(b)) if matches!(b.trouble, Trouble::Timeout | Trouble::Terminated) => {
-                Err(DataFail::Final(Error::Broken(b).into()))
+                Err(DataFailure::Final(Error::Broken(b).into()))
             }
-            Err(e) => Err(DataFail::Gone(e.into())),
+            Err(e) => Err(DataFailure::Gone(e.into())),
         }
     }
 
     /// A fresh session with exactly our recipients; any refusal now fails the message.
-    fn replay(&self, cx: &mut Context<'_>, wanted: &[String]) -> Result<(), Fail> {
+    fn replay(&self, cx: &mut Context<'_>, wanted: &[String]) -> Result<(), ForwardFailure> {
         let mut s = self.open(cx)?;
         s.client
             .command(&mail_command(cx, &s.client), &[250])
@@ -386,78 +330,6 @@ impl Relay {
     }
 }
 
-/// The next hop answered the final dot and then sent more: its replies cannot be
-/// trusted to belong to this message, so the client is told to try again, which may
-/// deliver a second copy where the next hop had taken it.
-fn more_than_asked(cx: &Context<'_>, e: Error, said_250: bool) -> Fail {
-    if said_250 {
-        cx.log(
-            Level::Warn,
-            format_args!(
-                "the next hop accepted the message but then sent more ({}); answering 4xx, so the retry may deliver it twice",
-                e.describe()
-            ),
-        );
-    }
-    e.into()
-}
-
-/// Did MAIL fail because the connection went away (closed, `421`, out of step), rather
-/// than because the next hop refused the sender or is slow?
-fn gone_between_messages(e: &Error) -> bool {
-    match e {
-        Error::Refused(r) => r.code == 421,
-        Error::Broken(b) => !matches!(b.trouble, Trouble::Timeout | Trouble::Terminated),
-    }
-}
-
-/// After our client was told `250` for every recipient, a refusal can only fail the whole
-/// message, temporarily: nothing was delivered, and the retry gets the refusal at RCPT time.
-fn second_round(e: Error) -> Fail {
-    match e {
-        Error::Refused(r) => Fail::Temporary(
-            "4.4.0 The next hop changed its answer; try again later",
-            format!("refused on the second try: {}", r.describe()),
-        ),
-        broken => broken.into(),
-    }
-}
-
-/// Our reply code at RCPT for the next hop's refusal of MAIL or RCPT: the codes RFC 5321
-/// §4.3.2 allows there are kept, any other permanent one is `550`, any other temporary
-/// one (`421` included) `450`. (README, "What the client hears from a next hop".)
-pub fn rcpt_code(code: u16) -> u16 {
-    match code {
-        450..=452 | 550..=553 => code,
-        500..=599 => 550,
-        _ => 450,
-    }
-}
-
-/// Our reply code after the final dot for the next hop's refusal of DATA or of the
-/// message: `450`-`452`, `550`, `552` and `554` are kept, any other permanent one is
-/// `554`, any other temporary one (`421` included) `451`.
-pub fn dot_code(code: u16) -> u16 {
-    match code {
-        450..=452 | 550 | 552 | 554 => code,
-        500..=599 => 554,
-        _ => 451,
-    }
-}
-
-/// Sends the next hop's refusal as our reply with `code`, its text and enhanced status
-/// kept; `DONE`, so the session sends it as it is.
-pub fn refusal(cx: &mut Context<'_>, code: u16, reply: &Reply) -> Outcome {
-    let status = if code >= 500 { "5.0.0" } else { "4.0.0" };
-    cx.respond(crate::reply::Reply::from_plugin(
-        code,
-        status,
-        &[reply.text()],
-        "Refused by the next hop",
-    ));
-    Outcome::new(Verdict::Done)
-}
-
 /// `MAIL FROM:<sender>` with the parameters the next hop understands.
 fn mail_command(cx: &Context<'_>, client: &Client) -> String {
     let sender = cx.txn.sender.as_ref().map(Address::mailbox).unwrap_or_default();
@@ -471,54 +343,6 @@ fn mail_command(cx: &Context<'_>, client: &Client) -> String {
         line.push_str(" SMTPUTF8");
     }
     line
-}
-
-/// The flags and keys shared with queue/lmtp.
-pub fn parse_options(args: &[String], target: Target, lmtp: bool, host: &str) -> Result<Settings, String> {
-    let mut xclient = false;
-    let mut tls_mode = "off".to_string();
-    let mut ca = None;
-    let mut name = None;
-    let mut timeout = std::time::Duration::from_secs(DEFAULT_TIMEOUT);
-    let mut it = args.iter();
-    while let Some(word) = it.next() {
-        if word.eq_ignore_ascii_case("xclient") {
-            xclient = true;
-            continue;
-        }
-        let Some(value) = it.next() else {
-            return Err(format!("{word} needs a value"));
-        };
-        match word.as_str() {
-            "tls" => tls_mode = value.clone(),
-            "tls_ca" => ca = Some(std::path::PathBuf::from(value)),
-            "tls_name" => name = Some(value.clone()),
-            "timeout" => timeout = super::parse_timeout(value)?,
-            _ => return Err(format!("unknown argument {word:?}")),
-        }
-    }
-    let tls = match tls_mode.as_str() {
-        "off" | "none" => Tls::Off,
-        "may" => Tls::May,
-        "verify" | "require" => Tls::Verify {
-            ca_file: ca.unwrap_or_else(|| super::tls::SYSTEM_ROOTS.into()),
-            name: name.unwrap_or_else(|| host.to_string()),
-        },
-        other => return Err(format!("tls must be off, may or verify, not {other:?}")),
-    };
-    if tls != Tls::Off && matches!(target, Target::Unix(_)) {
-        return Err("STARTTLS over a Unix socket makes no sense; use tls off".into());
-    }
-    Ok(Settings {
-        target,
-        options: Options {
-            timeout,
-            lmtp,
-            helo: String::new(),
-            tls,
-        },
-        xclient,
-    })
 }
 
 /// Routes the hooks to the relay (shared with queue/lmtp).

@@ -3,11 +3,11 @@
 //! sysexits(3) status. Used by queue/sendmail and queue/postfix-queue.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::child::{self, Exit, Program};
-use super::{Failure, clean_text};
+use super::{HandoffFailure, OUTPUT_LIMIT, clean_text};
 use crate::address::Address;
+use crate::child::{Exit, Fd, Spawn};
 use crate::log::Level;
 use crate::plugin::{Context, Outcome};
 
@@ -42,7 +42,7 @@ impl Sendmail<'_> {
         }
     }
 
-    fn try_deliver(&self, cx: &mut Context<'_>) -> Result<Outcome, Failure> {
+    fn try_deliver(&self, cx: &mut Context<'_>) -> Result<Outcome, HandoffFailure> {
         let mut cmd = Command::new(self.program);
         cmd.args(self.extra_args);
         // -i: a line with a single dot is message text, not the end (RFC 5321 is not in
@@ -61,16 +61,16 @@ impl Sendmail<'_> {
         cmd.args(cx.txn.recipients.iter().map(Address::mailbox));
         let msg_id = super::message_id(cx.txn);
         let stdin = super::message_reader(cx.txn)
-            .map_err(|e| Failure::Broken(format!("reading the spooled message: {e}")))?;
-        let done = child::run(Program {
-            cmd,
-            stdin: Some(stdin),
-            fd1_input: None,
-            extra_fd: None,
-            timeout: self.timeout,
-        })
-        .map_err(|e| Failure::of_run("sendmail", e, self.timeout))?;
-        let said = clean_text(&String::from_utf8_lossy(&[done.stdout, done.stderr].concat()));
+            .map_err(|e| HandoffFailure::Broken(format!("reading the spooled message: {e}")))?;
+        let done = Spawn::new(cmd)
+            .fd(0, Fd::Feed(stdin))
+            .fd(1, Fd::Read(OUTPUT_LIMIT))
+            .fd(2, Fd::Read(OUTPUT_LIMIT))
+            .run(Instant::now() + self.timeout)
+            .map_err(|e| HandoffFailure::of_run("sendmail", e, self.timeout))?;
+        let said = clean_text(&String::from_utf8_lossy(
+            &[done.output(1), done.output(2)].concat(),
+        ));
         if !said.is_empty() {
             cx.log(Level::Warn, format_args!("{} said: {said}", self.program));
         }
@@ -78,14 +78,16 @@ impl Sendmail<'_> {
             Exit::Code(0) if done.input_complete => Ok(Outcome::ok_with(
                 format!("Queued! {msg_id}").trim_end().to_string(),
             )),
-            Exit::Code(0) => Err(Failure::Broken("exited before reading the whole message".into())),
-            Exit::Code(code) if PERMANENT_EXITS.contains(&code) => Err(Failure::Permanent(format!(
+            Exit::Code(0) => Err(HandoffFailure::Broken(
+                "exited before reading the whole message".into(),
+            )),
+            Exit::Code(code) if PERMANENT_EXITS.contains(&code) => Err(HandoffFailure::Permanent(format!(
                 "5.3.0 Message refused by the mail system (exit {code})"
             ))),
-            Exit::Code(code) => Err(Failure::Temporary(format!(
+            Exit::Code(code) => Err(HandoffFailure::Temporary(format!(
                 "4.3.0 Mail system unavailable (exit {code}); try again later"
             ))),
-            Exit::Signal(sig) => Err(Failure::Broken(format!("killed by signal {sig}"))),
+            Exit::Signal(sig) => Err(HandoffFailure::Broken(format!("killed by signal {sig}"))),
         }
     }
 }

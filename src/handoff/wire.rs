@@ -14,77 +14,25 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockType, SockaddrLike, SockaddrStorage, UnixAddr, connect,
-    getsockopt, recv, socket, sockopt,
-};
+use nix::sys::socket::{AddressFamily, MsgFlags, SockaddrStorage, UnixAddr, recv};
 use rustls::{ClientConnection, StreamOwned};
 
 use super::clean_text;
 use crate::io::TERMINATE;
 
-/// Why the connection to the next hop cannot be used any more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trouble {
-    /// No connection could be made (name lookup, refused, unreachable, connect timeout).
-    Unreachable,
-    /// A reply (or a write) did not complete before its deadline.
-    Timeout,
-    /// The next hop closed or reset the connection.
-    Closed,
-    /// It said something that is not the protocol: garbage, a reply code the command
-    /// cannot have, replies nobody asked for.
-    Protocol,
-    /// TLS could not be set up or broke.
-    Tls,
-    /// A termination signal arrived while we waited.
-    Terminated,
-    /// Our side failed (the spooled message could not be read).
-    Local,
-}
+mod broken;
+mod connect;
 
-impl Trouble {
-    /// The text our client gets (RFC 3463 codes; the details go to the log only).
-    pub fn client_text(self) -> &'static str {
-        match self {
-            Trouble::Unreachable => "4.4.1 Next hop not reachable; try again later",
-            Trouble::Timeout => "4.4.2 Next hop did not answer in time",
-            Trouble::Closed => "4.4.2 Next hop closed the connection; try again later",
-            Trouble::Protocol => "4.5.0 Next hop answered out of protocol; try again later",
-            Trouble::Tls => "4.7.0 TLS with the next hop failed; try again later",
-            Trouble::Terminated => "4.3.2 Shutting down; try again later",
-            Trouble::Local => "4.3.0 Local error while forwarding; try again later",
-        }
-    }
-}
-
-/// A connection that broke, with what happened (for the log).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Broken {
-    /// The kind, which picks the client's text.
-    pub trouble: Trouble,
-    /// What happened, naming the next hop.
-    pub detail: String,
-}
-
-impl Broken {
-    /// A broken connection of this kind.
-    pub fn new(trouble: Trouble, detail: impl Into<String>) -> Broken {
-        Broken {
-            trouble,
-            detail: detail.into(),
-        }
-    }
-}
+pub use broken::{Broken, Trouble};
+use connect::connect_fd;
 
 enum Stream {
     Tcp(TcpStream),
@@ -393,75 +341,6 @@ impl Timeouts for UnixStream {
     fn write_timeout(&self, t: Option<Duration>) {
         let _ = self.set_write_timeout(t);
     }
-}
-
-/// A connect that a termination signal can interrupt, within `timeout`.
-fn connect_fd(
-    family: AddressFamily,
-    addr: &dyn SockaddrLike,
-    timeout: Duration,
-    name: &str,
-) -> Result<OwnedFd, Broken> {
-    let fail = |e: Errno| Broken::new(Trouble::Unreachable, format!("{name}: connect: {}", e.desc()));
-    let fd = socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(fail)?;
-    let deadline = Instant::now() + timeout;
-    let stop = |what: &str| {
-        if TERMINATE.load(Ordering::SeqCst) {
-            return Some(Broken::new(
-                Trouble::Terminated,
-                format!("{name}: connect: interrupted by a termination signal"),
-            ));
-        }
-        (Instant::now() >= deadline)
-            .then(|| Broken::new(Trouble::Unreachable, format!("{name}: connect: {what}")))
-    };
-    loop {
-        match connect(fd.as_raw_fd(), addr) {
-            Ok(()) | Err(Errno::EISCONN) => break,
-            // A Unix socket whose backlog is full: nothing is in progress, try again.
-            Err(Errno::EAGAIN) => {
-                if let Some(b) = stop("the server's queue stayed full") {
-                    return Err(b);
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(Errno::EINPROGRESS) | Err(Errno::EINTR) | Err(Errno::EALREADY) => {
-                loop {
-                    if let Some(b) = stop("timed out") {
-                        return Err(b);
-                    }
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let ms = i32::try_from(left.max(MIN_WAIT).as_millis()).unwrap_or(i32::MAX);
-                    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
-                    match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
-                        Ok(0) | Err(Errno::EINTR) => continue,
-                        Ok(_) => break,
-                        Err(e) => return Err(fail(e)),
-                    }
-                }
-                match getsockopt(&fd, sockopt::SocketError) {
-                    Ok(0) => break,
-                    Ok(err) => return Err(fail(Errno::from_raw(err))),
-                    Err(e) => return Err(fail(e)),
-                }
-            }
-            Err(e) => return Err(fail(e)),
-        }
-    }
-    // Blocking from now on: reads and writes wait with socket timeouts.
-    let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(fail)?;
-    fcntl(
-        &fd,
-        FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) & !OFlag::O_NONBLOCK),
-    )
-    .map_err(fail)?;
-    Ok(fd)
 }
 
 /// `recv` without waiting: `None` when nothing is there, `Some(0)` at the end.

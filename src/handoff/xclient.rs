@@ -2,6 +2,7 @@
 
 use super::smtp::{Client, Error, Options, xtext};
 use super::wire::{Broken, Trouble};
+use crate::connection::Connection;
 use crate::plugin::Context;
 
 /// Postfix's XCLIENT (XCLIENT_README): the next hop logs and checks the original client.
@@ -13,8 +14,23 @@ pub fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<
             format!("{}: the next hop does not offer XCLIENT", client.target()),
         )));
     };
-    let has = |name: &str| wanted.split(' ').any(|w| w == name);
-    let conn = &cx.conn;
+    let wanted: Vec<&str> = wanted.split(' ').collect();
+    // Postfix answers with a new greeting (220); 250 is accepted from others.
+    for g in groups(attributes(cx.conn, &wanted)) {
+        client.command(&format!("XCLIENT {g}"), &[220, 250])?;
+    }
+    // XCLIENT restarts the session: say hello again, with the client's name as qpsmtpd
+    // did, so the next hop's Received header shows what our client said.
+    let mut again = opts.clone();
+    if !cx.conn.hello_host().is_empty() {
+        again.helo = cx.conn.hello_host().to_string();
+    }
+    client.hello(&again)
+}
+
+/// `NAME=...`, `ADDR=...` and the others the server listed, in that order.
+fn attributes(conn: &Connection, wanted: &[&str]) -> Vec<String> {
+    let has = |name: &str| wanted.contains(&name);
     let unavailable = |s: &str| {
         if s.is_empty() {
             "[UNAVAILABLE]".to_string()
@@ -25,12 +41,9 @@ pub fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<
     let mut attrs = Vec::new();
     if has("NAME") {
         let host = &conn.remote_host;
-        let name = if host.is_empty() || host == "Unknown" || host.starts_with('[') {
-            "[UNAVAILABLE]".to_string()
-        } else {
-            conn.remote_host.clone()
-        };
-        attrs.push(format!("NAME={}", xtext(&name)));
+        let known = !(host.is_empty() || host == "Unknown" || host.starts_with('['));
+        let name = if known { host.as_str() } else { "" };
+        attrs.push(format!("NAME={}", xtext(&unavailable(name))));
     }
     if has("ADDR") {
         let ip = &conn.remote_ip;
@@ -54,7 +67,11 @@ pub fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<
     {
         attrs.push(format!("PROTO={}", if g.esmtp { "ESMTP" } else { "SMTP" }));
     }
-    // Postfix limits a command line to 2048 bytes; send the attributes in groups of ~500.
+    attrs
+}
+
+/// Postfix limits a command line to 2048 bytes: the attributes go in groups of ~500.
+fn groups(attrs: Vec<String>) -> Vec<String> {
     let mut groups: Vec<String> = Vec::new();
     for a in attrs {
         match groups.last_mut() {
@@ -65,15 +82,5 @@ pub fn xclient(cx: &Context<'_>, client: &mut Client, opts: &Options) -> Result<
             _ => groups.push(a),
         }
     }
-    // Postfix answers with a new greeting (220); 250 is accepted from others.
-    for g in groups {
-        client.command(&format!("XCLIENT {g}"), &[220, 250])?;
-    }
-    // XCLIENT restarts the session: say hello again, with the client's name as qpsmtpd
-    // did, so the next hop's Received header shows what our client said.
-    let mut again = opts.clone();
-    if !cx.conn.hello_host().is_empty() {
-        again.helo = cx.conn.hello_host().to_string();
-    }
-    client.hello(&again)
+    groups
 }

@@ -1,11 +1,15 @@
-//! The ordered plugin chain: loading `config/plugins` and running hooks (reference §6.2).
+//! The ordered plugin chain: loading `config/plugins` and running hooks as qpsmtpd's
+//! `run_hooks` does (lib/Qpsmtpd.pm; the rules are in plugins/README.md, "Hooks").
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use super::{Args, Context, Env, Hook, Outcome, Plugin, PluginSpec, Verdict, registry};
-use crate::config::{Config, ConfigError, Entry, Lines};
+pub(crate) use super::spec::parse_spec;
+use super::{
+    Args, AuthMechanism, Context, Env, Hook, Offers, Outcome, Plugin, PluginSpec, Services, Verdict, registry,
+};
+use crate::config::{Config, ConfigError, Lines};
 use crate::connection::Connection;
 use crate::log::{Level, Logger};
 use crate::reply::Reply;
@@ -49,12 +53,23 @@ impl From<ConfigError> for LoadError {
     }
 }
 
+/// What one hook call works on.
+struct Call<'c> {
+    conn: &'c mut Connection,
+    txn: &'c mut Transaction,
+    env: Env<'c>,
+    replies: &'c mut Vec<Reply>,
+}
+
 /// One loaded plugin.
 pub struct Loaded {
     /// How it was configured.
     pub spec: PluginSpec,
     /// The hooks it registered.
     pub hooks: Vec<Hook>,
+    /// What it offers the session, as it said (see [`Chain::offers`] for the AUTH
+    /// mechanisms that follow from its hooks).
+    pub offers: Offers,
     plugin: Box<dyn Plugin>,
 }
 
@@ -63,6 +78,7 @@ pub struct Chain {
     plugins: Vec<Loaded>,
     by_hook: Vec<Vec<usize>>,
     config_depth: Cell<u8>,
+    services: Services,
 }
 
 impl Default for Chain {
@@ -76,14 +92,16 @@ impl Chain {
     pub fn new() -> Chain {
         Chain {
             plugins: Vec::new(),
-            by_hook: vec![Vec::new(); Hook::ALL.len()],
+            by_hook: vec![Vec::new(); Hook::COUNT],
             config_depth: Cell::new(0),
+            services: Services::default(),
         }
     }
 
     /// Adds a plugin at the end of the chain.
     pub fn push(&mut self, spec: PluginSpec, plugin: Box<dyn Plugin>) {
         let hooks = plugin.hooks();
+        let offers = plugin.offers();
         let index = self.plugins.len();
         for hook in &hooks {
             let list = &mut self.by_hook[hook.index()];
@@ -91,7 +109,12 @@ impl Chain {
                 list.push(index);
             }
         }
-        self.plugins.push(Loaded { spec, hooks, plugin });
+        self.plugins.push(Loaded {
+            spec,
+            hooks,
+            offers,
+            plugin,
+        });
     }
 
     /// Loads every line of `config/plugins`. Unknown plugins and arguments a plugin
@@ -101,10 +124,10 @@ impl Chain {
         let mut chain = Chain::new();
         for entry in lines.entries() {
             let spec = parse_spec(entry)?;
-            let plugin = registry::build(&spec, config).map_err(|message| LoadError {
+            let plugin = registry::build(&spec, config).map_err(|e| LoadError {
                 file: entry.file.clone(),
                 line: entry.line,
-                message,
+                message: e.to_string(),
             })?;
             chain.push(spec, plugin);
         }
@@ -116,9 +139,30 @@ impl Chain {
         &self.plugins
     }
 
-    /// The certificate files of the first plugin that provides TLS (see [`Plugin::tls_files`]).
+    /// What the plugins offer together (see [`Offers::add`]); a plugin that names no AUTH
+    /// mechanism offers those whose hooks it registers.
+    pub fn offers(&self) -> Offers {
+        let mut all = Offers::default();
+        for p in &self.plugins {
+            all.add(&p.offers);
+            if p.offers.auth.is_empty() {
+                all.auth.extend(AuthMechanism::from_hooks(&p.hooks));
+            }
+        }
+        all.auth.sort();
+        all.auth.dedup();
+        all
+    }
+
+    /// The certificate files of the first plugin that makes TLS possible (see
+    /// [`Plugin::offers`]). The core offers STARTTLS while some plugin does.
     pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
-        self.plugins.iter().find_map(|p| p.plugin.tls_files())
+        self.plugins.iter().find_map(|p| p.offers.tls.clone())
+    }
+
+    /// The session's services (DNS, state store, clock), shared by all its plugins.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Does any plugin register this hook?
@@ -138,77 +182,94 @@ impl Chain {
         replies: &mut Vec<Reply>,
         args: Args<'_>,
     ) -> Outcome {
-        let Env { config, log, me } = env;
+        let mut call = Call {
+            conn,
+            txn,
+            env,
+            replies,
+        };
         // When every plugin declines, the last one's message still counts (qpsmtpd
         // answers `451 queue error (open)` from a queue plugin's DECLINED).
         let mut last = Outcome::declined();
         for &index in &self.by_hook[hook.index()] {
             let loaded = &self.plugins[index];
-            let name = loaded.spec.name.as_str();
-            let before = replies.len();
-            let mut cx = Context {
-                conn: &mut *conn,
-                txn: &mut *txn,
-                config,
-                chain: self,
-                log,
-                me,
-                replies: &mut *replies,
-                plugin: name,
-                hook,
-                log_adjust: loaded.spec.log_adjust,
+            let Some(out) = self.run_one(loaded, hook, &mut call, args) else {
+                continue;
             };
-            let out = match catch_unwind(AssertUnwindSafe(|| loaded.plugin.run(hook, &mut cx, args))) {
-                Ok(out) => out,
-                Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    log.write(
-                        Level::Crit,
-                        Some(name),
-                        Some(hook.name()),
-                        &format!("FATAL PLUGIN ERROR: {what}"),
-                    );
-                    continue;
-                }
-            };
-            if replies.len() > before {
-                check_own_replies(hook, out.verdict, replies, before, &|msg: &str| {
-                    log.write(Level::Error, Some(name), Some(hook.name()), msg)
-                });
-            }
-            if log.enabled(Level::Debug) {
-                log.write(
-                    Level::Debug,
-                    Some(name),
-                    Some(hook.name()),
-                    &format!("returned {} {}", out.verdict, out.msg.join(" ")),
-                );
-            }
-            if !matches!(hook, Hook::Deny | Hook::Ok | Hook::Logging | Hook::Config) {
-                let side = if out.verdict.is_deny() {
-                    Hook::Deny
-                } else {
-                    Hook::Ok
-                };
-                if self.has(side) {
-                    let decision = Args::Decision {
-                        plugin: name,
-                        verdict: out.verdict,
-                        msg: &out.msg,
-                    };
-                    self.run(side, conn, txn, env, replies, decision);
-                }
-            }
+            self.tell_decision(hook, &loaded.spec.name, &out, &mut call);
             if out.verdict != Verdict::Declined {
                 return out;
             }
             last = out;
         }
         last
+    }
+
+    /// One plugin's answer, its own replies checked; `None` when it panicked (logged).
+    fn run_one(&self, loaded: &Loaded, hook: Hook, call: &mut Call<'_>, args: Args<'_>) -> Option<Outcome> {
+        let (name, log) = (loaded.spec.name.as_str(), call.env.log);
+        let before = call.replies.len();
+        let mut cx = Context {
+            conn: &mut *call.conn,
+            txn: &mut *call.txn,
+            config: call.env.config,
+            chain: self,
+            log,
+            me: call.env.me,
+            replies: &mut *call.replies,
+            plugin: name,
+            hook,
+            log_adjust: loaded.spec.log_adjust,
+        };
+        let out = match catch_unwind(AssertUnwindSafe(|| loaded.plugin.run(hook, &mut cx, args))) {
+            Ok(out) => out,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let line = format!("FATAL PLUGIN ERROR: {what}");
+                log.write(Level::Crit, Some(name), Some(hook.name()), &line);
+                return None;
+            }
+        };
+        if call.replies.len() > before {
+            let log_error = |msg: &str| log.write(Level::Error, Some(name), Some(hook.name()), msg);
+            check_own_replies(hook, out.verdict, call.replies, before, &log_error);
+        }
+        if log.enabled(Level::Debug) {
+            let line = format!("returned {} {}", out.verdict, out.msg.join(" "));
+            log.write(Level::Debug, Some(name), Some(hook.name()), &line);
+        }
+        Some(out)
+    }
+
+    /// The `deny` or `ok` hooks hear what a plugin answered (not about their own answers,
+    /// nor about `logging` and `config`).
+    fn tell_decision(&self, hook: Hook, plugin: &str, out: &Outcome, call: &mut Call<'_>) {
+        if matches!(hook, Hook::Deny | Hook::Ok | Hook::Logging | Hook::Config) {
+            return;
+        }
+        let side = if out.verdict.is_deny() {
+            Hook::Deny
+        } else {
+            Hook::Ok
+        };
+        if self.has(side) {
+            let decision = Args::Decision {
+                plugin,
+                verdict: out.verdict,
+                msg: &out.msg,
+            };
+            let Call {
+                conn,
+                txn,
+                env,
+                replies,
+            } = call;
+            self.run(side, conn, txn, *env, replies, decision);
+        }
     }
 
     /// A config item: `config` hooks first (an `OK` answer's lines are the value), then
@@ -318,167 +379,5 @@ fn check_own_replies(
     *reply = instead;
 }
 
-/// `name arg arg ...`; `name:N` is another instance of `name`; printable ASCII only.
-pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
-    let err = |message: String| LoadError {
-        file: entry.file.clone(),
-        line: entry.line,
-        message,
-    };
-    if !entry
-        .text
-        .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) || b == b'\t')
-    {
-        return Err(err("unsafe characters in plugin line".into()));
-    }
-    let mut words = entry.text.split_whitespace().map(str::to_string);
-    let name = words.next().unwrap_or_default();
-    if name.contains("::") {
-        return Err(err(format!(
-            "{name}: Perl module plugins cannot be loaded; run it as an external plugin program instead"
-        )));
-    }
-    let base = match name.split_once(':') {
-        Some((base, _instance)) => base.to_string(),
-        None => name.clone(),
-    };
-    let mut args: Vec<String> = words.collect();
-    // `loglevel` is a key every plugin takes (qpsmtpd's base class reads it), so it is
-    // taken out here wherever it stands as a key of key/value arguments.
-    let mut log_adjust = None;
-    if let Some(i) = (0..args.len().saturating_sub(1))
-        .step_by(2)
-        .find(|&i| args[i] == "loglevel")
-    {
-        let value = args[i + 1].clone();
-        log_adjust = Some(super::LogAdjust::parse(&value).ok_or_else(|| {
-            err(format!(
-                "{name}: invalid loglevel {value:?} (0-7, LOGINFO, +N or -N)"
-            ))
-        })?);
-        args.drain(i..i + 2);
-    }
-    Ok(PluginSpec {
-        name,
-        base,
-        args,
-        file: entry.file.clone(),
-        line: entry.line,
-        log_adjust,
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    struct Fixed {
-        hooks: Vec<Hook>,
-        out: Outcome,
-        calls: Rc<RefCell<Vec<String>>>,
-        name: &'static str,
-    }
-
-    impl Plugin for Fixed {
-        fn hooks(&self) -> Vec<Hook> {
-            self.hooks.clone()
-        }
-        fn run(&self, hook: Hook, _cx: &mut Context<'_>, args: Args<'_>) -> Outcome {
-            if let Args::Decision { plugin, verdict, .. } = args {
-                self.calls
-                    .borrow_mut()
-                    .push(format!("{}:{hook}:{plugin}:{verdict}", self.name));
-            } else {
-                self.calls.borrow_mut().push(format!("{}:{hook}", self.name));
-            }
-            if self.name == "boom" {
-                panic!("dead");
-            }
-            self.out.clone()
-        }
-    }
-
-    fn spec(name: &str) -> PluginSpec {
-        PluginSpec {
-            name: name.into(),
-            base: name.into(),
-            args: vec![],
-            file: PathBuf::from("plugins"),
-            line: 1,
-            log_adjust: None,
-        }
-    }
-
-    fn run(chain: &Chain, hook: Hook) -> Outcome {
-        let mut conn = Connection::new("1", "192.0.2.1");
-        let mut txn = Transaction::new("1.0".into());
-        let mut replies = Vec::new();
-        let (config, log) = (Config::empty(), Logger::silent("1"));
-        let env = Env {
-            config: &config,
-            log: &log,
-            me: "mx.example",
-        };
-        chain.run(hook, &mut conn, &mut txn, env, &mut replies, Args::None)
-    }
-
-    #[test]
-    fn first_non_declined_wins_panics_are_skipped_and_deny_hooks_hear() {
-        let calls = Rc::new(RefCell::new(Vec::new()));
-        let mut chain = Chain::new();
-        let mk = |name, hooks: Vec<Hook>, out| Fixed {
-            hooks,
-            out,
-            calls: calls.clone(),
-            name,
-        };
-        chain.push(
-            spec("a"),
-            Box::new(mk("a", vec![Hook::Helo], Outcome::declined())),
-        );
-        chain.push(
-            spec("boom"),
-            Box::new(mk("boom", vec![Hook::Helo], Outcome::ok())),
-        );
-        chain.push(
-            spec("c"),
-            Box::new(mk("c", vec![Hook::Helo], Outcome::with(Verdict::Deny, "no"))),
-        );
-        chain.push(spec("d"), Box::new(mk("d", vec![Hook::Helo], Outcome::ok())));
-        chain.push(
-            spec("watch"),
-            Box::new(mk("watch", vec![Hook::Deny], Outcome::declined())),
-        );
-        let out = run(&chain, Hook::Helo);
-        assert_eq!(out, Outcome::with(Verdict::Deny, "no"));
-        assert_eq!(
-            *calls.borrow(),
-            vec!["a:helo", "boom:helo", "c:helo", "watch:deny:c:DENY"]
-        );
-        assert_eq!(run(&chain, Hook::Mail), Outcome::declined());
-    }
-
-    #[test]
-    fn spec_parsing() {
-        let entry = |t: &str| Entry {
-            text: t.into(),
-            file: PathBuf::from("plugins"),
-            line: 3,
-        };
-        let s = parse_spec(&entry("relay:0 only 1")).unwrap();
-        assert_eq!(
-            (s.name.as_str(), s.base.as_str(), s.args.clone()),
-            ("relay:0", "relay", vec!["only".to_string(), "1".to_string()])
-        );
-        assert!(parse_spec(&entry("My::Plugin")).is_err());
-        let s = parse_spec(&entry("badmailfrom reject 0 loglevel -1")).unwrap();
-        assert_eq!(s.args, vec!["reject".to_string(), "0".to_string()]);
-        assert_eq!(s.log_adjust, Some(super::super::LogAdjust::Shift(-1)));
-        assert!(parse_spec(&entry("relay loglevel loud")).is_err());
-        let e = parse_spec(&entry("relay \u{7f}")).unwrap_err();
-        assert_eq!(e.line, 3);
-    }
-}
+mod tests;

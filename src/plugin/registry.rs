@@ -4,7 +4,7 @@
 //! The names are qpsmtpd's, so an existing `config/plugins` loads unchanged; the older
 //! names Debian's qpsmtpd 0.94 configs use (`check_relay`, ...) load the same plugins.
 
-use super::{Plugin, PluginSpec};
+use super::{BuildError, Plugin, PluginError, PluginSpec};
 use crate::config::Config;
 use crate::log::LogSink;
 
@@ -22,6 +22,10 @@ mod badmailfrom;
 mod badrcptto;
 #[path = "../../plugins/count_unrecognized_commands/plugin.rs"]
 mod count_unrecognized_commands;
+#[path = "../../plugins/dns_whitelist_soft/plugin.rs"]
+mod dns_whitelist_soft;
+#[path = "../../plugins/dnsbl/plugin.rs"]
+mod dnsbl;
 #[path = "../../plugins/dont_require_anglebrackets/plugin.rs"]
 mod dont_require_anglebrackets;
 #[path = "../../plugins/help/plugin.rs"]
@@ -56,14 +60,18 @@ mod rcpt_ok;
 mod relay;
 #[path = "../../plugins/require_auth/plugin.rs"]
 mod require_auth;
+#[path = "../../plugins/rhsbl/plugin.rs"]
+mod rhsbl;
 #[path = "../../plugins/tls/plugin.rs"]
 mod tls;
+#[path = "../../plugins/uribl/plugin.rs"]
+mod uribl;
 
 /// Builds a plugin instance from its config line.
-pub type Constructor = fn(&PluginSpec, &Config) -> Result<Box<dyn Plugin>, String>;
+pub type Constructor = fn(&PluginSpec, &Config) -> Result<Box<dyn Plugin>, PluginError>;
 
 /// Builds a log sink from its `config/logging` line.
-pub type SinkConstructor = fn(&PluginSpec, &Config) -> Result<Box<dyn LogSink>, String>;
+pub type SinkConstructor = fn(&PluginSpec, &Config) -> Result<Box<dyn LogSink>, PluginError>;
 
 /// The built-in plugins by name.
 pub const BUILTINS: &[(&str, Constructor)] = &[
@@ -74,6 +82,8 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("badmailfrom", badmailfrom::new),
     ("badrcptto", badrcptto::new),
     ("count_unrecognized_commands", count_unrecognized_commands::new),
+    ("dns_whitelist_soft", dns_whitelist_soft::new),
+    ("dnsbl", dnsbl::new),
     ("dont_require_anglebrackets", dont_require_anglebrackets::new),
     ("help", help::new),
     ("naughty", naughty::new),
@@ -87,8 +97,10 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("random_error", random_error::new),
     ("rcpt_ok", rcpt_ok::new),
     ("relay", relay::new),
+    ("rhsbl", rhsbl::new),
     ("require_auth", require_auth::new),
     ("tls", tls::new),
+    ("uribl", uribl::new),
 ];
 
 /// The built-in logging plugins (`config/logging`).
@@ -122,35 +134,41 @@ pub fn canonical(name: &str) -> &str {
 }
 
 /// Builds the plugin a config line names.
-pub fn build(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn build(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, BuildError> {
     let name = canonical(&spec.base);
+    let refused = |error| BuildError::Refused {
+        plugin: spec.name.clone(),
+        error,
+    };
     if let Some((_, make)) = BUILTINS.iter().find(|(n, _)| *n == name) {
-        return make(spec, config).map_err(|e| format!("plugin {}: {e}", spec.name));
+        return make(spec, config).map_err(refused);
     }
     if LOG_SINKS.iter().any(|(n, _)| *n == name) {
-        return Err(format!(
-            "{} is a logging plugin: list it in config/logging, not config/plugins",
-            spec.name
-        ));
+        return Err(BuildError::LogSinkInPlugins {
+            plugin: spec.name.clone(),
+        });
     }
     match super::external::build(spec, config) {
         Ok(Some(plugin)) => Ok(plugin),
-        Ok(None) => Err(format!(
-            "plugin {} not found in built-in plugins and plugin directories ({})",
-            spec.name,
-            super::external::dirs_text(config)
-        )),
-        Err(e) => Err(format!("plugin {}: {e}", spec.name)),
+        Ok(None) => Err(BuildError::NotFound {
+            plugin: spec.name.clone(),
+            dirs: super::external::dirs_text(config),
+        }),
+        Err(e) => Err(refused(e)),
     }
 }
 
-/// Builds the log sink a `config/logging` line names.
+/// Builds the log sink a `config/logging` line names. The error is the text of a
+/// [`BuildError`] (start-up puts it into its `LoadError`).
 pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
-    match LOG_SINKS.iter().find(|(n, _)| *n == spec.base) {
-        Some((_, make)) => make(spec, config).map_err(|e| format!("plugin {}: {e}", spec.name)),
-        None => Err(format!(
-            "logging plugin {} not found (built-in: logging/warn, logging/syslog, logging/file, logging/devnull)",
-            spec.name
-        )),
-    }
+    let sink = match LOG_SINKS.iter().find(|(n, _)| *n == spec.base) {
+        Some((_, make)) => make(spec, config).map_err(|error| BuildError::Refused {
+            plugin: spec.name.clone(),
+            error,
+        }),
+        None => Err(BuildError::UnknownLogSink {
+            plugin: spec.name.clone(),
+        }),
+    };
+    sink.map_err(|e| e.to_string())
 }

@@ -188,6 +188,42 @@ fn read_all(opened: Option<std::fs::File>, path: &Path) -> std::io::Result<Vec<u
 pub fn server_config(settings: &TlsSettings, opened: Option<preopen::Preopened>) -> Result<Acceptor, String> {
     let s = &settings.files;
     let mut opened = opened.filter(|o| o.files == *s).unwrap_or_default();
+    let chain = certificate_chain(s, &mut opened)?;
+    let key_pem = read_all(opened.key.take(), &s.key).map_err(|e| format!("key {}: {e}", s.key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("key {}: {e}", s.key.display()))?;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = policy::cipher_suites(&provider.cipher_suites, settings.ciphers.as_deref())?;
+    let versions = policy::versions(settings.protocols.as_deref())?;
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("tls_ciphers/tls_protocols: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            format!(
+                "certificate {} and key {}: {e}",
+                s.cert.display(),
+                s.key.display()
+            )
+        })?;
+    // A session cache in memory dies with this process; only shared tickets can resume.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    let warning = match &settings.tickets {
+        Some(t) => use_tickets(&mut config, t, opened.tickets.take()),
+        None => None,
+    };
+    Ok(Acceptor {
+        config: Arc::new(config),
+        warning,
+    })
+}
+
+/// The certificate file's chain, with the CA file's certificates it lacks after it.
+fn certificate_chain(
+    s: &TlsFiles,
+    opened: &mut preopen::Preopened,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let cert_pem = read_all(opened.cert.take(), &s.cert)
         .map_err(|e| format!("certificate {}: {e}", s.cert.display()))?;
     let mut chain = CertificateDer::pem_slice_iter(&cert_pem)
@@ -211,55 +247,36 @@ pub fn server_config(settings: &TlsSettings, opened: Option<preopen::Preopened>)
             }
         }
     }
-    let key_pem = read_all(opened.key.take(), &s.key).map_err(|e| format!("key {}: {e}", s.key.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("key {}: {e}", s.key.display()))?;
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites = policy::cipher_suites(&provider.cipher_suites, settings.ciphers.as_deref())?;
-    let versions = policy::versions(settings.protocols.as_deref())?;
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&versions)
-        .map_err(|e| format!("tls_ciphers/tls_protocols: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| {
-            format!(
-                "certificate {} and key {}: {e}",
-                s.cert.display(),
-                s.key.display()
-            )
-        })?;
-    // A session cache in memory dies with this process; only shared tickets can resume.
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    let mut warning = None;
-    if let Some(t) = &settings.tickets {
-        match tickets::TicketKeys::load(&t.path, t.rotate, opened.tickets.take()) {
-            Ok((keys, note)) => {
-                config.ticketer = Arc::new(keys);
-                config.send_tls13_tickets = 1;
-                warning = note.map(|n| (format!("TLS session tickets: {n}"), true));
-            }
-            Err(e) => {
-                warning = Some(match t.path.parent().filter(|d| !t.configured && !d.is_dir()) {
-                    // Outside the package (a test, a config of one's own) the default
-                    // place may not exist: worth a notice, not a warning.
-                    Some(dir) => (
-                        format!(
-                            "TLS session resumption off: {} does not exist (create it for the \
-                             service's user, or set tls_ticket_keys)",
-                            dir.display()
-                        ),
-                        false,
-                    ),
-                    None => (format!("TLS session resumption off: {e}"), true),
-                });
-            }
+    Ok(chain)
+}
+
+/// Shared session tickets from the key file; the warning (and whether it is serious)
+/// when resumption is off or the file needed attention.
+fn use_tickets(
+    config: &mut ServerConfig,
+    t: &TicketSetting,
+    opened: Option<std::fs::File>,
+) -> Option<(String, bool)> {
+    match tickets::TicketKeys::load(&t.path, t.rotate, opened) {
+        Ok((keys, note)) => {
+            config.ticketer = Arc::new(keys);
+            config.send_tls13_tickets = 1;
+            note.map(|n| (format!("TLS session tickets: {n}"), true))
         }
+        Err(e) => Some(match t.path.parent().filter(|d| !t.configured && !d.is_dir()) {
+            // Outside the package (a test, a config of one's own) the default place may
+            // not exist: worth a notice, not a warning.
+            Some(dir) => (
+                format!(
+                    "TLS session resumption off: {} does not exist (create it for the \
+                     service's user, or set tls_ticket_keys)",
+                    dir.display()
+                ),
+                false,
+            ),
+            None => (format!("TLS session resumption off: {e}"), true),
+        }),
     }
-    Ok(Acceptor {
-        config: Arc::new(config),
-        warning,
-    })
 }
 
 /// `TLSv1.3` and `TLS_AES_256_GCM_SHA384` from a finished rustls connection.

@@ -186,4 +186,8 @@ impl Transport for TlsStream<'_> {
         }
         self.flush(deadline)
     }
+
+    fn client_alive(&mut self) -> bool {
+        self.io.client_alive()
+    }
 }

@@ -639,8 +639,9 @@ fn run(case: &Case) -> Result<String, String> {
     }
     let elapsed = started.elapsed();
     let log = t.quit();
-    // Wait for the hop's threads to note what they wrote.
-    std::thread::sleep(Duration::from_millis(50));
+    // The hop notes a message as taken just after writing its reply, so it may lag behind
+    // our client: wait for the count this case expects (a larger one shows all the same).
+    super::wait_for(5, || hop.confirmed() >= case.taken.unwrap_or(0));
     let taken = hop.confirmed();
     if let Some(want) = case.taken
         && taken != want

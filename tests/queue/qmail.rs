@@ -91,6 +91,14 @@ fn deliver(s: &Setup, mode: &str, env: &[(&str, &str)]) -> String {
     reply
 }
 
+/// The reply's time is the session's clock, which a test fixes with `test_clock`.
+#[test]
+fn the_queued_reply_shows_the_sessions_clock() {
+    let s = setup(&[("test_clock", "1700000000")]);
+    let reply = deliver(&s, "ok", &[]);
+    assert!(reply.starts_with("250 2.0.0 Queued! 1700000000 qp "), "{reply}");
+}
+
 #[test]
 fn accepted_message_and_envelope_arrive_intact_without_the_client_socket() {
     let s = setup(&[]);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod transcript;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use qpsmtpd_rs::peer::{self, Overrides, SocketFacts};
 use qpsmtpd_rs::server::{self, View};
 use qpsmtpd_rs::startup::{self, Options};
 
-use transcript::{Check, Step, Transcript};
+use transcript::{Check, Pick, Step, Transcript};
 
 /// The binary under test.
 pub fn binary() -> &'static str {
@@ -100,7 +101,11 @@ impl TestDir {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).unwrap();
             }
-            std::fs::write(path, &files[&name]).unwrap();
+            if name.ends_with(".cdb") {
+                make_cdb(&path, &files[&name]);
+            } else {
+                std::fs::write(path, &files[&name]).unwrap();
+            }
         }
         t
     }
@@ -117,7 +122,9 @@ impl TestDir {
         self.path().join("spool")
     }
 
-    /// Delivered messages: files in any `new/` directory below the test dir.
+    /// Delivered messages: files in any `new/` directory below the test dir, in the order
+    /// they were written (modification time, then the maildir name's seconds, microseconds
+    /// and counter, which break ties within a clock tick).
     pub fn messages(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let mut stack = vec![self.path().to_path_buf()];
@@ -131,9 +138,84 @@ impl TestDir {
                 }
             }
         }
-        out.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        out.sort_by_cached_key(|p| {
+            let mtime = std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (mtime, maildir_order(&name), name)
+        });
         out
     }
+
+    /// The one delivered message's bytes; fails clearly when there is none or several.
+    pub fn only_message(&self) -> Vec<u8> {
+        let messages = self.messages();
+        match messages.as_slice() {
+            [one] => std::fs::read(one).unwrap(),
+            other => panic!(
+                "expected exactly one delivered message, found {}: {other:?}",
+                other.len()
+            ),
+        }
+    }
+
+    /// Files in the spool directory.
+    pub fn spool_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.spool())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// `<seconds>.P<pid>M<microseconds>Q<counter>.<host>` (our maildir names) as numbers to
+/// sort by; other names sort as zeros (then by name).
+fn maildir_order(name: &str) -> (u64, u64, u64) {
+    let mut parts = name.splitn(3, '.');
+    let secs = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let rest = parts.next().unwrap_or("");
+    let micros = rest
+        .split_once('M')
+        .and_then(|(_, r)| r.split_once('Q'))
+        .and_then(|(m, _)| m.parse().ok())
+        .unwrap_or(0);
+    let counter = rest
+        .rsplit_once('Q')
+        .and_then(|(_, q)| q.parse().ok())
+        .unwrap_or(0);
+    (secs, micros, counter)
+}
+
+/// Writes a cdb from `key [value]` lines with tinycdb's `cdb -c -m` (an independent
+/// writer: our reader must read what other tools write); without tinycdb, and only when
+/// tests may skip, with our own writer.
+fn make_cdb(path: &Path, lines: &str) {
+    if let Some(cdb) = tool("cdb") {
+        let mut child = Command::new(cdb)
+            .arg("-c")
+            .arg("-m")
+            .arg(path)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "cdb -c -m {} failed",
+            path.display()
+        );
+        return;
+    }
+    let records: Vec<(&[u8], &[u8])> = lines
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap_or((l, ""));
+            (k.as_bytes(), v.as_bytes())
+        })
+        .collect();
+    qpsmtpd_rs::cdb::write(path, &records).unwrap();
 }
 
 /// What a run produced.
@@ -143,6 +225,8 @@ pub struct Run {
     pub lines: Vec<String>,
     /// Log lines.
     pub log: Vec<String>,
+    /// The test DNS server's query log for this run (`! dns`).
+    pub dns_log: Vec<String>,
 }
 
 /// Runs a transcript in-process: the session over a scripted transport (`W:` = timeout).
@@ -189,7 +273,11 @@ pub fn run_in_process(t: &Transcript, dir: &TestDir) -> Run {
         .map(str::to_string)
         .collect();
     let log = log.borrow().clone();
-    Run { lines, log }
+    Run {
+        lines,
+        log,
+        ..Run::default()
+    }
 }
 
 /// Starts a program with a connected TCP socket as fd 0 and 1 (what inetd, xinetd and
@@ -301,6 +389,7 @@ fn run_over_pipe(t: &Transcript, mut cmd: Command) -> Run {
             .map(str::to_string)
             .collect(),
         log,
+        ..Run::default()
     }
 }
 
@@ -354,7 +443,13 @@ pub fn verify(t: &Transcript, dir: &TestDir, run: &Run, mode: &str) -> Result<()
     for extra in run.lines.iter().skip(expected.len()) {
         problems.push(format!("unexpected reply {extra:?}"));
     }
-    for check in &t.checks {
+    // The rules every run is held to (see the transcript format).
+    let mut checks = t.checks.clone();
+    checks.push(Check::SpoolEmpty);
+    if !t.counts_messages() {
+        checks.push(Check::Messages(0));
+    }
+    for check in &checks {
         if let Err(e) = run_check(check, dir, run) {
             problems.push(e);
         }
@@ -373,31 +468,42 @@ pub fn verify(t: &Transcript, dir: &TestDir, run: &Run, mode: &str) -> Result<()
 
 fn run_check(check: &Check, dir: &TestDir, run: &Run) -> Result<(), String> {
     let messages = dir.messages();
-    let last = || {
-        messages
-            .last()
-            .map(|p| std::fs::read(p).unwrap_or_default())
-            .unwrap_or_default()
-    };
     match check {
         Check::Messages(n) if messages.len() == *n => Ok(()),
         Check::Messages(n) => Err(format!(
-            "expected {n} delivered messages, found {}",
+            "expected {n} delivered messages, found {}: {messages:?}",
             messages.len()
         )),
-        Check::MessageContains(s) if find(&last(), s.as_bytes()) => Ok(()),
-        Check::MessageContains(s) => Err(format!(
-            "message does not contain {s:?}:\n{}",
-            String::from_utf8_lossy(&last())
-        )),
-        Check::MessageLacks(s) if !find(&last(), s.as_bytes()) => Ok(()),
-        Check::MessageLacks(s) => Err(format!("message contains {s:?}")),
+        Check::Message { pick, lacks, text } => {
+            let (name, body) = pick_message(&messages, pick)?;
+            match (find(&body, text), lacks) {
+                (true, false) | (false, true) => Ok(()),
+                (false, false) => Err(format!(
+                    "{name} does not contain {:?}:\n{}",
+                    String::from_utf8_lossy(text),
+                    String::from_utf8_lossy(&body)
+                )),
+                (true, true) => Err(format!(
+                    "{name} contains {:?}:\n{}",
+                    String::from_utf8_lossy(text),
+                    String::from_utf8_lossy(&body)
+                )),
+            }
+        }
+        Check::Maildir { path, count } => {
+            let new = dir.path().join(path).join("new");
+            let found = std::fs::read_dir(&new).map(|d| d.flatten().count()).unwrap_or(0);
+            if found == *count {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected {count} messages in {}, found {found}; delivered: {messages:?}",
+                    new.display()
+                ))
+            }
+        }
         Check::SpoolEmpty => {
-            let left: Vec<_> = std::fs::read_dir(dir.spool())
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .collect();
+            let left = dir.spool_files();
             if left.is_empty() {
                 Ok(())
             } else {
@@ -410,9 +516,97 @@ fn run_check(check: &Check, dir: &TestDir, run: &Run) -> Result<(), String> {
             Err(format!("a log line contains {s:?}"))
         }
         Check::LogLacks(_) => Ok(()),
+        Check::DnsLogContains(s) if run.dns_log.iter().any(|l| l.contains(s.as_str())) => Ok(()),
+        Check::DnsLogContains(s) => Err(format!("no DNS query log line contains {s:?}: {:?}", run.dns_log)),
+        Check::DnsLogLacks(s) if run.dns_log.iter().any(|l| l.contains(s.as_str())) => {
+            Err(format!("a DNS query log line contains {s:?}: {:?}", run.dns_log))
+        }
+        Check::DnsLogLacks(_) => Ok(()),
+        Check::DnsQueries(n) if run.dns_log.len() == *n => Ok(()),
+        Check::DnsQueries(n) => Err(format!("expected {n} DNS queries, got {:?}", run.dns_log)),
     }
+}
+
+/// The message a check names, with a name for error messages; an error when it was not
+/// delivered (so `lacks` never passes on a message that does not exist).
+fn pick_message(messages: &[PathBuf], pick: &Pick) -> Result<(String, Vec<u8>), String> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    match pick {
+        Pick::Last => match messages.last() {
+            Some(p) => Ok(("the last message".into(), read(p)?)),
+            None => Err("no message was delivered".into()),
+        },
+        Pick::Nth(n) => match messages.get(n - 1) {
+            Some(p) => Ok((format!("message {n}"), read(p)?)),
+            None => Err(format!(
+                "message {n} was not delivered ({} delivered)",
+                messages.len()
+            )),
+        },
+        Pick::To(addr) => {
+            let mut found = Vec::new();
+            for p in messages {
+                let body = read(p)?;
+                if delivered_to(&body).any(|a| a.eq_ignore_ascii_case(addr.as_bytes())) {
+                    found.push(body);
+                }
+            }
+            match found.len() {
+                1 => Ok((format!("the message to {addr}"), found.remove(0))),
+                n => Err(format!(
+                    "{n} delivered messages have Delivered-To: {addr} (expected one; {} delivered)",
+                    messages.len()
+                )),
+            }
+        }
+    }
+}
+
+/// The `Delivered-To:` values in a message's header block.
+fn delivered_to(message: &[u8]) -> impl Iterator<Item = &[u8]> {
+    message
+        .split(|&b| b == b'\n')
+        .take_while(|l| !l.is_empty() && *l != b"\r")
+        .filter_map(|l| l.strip_prefix(b"Delivered-To: "))
+        .map(|v| v.strip_suffix(b"\r").unwrap_or(v))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Polls `ready` every 10 ms for up to `secs` seconds; whether it became true. For waits
+/// on something another process does, instead of a fixed sleep.
+pub fn wait_until(secs: u64, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ready()
+}
+
+/// The process ids of a (single-threaded) process's children, from /proc.
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Is the process blocked in `write` on this descriptor (for example on a full pipe)?
+/// Read from /proc/PID/syscall, which names the call a sleeping process is in.
+pub fn blocked_in_write(pid: u32, fd: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return false;
+    };
+    let mut fields = text.split_whitespace();
+    let call = fields.next().and_then(|n| n.parse::<i64>().ok());
+    let first = fields
+        .next()
+        .and_then(|a| i64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+    call == Some(nix::libc::SYS_write) && first == Some(i64::from(fd))
 }

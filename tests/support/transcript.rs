@@ -5,24 +5,45 @@
 //! ! env TCPREMOTEIP=192.0.2.7        environment for the session
 //! ! config rcpthosts example.org     appends a line to config/<name> ($DIR = the test dir,
 //!                                    $ROOT = the repository)
+//! ! config morercpthosts.cdb a.example
+//!                                    a name ending in .cdb: the lines (`key [value]`) are
+//!                                    made into a cdb by tinycdb's `cdb -c -m`
 //! ! pipe                             fd 0 is a pipe (debug session), not a socket
 //! ! in-process-only                  skip the run through the binary
 //! ! differential                     also run through Perl qpsmtpd and compare codes
+//! ! dns tests/dns/test.zone [ARGS]    start the test DNS server (tests/dns/testdns.py) with
+//!                                    this zone and ARGS for the transcript; every run asks
+//!                                    it (`dns_servers`; Perl: RES_NAMESERVERS/RES_OPTIONS)
 //! S: 220 *                           an expected reply line; `*` at the end = prefix match
 //! C: HELO client.example             a client line, sent with CRLF
 //! R: a\n.\r\n                        raw client bytes (\r \n \t \\ \xNN escapes)
 //! W: 1.5                              pause (longer than the timeout: in-process, a timeout)
 //! X: close                           the client closes its side of the connection
 //! ? messages 1                       after the session: number of delivered messages
-//! ? message contains TEXT            the (last) delivered message contains TEXT (escapes as R:)
+//! ? message contains TEXT            the last delivered message contains TEXT (escapes as R:)
 //! ? message lacks TEXT               ... does not contain TEXT
+//! ? message 2 contains TEXT          the second message delivered in the session
+//! ? message to x@example.org lacks TEXT
+//!                                    the one message whose header has
+//!                                    `Delivered-To: x@example.org`
+//! ? maildir mail/example.org/x has 1 files in $DIR/mail/example.org/x/new
 //! ? spool empty                      no file left in the spool directory
 //! ? log contains TEXT                a log line contains TEXT
 //! ? log lacks TEXT                   no log line contains TEXT
+//! ? dns log contains TEXT            a line of the test DNS server's query log contains
+//!                                    TEXT (`udp|tcp CLIENT QNAME QTYPE OUTCOME ANSWERS`)
+//! ? dns log lacks TEXT               ... no line contains TEXT
+//! ? dns queries N                    the server got N queries during the run
 //! ```
 //!
 //! Consecutive `C:`/`R:` lines are sent in one write (a pipelined group). An `S:` line may
 //! end in `[perl NNN]`: Perl qpsmtpd answers NNN there (a deliberate, documented fix).
+//!
+//! Every run is also held to two rules that need no line: the spool directory is empty
+//! after the session, and unless the transcript says `? messages N`, nothing was delivered
+//! (a transcript that delivers must say how many). A `? message ...` check fails when the
+//! message it names was not delivered, `lacks` included. "Delivered" means a file in any
+//! `new/` directory below the test directory, in the order they were written.
 
 use std::path::{Path, PathBuf};
 
@@ -66,21 +87,38 @@ impl Expected {
     }
 }
 
+/// Which delivered message a `? message` check reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// The last one delivered.
+    Last,
+    /// The n-th delivered (from 1).
+    Nth(usize),
+    /// The only one with `Delivered-To: <address>` in its header.
+    To(String),
+}
+
 /// A check after the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
     /// Number of delivered messages.
     Messages(usize),
-    /// The last delivered message contains this text.
-    MessageContains(String),
-    /// The last delivered message does not contain this text.
-    MessageLacks(String),
+    /// The chosen message contains (`lacks: false`) or lacks this text.
+    Message { pick: Pick, lacks: bool, text: Vec<u8> },
+    /// Number of files in `<test dir>/<path>/new`.
+    Maildir { path: String, count: usize },
     /// The spool directory is empty.
     SpoolEmpty,
     /// Some log line contains this text.
     LogContains(String),
     /// No log line contains this text.
     LogLacks(String),
+    /// A line of the test DNS server's query log contains this text.
+    DnsLogContains(String),
+    /// No line of the test DNS server's query log contains this text.
+    DnsLogLacks(String),
+    /// The test DNS server got this many queries.
+    DnsQueries(usize),
 }
 
 /// A parsed transcript.
@@ -98,6 +136,8 @@ pub struct Transcript {
     pub in_process_only: bool,
     /// Also run through Perl qpsmtpd.
     pub differential: bool,
+    /// `! dns`: the test DNS server's arguments (zone file first).
+    pub dns: Option<Vec<String>>,
     /// The conversation.
     pub steps: Vec<Step>,
     /// Checks after the session.
@@ -108,6 +148,11 @@ impl Transcript {
     /// Parses a transcript file.
     pub fn load(path: &Path) -> Result<Transcript, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Transcript::parse(&text, path)
+    }
+
+    /// Parses transcript text (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Transcript, String> {
         let mut t = Transcript {
             path: path.to_path_buf(),
             ..Transcript::default()
@@ -179,6 +224,7 @@ impl Transcript {
             "pipe" => self.pipe = true,
             "in-process-only" => self.in_process_only = true,
             "differential" => self.differential = true,
+            "dns" => self.dns = Some(arg.split_whitespace().map(str::to_string).collect()),
             other => return Err(format!("unknown directive {other:?}")),
         }
         Ok(())
@@ -187,21 +233,36 @@ impl Transcript {
     fn check(&mut self, rest: &str) -> Result<(), String> {
         let check = if let Some(n) = rest.strip_prefix("messages ") {
             Check::Messages(n.trim().parse().map_err(|_| "messages needs a number")?)
-        } else if let Some(t) = rest.strip_prefix("message contains ") {
-            Check::MessageContains(String::from_utf8_lossy(&unescape(t)?).into_owned())
-        } else if let Some(t) = rest.strip_prefix("message lacks ") {
-            Check::MessageLacks(String::from_utf8_lossy(&unescape(t)?).into_owned())
+        } else if let Some(m) = rest.strip_prefix("message ") {
+            message_check(m)?
+        } else if let Some(m) = rest.strip_prefix("maildir ") {
+            let (path, n) = m.rsplit_once(" has ").ok_or("maildir needs PATH has N")?;
+            Check::Maildir {
+                path: path.trim().to_string(),
+                count: n.trim().parse().map_err(|_| "maildir ... has needs a number")?,
+            }
         } else if rest == "spool empty" {
             Check::SpoolEmpty
         } else if let Some(t) = rest.strip_prefix("log contains ") {
             Check::LogContains(t.to_string())
         } else if let Some(t) = rest.strip_prefix("log lacks ") {
             Check::LogLacks(t.to_string())
+        } else if let Some(t) = rest.strip_prefix("dns log contains ") {
+            Check::DnsLogContains(t.to_string())
+        } else if let Some(t) = rest.strip_prefix("dns log lacks ") {
+            Check::DnsLogLacks(t.to_string())
+        } else if let Some(n) = rest.strip_prefix("dns queries ") {
+            Check::DnsQueries(n.trim().parse().map_err(|_| "dns queries needs a number")?)
         } else {
             return Err(format!("unknown check {rest:?}"));
         };
         self.checks.push(check);
         Ok(())
+    }
+
+    /// Does the transcript say how many messages are delivered?
+    pub fn counts_messages(&self) -> bool {
+        self.checks.iter().any(|c| matches!(c, Check::Messages(_)))
     }
 
     /// All expected lines in order.
@@ -225,6 +286,37 @@ impl Transcript {
             })
             .collect()
     }
+}
+
+/// `[N | to ADDRESS] contains|lacks TEXT` (after `? message `).
+fn message_check(m: &str) -> Result<Check, String> {
+    let (pick, rest) = if let Some(r) = m.strip_prefix("to ") {
+        let (addr, r) = r.split_once(' ').ok_or("message to needs an address")?;
+        (Pick::To(addr.to_string()), r)
+    } else {
+        match m.split_once(' ') {
+            Some((n, r)) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                let n: usize = n.parse().map_err(|_| "bad message number")?;
+                if n == 0 {
+                    return Err("messages are numbered from 1".into());
+                }
+                (Pick::Nth(n), r)
+            }
+            _ => (Pick::Last, m),
+        }
+    };
+    let (lacks, text) = if let Some(t) = rest.strip_prefix("contains ") {
+        (false, t)
+    } else if let Some(t) = rest.strip_prefix("lacks ") {
+        (true, t)
+    } else {
+        return Err(format!("message check needs contains or lacks: {rest:?}"));
+    };
+    Ok(Check::Message {
+        pick,
+        lacks,
+        text: unescape(text)?,
+    })
 }
 
 /// `\r`, `\n`, `\t`, `\\`, `\xNN`.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::auth::encode;
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict, key_values};
 
 /// The plugin instance.
 pub struct Dovecot {
@@ -19,7 +19,7 @@ pub struct Dovecot {
 }
 
 /// `auth/auth_dovecot [socket PATH] [timeout SECONDS]`
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut socket = PathBuf::from("/run/dovecot/auth-client");
     let mut timeout = Duration::from_secs(30);
     for (k, v) in key_values(&spec.args)? {
@@ -31,7 +31,11 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
                     .map_err(|_| format!("timeout must be seconds, not {v:?}"))?;
                 timeout = Duration::from_secs(secs.max(1));
             }
-            other => return Err(format!("unknown argument {other:?} (known: socket, timeout)")),
+            other => {
+                return Err(PluginError::Args(format!(
+                    "unknown argument {other:?} (known: socket, timeout)"
+                )));
+            }
         }
     }
     Ok(Box::new(Dovecot { socket, timeout }))
@@ -137,65 +141,78 @@ impl Dovecot {
         let mut writer = stream.try_clone()?;
         let mut reader = BufReader::new(stream);
         writer.write_all(format!("VERSION\t1\t2\nCPID\t{}\n", std::process::id()).as_bytes())?;
-        let mut plain = false;
-        loop {
-            let line = read_line(&mut reader)?;
-            let mut fields = line.split('\t');
-            match fields.next() {
-                Some("VERSION") if fields.next() != Some("1") => {
-                    return Err(std::io::Error::other(format!("unsupported protocol: {line}")));
-                }
-                Some("MECH") if fields.next() == Some("PLAIN") => plain = true,
-                Some("DONE") => break,
-                _ => {}
-            }
-        }
-        if !plain {
+        if !offers_plain(&mut reader)? {
             return Err(std::io::Error::other(
                 "Dovecot does not offer PLAIN (auth_mechanisms)",
             ));
         }
-        let mut blob = Vec::with_capacity(r.user.len() + r.password.len() + 2);
-        blob.push(0);
-        blob.extend_from_slice(r.user.as_bytes());
-        blob.push(0);
-        blob.extend_from_slice(r.password.as_bytes());
-        let mut auth = format!(
-            "AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip={}\trip={}",
-            escape(r.local_ip),
-            escape(r.remote_ip)
-        );
-        if r.secured {
-            auth.push_str("\tsecured");
-        }
-        auth.push_str(&format!("\tresp={}\n", encode(&blob)));
-        writer.write_all(auth.as_bytes())?;
+        writer.write_all(auth_line(r).as_bytes())?;
         loop {
             let line = read_line(&mut reader)?;
             let mut fields = line.split('\t');
             let (kind, id) = (fields.next(), fields.next());
-            if id != Some("1") {
-                continue;
+            if id == Some("1") {
+                return Ok(answer(kind, &fields.collect::<Vec<_>>(), &line));
             }
-            let params: Vec<&str> = fields.collect();
-            return Ok(match kind {
-                Some("OK") => Answer::Ok {
-                    user: params.iter().find_map(|p| p.strip_prefix("user=")).map(unescape),
-                },
-                Some("FAIL") => Answer::Fail {
-                    temporary: params.iter().any(|p| *p == "temp" || p.starts_with("code=temp")),
-                    reason: params
-                        .iter()
-                        .find_map(|p| p.strip_prefix("reason="))
-                        .map(str::to_string),
-                },
-                // PLAIN with an initial response never needs a continuation.
-                _ => Answer::Fail {
-                    temporary: false,
-                    reason: Some(format!("unexpected answer: {line}")),
-                },
-            });
         }
+    }
+}
+
+/// Reads the server's handshake up to `DONE`: does it offer PLAIN?
+fn offers_plain(reader: &mut BufReader<UnixStream>) -> std::io::Result<bool> {
+    let mut plain = false;
+    loop {
+        let line = read_line(reader)?;
+        let mut fields = line.split('\t');
+        match fields.next() {
+            Some("VERSION") if fields.next() != Some("1") => {
+                return Err(std::io::Error::other(format!("unsupported protocol: {line}")));
+            }
+            Some("MECH") if fields.next() == Some("PLAIN") => plain = true,
+            Some("DONE") => return Ok(plain),
+            _ => {}
+        }
+    }
+}
+
+/// `AUTH 1 PLAIN ...` with the client's facts and the PLAIN response.
+fn auth_line(r: &Request<'_>) -> String {
+    let mut blob = Vec::with_capacity(r.user.len() + r.password.len() + 2);
+    blob.push(0);
+    blob.extend_from_slice(r.user.as_bytes());
+    blob.push(0);
+    blob.extend_from_slice(r.password.as_bytes());
+    let mut auth = format!(
+        "AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip={}\trip={}",
+        escape(r.local_ip),
+        escape(r.remote_ip)
+    );
+    if r.secured {
+        auth.push_str("\tsecured");
+    }
+    auth.push_str(&format!("\tresp={}\n", encode(&blob)));
+    auth
+}
+
+/// The answer to our `AUTH` request: `OK` (with the user name Dovecot settled on) or
+/// `FAIL`.
+fn answer(kind: Option<&str>, params: &[&str], line: &str) -> Answer {
+    match kind {
+        Some("OK") => Answer::Ok {
+            user: params.iter().find_map(|p| p.strip_prefix("user=")).map(unescape),
+        },
+        Some("FAIL") => Answer::Fail {
+            temporary: params.iter().any(|p| *p == "temp" || p.starts_with("code=temp")),
+            reason: params
+                .iter()
+                .find_map(|p| p.strip_prefix("reason="))
+                .map(str::to_string),
+        },
+        // PLAIN with an initial response never needs a continuation.
+        _ => Answer::Fail {
+            temporary: false,
+            reason: Some(format!("unexpected answer: {line}")),
+        },
     }
 }
 

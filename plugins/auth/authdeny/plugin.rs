@@ -3,15 +3,18 @@
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict};
 
 /// The plugin instance.
 pub struct AuthDeny;
 
 /// `auth/authdeny` (no arguments).
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     if !spec.args.is_empty() {
-        return Err(format!("takes no arguments, got {}", spec.args.join(" ")));
+        return Err(PluginError::Args(format!(
+            "takes no arguments, got {}",
+            spec.args.join(" ")
+        )));
     }
     Ok(Box::new(AuthDeny))
 }

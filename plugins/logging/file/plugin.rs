@@ -14,7 +14,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::config::Config;
 use crate::log::{Level, LogSink, Record};
-use crate::plugin::{LogAdjust, PluginSpec};
+use crate::plugin::{LogAdjust, PluginError, PluginSpec};
 
 /// The sink; the file or command is opened on the first line logged.
 pub struct FileLog {
@@ -52,7 +52,7 @@ enum Out {
 }
 
 /// `logging/file [loglevel L] [nosplit] [reopen] [tsformat FMT] PATH|'|command'`
-pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
+pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, PluginError> {
     // `loglevel L` was taken out of the arguments with the other plugins' (see chain.rs).
     let mut level = match spec.log_adjust {
         Some(LogAdjust::Fixed(l)) => l,
@@ -80,7 +80,9 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, Strin
     }
     let rest: Vec<&str> = args.map(String::as_str).collect();
     if rest.is_empty() {
-        return Err("no log file given (logging/file [options] PATH)".into());
+        return Err(PluginError::Args(
+            "no log file given (logging/file [options] PATH)".into(),
+        ));
     }
     let output = rest.join(" ");
     let target = match output.trim_start().strip_prefix('|') {
@@ -223,7 +225,7 @@ impl LogSink for FileLog {
         let line = format!(
             "{} {}[{}]: {}\n",
             strftime(&self.tsformat),
-            crate::session::hostname(),
+            crate::host::hostname(),
             std::process::id(),
             record.line()
         );

@@ -7,7 +7,7 @@ use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 use crate::config::Config;
 use crate::log::{Level, LogSink, Record};
-use crate::plugin::{LogAdjust, PluginSpec, key_values};
+use crate::plugin::{LogAdjust, PluginError, PluginSpec, key_values};
 
 /// The sink; the socket is opened on the first line logged.
 pub struct Syslog {
@@ -23,7 +23,7 @@ pub struct Syslog {
 const SOCKETS: &[&str] = &["/dev/log", "/run/systemd/journal/syslog", "/var/run/syslog"];
 
 /// `logging/syslog [loglevel L] [priority P] [ident NAME] [facility F] [logsock PATH]`
-pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
+pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, PluginError> {
     // `loglevel L` was taken out of the arguments with the other plugins' (see chain.rs).
     let mut level = match spec.log_adjust {
         Some(LogAdjust::Fixed(l)) => l,
@@ -39,7 +39,7 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, Strin
             "priority" => priority = Some(Level::parse(&v).ok_or_else(|| format!("unknown priority {v:?}"))?),
             "ident" => {
                 if !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                    return Err(format!("invalid ident {v:?}"));
+                    return Err(PluginError::Args(format!("invalid ident {v:?}")));
                 }
                 ident = v;
             }
@@ -47,7 +47,7 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, Strin
             // qpsmtpd passed this to Sys::Syslog's setlogsock; here it is a socket path
             // (the `unix` type word is accepted and means the default sockets).
             "logsock" => socket = v.split(',').find(|p| p.starts_with('/')).map(str::to_string),
-            other => return Err(format!("unknown argument {other:?}")),
+            other => return Err(PluginError::Args(format!("unknown argument {other:?}"))),
         }
     }
     Ok(Box::new(Syslog {

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::log::{Level, LogSink, Record, stderr_is_safe, write_stderr_line};
-use crate::plugin::PluginSpec;
+use crate::plugin::{PluginError, PluginSpec};
 
 /// The sink.
 pub struct Warn {
@@ -13,11 +13,16 @@ pub struct Warn {
 
 /// `logging/warn [LEVEL]`: LEVEL as a number (0–7) or a name (`LOGINFO`); default is
 /// the `loglevel` config file, else LOGNOTICE.
-pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
+pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, PluginError> {
     let level = match spec.args.as_slice() {
         [] => crate::log::configured_level(config)?,
         [l] => Level::parse(l).ok_or_else(|| format!("unknown log level {l:?}"))?,
-        more => return Err(format!("takes one argument (the level), got {}", more.join(" "))),
+        more => {
+            return Err(PluginError::Args(format!(
+                "takes one argument (the level), got {}",
+                more.join(" ")
+            )));
+        }
     };
     Ok(Box::new(Warn {
         level,
@@ -26,7 +31,7 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, Strin
 }
 
 /// `logging/devnull`: discards everything (and so turns off the default destination).
-pub fn devnull(_spec: &PluginSpec, _config: &Config) -> Result<Box<dyn LogSink>, String> {
+pub fn devnull(_spec: &PluginSpec, _config: &Config) -> Result<Box<dyn LogSink>, PluginError> {
     Ok(Box::new(Warn {
         level: Level::Emerg,
         safe: false,

@@ -4,15 +4,15 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::address::Address;
+use crate::child::{Exit, Fd, Spawn};
 use crate::config::Config;
-use crate::handoff::child::{self, Exit, Program};
 use crate::handoff::dot::DotStuffer;
-use crate::handoff::{self, DEFAULT_TIMEOUT, Failure, clean_text};
+use crate::handoff::{self, DEFAULT_TIMEOUT, HandoffFailure, OUTPUT_LIMIT, clean_text};
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, key_values};
 
 /// The plugin instance.
 pub struct EximBsmtp {
@@ -21,7 +21,7 @@ pub struct EximBsmtp {
 }
 
 /// `queue/exim-bsmtp [exim_path PATH] [timeout SECONDS]` (default `/usr/sbin/rsmtp`).
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut exim = "/usr/sbin/rsmtp".to_string();
     let mut timeout = Duration::from_secs(DEFAULT_TIMEOUT);
     for (k, v) in key_values(&spec.args)? {
@@ -29,9 +29,9 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
             "exim_path" => exim = v,
             "timeout" => timeout = handoff::parse_timeout(&v)?,
             _ => {
-                return Err(format!(
+                return Err(PluginError::Args(format!(
                     "unknown argument {k:?} (queue/exim-bsmtp [exim_path PATH] [timeout N])"
-                ));
+                )));
             }
         }
     }
@@ -58,27 +58,26 @@ impl Plugin for EximBsmtp {
 }
 
 impl EximBsmtp {
-    fn enqueue(&self, cx: &mut Context<'_>) -> Result<(), Failure> {
+    fn enqueue(&self, cx: &mut Context<'_>) -> Result<(), HandoffFailure> {
         // An unnamed file: removed by the kernel however this ends.
         let mut batch = tempfile::tempfile_in(handoff::spool_dir(cx))
-            .map_err(|e| Failure::Broken(format!("cannot create the batch file: {e}")))?;
-        write_batch(cx, &batch).map_err(|e| Failure::Broken(format!("writing the batch file: {e}")))?;
+            .map_err(|e| HandoffFailure::Broken(format!("cannot create the batch file: {e}")))?;
+        write_batch(cx, &batch)
+            .map_err(|e| HandoffFailure::Broken(format!("writing the batch file: {e}")))?;
         batch
             .seek(SeekFrom::Start(0))
-            .map_err(|e| Failure::Broken(format!("rewinding the batch file: {e}")))?;
+            .map_err(|e| HandoffFailure::Broken(format!("rewinding the batch file: {e}")))?;
         let mut cmd = Command::new(&self.exim);
         cmd.arg("-bS");
-        let done = child::run(Program {
-            cmd,
-            stdin: Some(Box::new(batch)),
-            fd1_input: None,
-            extra_fd: None,
-            timeout: self.timeout,
-        })
-        .map_err(|e| Failure::of_run(&self.exim, e, self.timeout))?;
+        let done = Spawn::new(cmd)
+            .fd(0, Fd::Feed(Box::new(batch)))
+            .fd(1, Fd::Read(OUTPUT_LIMIT))
+            .fd(2, Fd::Read(OUTPUT_LIMIT))
+            .run(Instant::now() + self.timeout)
+            .map_err(|e| HandoffFailure::of_run(&self.exim, e, self.timeout))?;
         // Exim is silent in BSMTP mode unless something went wrong; then it writes SMTP
         // error replies and exits non-zero (spec, "Batched SMTP input").
-        let output = String::from_utf8_lossy(&[done.stdout, done.stderr].concat()).into_owned();
+        let output = String::from_utf8_lossy(&[done.output(1), done.output(2)].concat()).into_owned();
         let mut code_reply = None;
         for line in output.lines() {
             cx.log(Level::Error, format_args!("exim: {}", clean_text(line)));
@@ -88,15 +87,15 @@ impl EximBsmtp {
         }
         match (done.exit, code_reply) {
             (Exit::Code(0), None) if done.input_complete => Ok(()),
-            (_, Some((code, text))) if code >= 500 => Err(Failure::Permanent(text)),
+            (_, Some((code, text))) if code >= 500 => Err(HandoffFailure::Permanent(text)),
             // A temporary error is about our side (spool, configuration): it is in the
             // log above; the client hears a plain text.
-            (_, Some(_)) => Err(Failure::Temporary(TEMPORARY_TEXT.into())),
-            (Exit::Code(0), None) => Err(Failure::Broken(
+            (_, Some(_)) => Err(HandoffFailure::Temporary(TEMPORARY_TEXT.into())),
+            (Exit::Code(0), None) => Err(HandoffFailure::Broken(
                 "exim exited before reading the whole batch".into(),
             )),
-            (Exit::Code(code), None) => Err(Failure::Broken(format!("exim -bS exited with {code}"))),
-            (Exit::Signal(sig), None) => Err(Failure::Broken(format!("exim killed by signal {sig}"))),
+            (Exit::Code(code), None) => Err(HandoffFailure::Broken(format!("exim -bS exited with {code}"))),
+            (Exit::Signal(sig), None) => Err(HandoffFailure::Broken(format!("exim killed by signal {sig}"))),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::handoff::relay::{self, Relay};
 use crate::handoff::smtp::Target;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec};
 
 /// The plugin instance.
 pub struct Lmtp {
@@ -13,14 +13,18 @@ pub struct Lmtp {
 
 /// `queue/lmtp SOCKET|HOST[:PORT] [tls off|may|verify] [tls_ca FILE] [tls_name NAME]
 /// [timeout SECONDS]`; the LMTP port is 24 unless given.
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let Some(where_to) = spec.args.first() else {
-        return Err("no LMTP server specified (queue/lmtp /path/to/socket or HOST[:PORT])".into());
+        return Err(PluginError::Args(
+            "no LMTP server specified (queue/lmtp /path/to/socket or HOST[:PORT])".into(),
+        ));
     };
     let (target, host) = parse_target(where_to)?;
     let settings = relay::parse_options(&spec.args[1..], target, true, &host)?;
     if settings.xclient {
-        return Err("xclient is an SMTP extension; LMTP servers do not offer it".into());
+        return Err(PluginError::Args(
+            "xclient is an SMTP extension; LMTP servers do not offer it".into(),
+        ));
     }
     Ok(Box::new(Lmtp {
         relay: Relay::new(settings),

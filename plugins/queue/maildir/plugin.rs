@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::address::Address;
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict};
 
 /// The plugin instance.
 pub struct Maildir {
@@ -25,14 +25,20 @@ pub struct Maildir {
 /// `queue/maildir DIR [SUBDIR-PATTERN [MODE]]`: the pattern may use `%l` (local part),
 /// `%d` (domain) and `%u` (`local@domain`); MODE is octal (default 700) for the
 /// directories created; files get the same bits without execute.
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let Some(dir) = spec.args.first() else {
-        return Err("maildir directory not specified (queue/maildir DIR [SUBDIRS [MODE]])".into());
+        return Err(PluginError::Args(
+            "maildir directory not specified (queue/maildir DIR [SUBDIRS [MODE]])".into(),
+        ));
     };
     let subdirs = match spec.args.get(1) {
         None => None,
         Some(p) if p.contains("%l") || p.contains("%d") || p.contains("%u") => Some(p.clone()),
-        Some(p) => return Err(format!("sub directory {p:?} does not contain %l, %d or %u")),
+        Some(p) => {
+            return Err(PluginError::Args(format!(
+                "sub directory {p:?} does not contain %l, %d or %u"
+            )));
+        }
     };
     let perms = match spec.args.get(2) {
         None => 0o700,
@@ -43,12 +49,19 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
                 .filter(|p| *p != 0)
                 .unwrap_or(0o700)
         }
-        Some(m) => return Err(format!("mode {m:?} is not a three-digit octal number")),
+        Some(m) => {
+            return Err(PluginError::Args(format!(
+                "mode {m:?} is not a three-digit octal number"
+            )));
+        }
     };
     if spec.args.len() > 3 {
-        return Err(format!("too many arguments: {}", spec.args.join(" ")));
+        return Err(PluginError::Args(format!(
+            "too many arguments: {}",
+            spec.args.join(" ")
+        )));
     }
-    let host: String = crate::session::hostname()
+    let host: String = crate::host::hostname()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
         .collect();
@@ -98,11 +111,11 @@ impl Plugin for Maildir {
     }
 }
 
-type Failure = (&'static str, io::Error);
+type HandoffFailure = (&'static str, io::Error);
 
 impl Maildir {
     /// One copy per recipient into `DIR/<pattern>`.
-    fn deliver_each(&self, cx: &mut Context<'_>, pattern: &str) -> Result<(), Failure> {
+    fn deliver_each(&self, cx: &mut Context<'_>, pattern: &str) -> Result<(), HandoffFailure> {
         let rcpts = cx.txn.recipients.clone();
         for rcpt in &rcpts {
             let user = sanitize(rcpt.user());
@@ -119,7 +132,12 @@ impl Maildir {
 
     /// Writes tmp/NAME, fsyncs it, links it into new/ and fsyncs new/ (the maildir
     /// protocol plus the syncs that make it durable before we answer 250).
-    fn deliver(&self, cx: &mut Context<'_>, dir: &Path, rcpt: Option<&Address>) -> Result<(), Failure> {
+    fn deliver(
+        &self,
+        cx: &mut Context<'_>,
+        dir: &Path,
+        rcpt: Option<&Address>,
+    ) -> Result<(), HandoffFailure> {
         self.make_dirs(dir).map_err(|e| ("mkdir", e))?;
         let name = self.unique_name();
         let tmp = dir.join("tmp").join(&name);
@@ -144,7 +162,12 @@ impl Maildir {
             })
     }
 
-    fn write_file(&self, cx: &mut Context<'_>, path: &Path, rcpt: Option<&Address>) -> Result<(), Failure> {
+    fn write_file(
+        &self,
+        cx: &mut Context<'_>,
+        path: &Path,
+        rcpt: Option<&Address>,
+    ) -> Result<(), HandoffFailure> {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::handoff::sendmail::Sendmail;
 use crate::handoff::{self, DEFAULT_TIMEOUT};
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec};
 
 /// The plugin instance.
 pub struct PostfixQueue {
@@ -19,7 +19,7 @@ pub struct PostfixQueue {
 
 /// `queue/postfix-queue [FLAG_MASK_EXTERNAL] [sendmail PATH] [config_directory DIR]
 /// [timeout SECONDS]`.
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut program = "/usr/sbin/sendmail".to_string();
     let mut args = Vec::new();
     let mut timeout = Duration::from_secs(DEFAULT_TIMEOUT);
@@ -29,24 +29,24 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
             // What Postfix's pickup applies to locally submitted mail anyway.
             "FLAG_MASK_EXTERNAL" => {}
             w if w.starts_with('/') || w.contains(':') || w.starts_with("FLAG_") => {
-                return Err(format!(
+                return Err(PluginError::Args(format!(
                     "{w}: cleanup sockets and cleanup flags are not supported; postfix-queue \
                      submits through Postfix's sendmail command (see its README)"
-                ));
+                )));
             }
             key => {
                 let Some(value) = rest.next() else {
-                    return Err(format!("{key} needs a value"));
+                    return Err(PluginError::Args(format!("{key} needs a value")));
                 };
                 match key {
                     "sendmail" => program = value.clone(),
                     "config_directory" => args = vec!["-C".to_string(), value.clone()],
                     "timeout" => timeout = handoff::parse_timeout(value)?,
                     _ => {
-                        return Err(format!(
+                        return Err(PluginError::Args(format!(
                             "unknown argument {key:?} (queue/postfix-queue [sendmail PATH] \
                              [config_directory DIR] [timeout N])"
-                        ));
+                        )));
                     }
                 }
             }

@@ -1,14 +1,15 @@
 //! queue/qmail-queue: hands the message to qmail-queue (or any program with its
 //! interface: notqmail, s/qmail, simscan-style wrappers). See README.md beside this file.
 
+use std::io::Cursor;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use crate::child::{Exit, Fd, Spawn};
 use crate::config::Config;
-use crate::handoff::child::{self, Exit, Program};
-use crate::handoff::{self, DEFAULT_TIMEOUT, Failure, clean_text};
+use crate::handoff::{self, DEFAULT_TIMEOUT, HandoffFailure, OUTPUT_LIMIT, clean_text};
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, key_values};
 
 /// The plugin instance.
 pub struct QmailQueue {
@@ -18,16 +19,16 @@ pub struct QmailQueue {
 
 /// `queue/qmail-queue [PATH] [timeout SECONDS]`; `$QMAILQUEUE` wins over PATH, as in
 /// qpsmtpd and qmail-smtpd; the default is `$QMAIL/bin/qmail-queue`.
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut args = spec.args.as_slice();
     let mut program = None;
     if let Some(first) = args.first()
         && first != "timeout"
     {
         if !first.starts_with('/') {
-            return Err(format!(
+            return Err(PluginError::Args(format!(
                 "the qmail-queue program must be an absolute path, not {first:?}"
-            ));
+            )));
         }
         program = Some(first.clone());
         args = &args[1..];
@@ -37,9 +38,9 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
         match k.as_str() {
             "timeout" => timeout = handoff::parse_timeout(&v)?,
             _ => {
-                return Err(format!(
+                return Err(PluginError::Args(format!(
                     "unknown argument {k:?} (queue/qmail-queue [PATH] [timeout N])"
-                ));
+                )));
             }
         }
     }
@@ -76,29 +77,27 @@ impl Plugin for QmailQueue {
 }
 
 impl QmailQueue {
-    fn queue(&self, cx: &mut Context<'_>) -> Result<Outcome, Failure> {
+    fn queue(&self, cx: &mut Context<'_>) -> Result<Outcome, HandoffFailure> {
         let envelope = envelope(cx);
         let msg_id = handoff::message_id(cx.txn);
         let stdin = handoff::message_reader(cx.txn)
-            .map_err(|e| Failure::Broken(format!("reading the spooled message: {e}")))?;
-        let done = child::run(Program {
-            cmd: Command::new(&self.program),
-            stdin: Some(stdin),
-            fd1_input: Some(envelope),
-            extra_fd: Some(6),
-            timeout: self.timeout,
-        })
-        .map_err(|e| Failure::of_run("qmail-queue", e, self.timeout))?;
-        if !done.stderr.is_empty() {
-            let text = clean_text(&String::from_utf8_lossy(&done.stderr));
+            .map_err(|e| HandoffFailure::Broken(format!("reading the spooled message: {e}")))?;
+        // qmail-queue(8): the message on fd 0, the envelope on fd 1; the custom-error patch
+        // writes its reply to fd 6.
+        let done = Spawn::new(Command::new(&self.program))
+            .fd(0, Fd::Feed(stdin))
+            .fd(1, Fd::Feed(Box::new(Cursor::new(envelope))))
+            .fd(2, Fd::Read(OUTPUT_LIMIT))
+            .fd(6, Fd::Read(OUTPUT_LIMIT))
+            .run(Instant::now() + self.timeout)
+            .map_err(|e| HandoffFailure::of_run("qmail-queue", e, self.timeout))?;
+        if !done.output(2).is_empty() {
+            let text = clean_text(&String::from_utf8_lossy(done.output(2)));
             cx.log(Level::Warn, format_args!("qmail-queue said: {text}"));
         }
         match done.exit {
             Exit::Code(0) if done.input_complete => {
-                let secs = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs();
+                let secs = cx.now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
                 let id = if msg_id.starts_with('<') && msg_id.ends_with('>') {
                     msg_id
                 } else {
@@ -106,11 +105,13 @@ impl QmailQueue {
                 };
                 Ok(Outcome::ok_with(format!("Queued! {secs} qp {} {id}", done.pid)))
             }
-            Exit::Code(0) => Err(Failure::Broken(
+            Exit::Code(0) => Err(HandoffFailure::Broken(
                 "qmail-queue exited before reading the whole message".into(),
             )),
-            Exit::Code(code) => Err(exit_failure(code, &done.extra)),
-            Exit::Signal(sig) => Err(Failure::Broken(format!("qmail-queue killed by signal {sig}"))),
+            Exit::Code(code) => Err(exit_failure(code, done.output(6))),
+            Exit::Signal(sig) => Err(HandoffFailure::Broken(format!(
+                "qmail-queue killed by signal {sig}"
+            ))),
         }
     }
 }
@@ -134,12 +135,12 @@ fn envelope(cx: &Context<'_>) -> Vec<u8> {
 /// qmail-queue(8) exit codes: 11–40 permanent, the rest temporary, with qmail-smtpd's
 /// texts. 82 is the custom-error patch (simscan and friends): the program wrote `D`
 /// (permanent) or `Z` (temporary) and the reply text to fd 6.
-fn exit_failure(code: i32, custom: &[u8]) -> Failure {
+fn exit_failure(code: i32, custom: &[u8]) -> HandoffFailure {
     if code == 82 && custom.len() > 1 {
         let text = clean_text(&String::from_utf8_lossy(&custom[1..]));
         match custom[0] {
-            b'D' => return Failure::Permanent(text),
-            b'Z' => return Failure::Temporary(text),
+            b'D' => return HandoffFailure::Permanent(text),
+            b'Z' => return HandoffFailure::Temporary(text),
             _ => {}
         }
     }
@@ -165,9 +166,9 @@ fn exit_failure(code: i32, custom: &[u8]) -> Failure {
     };
     let text = format!("{text} ({code})");
     if (11..=40).contains(&code) {
-        Failure::Permanent(text)
+        HandoffFailure::Permanent(text)
     } else {
-        Failure::Temporary(text)
+        HandoffFailure::Temporary(text)
     }
 }
 
@@ -177,16 +178,19 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_qmail_queue_8() {
-        assert!(matches!(exit_failure(31, b""), Failure::Permanent(_)));
-        assert!(matches!(exit_failure(11, b""), Failure::Permanent(_)));
-        assert!(matches!(exit_failure(53, b""), Failure::Temporary(_)));
-        assert!(matches!(exit_failure(41, b""), Failure::Temporary(_)));
-        assert!(matches!(exit_failure(1, b""), Failure::Temporary(_)));
+        assert!(matches!(exit_failure(31, b""), HandoffFailure::Permanent(_)));
+        assert!(matches!(exit_failure(11, b""), HandoffFailure::Permanent(_)));
+        assert!(matches!(exit_failure(53, b""), HandoffFailure::Temporary(_)));
+        assert!(matches!(exit_failure(41, b""), HandoffFailure::Temporary(_)));
+        assert!(matches!(exit_failure(1, b""), HandoffFailure::Temporary(_)));
         assert_eq!(
             exit_failure(82, b"Dvirus found (#5.3.4)"),
-            Failure::Permanent("virus found (#5.3.4)".into())
+            HandoffFailure::Permanent("virus found (#5.3.4)".into())
         );
-        assert_eq!(exit_failure(82, b"Zlater"), Failure::Temporary("later".into()));
-        assert!(matches!(exit_failure(82, b""), Failure::Temporary(_)));
+        assert_eq!(
+            exit_failure(82, b"Zlater"),
+            HandoffFailure::Temporary("later".into())
+        );
+        assert!(matches!(exit_failure(82, b""), HandoffFailure::Temporary(_)));
     }
 }

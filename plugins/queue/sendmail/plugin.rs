@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::handoff::sendmail::Sendmail;
 use crate::handoff::{self, DEFAULT_TIMEOUT};
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, key_values};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, key_values};
 
 /// The plugin instance.
 pub struct SendmailQueue {
@@ -17,7 +17,7 @@ pub struct SendmailQueue {
 }
 
 /// `queue/sendmail [PATH] [timeout SECONDS] [arg ARG]...` (default `/usr/sbin/sendmail`).
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut args = spec.args.as_slice();
     let mut program = "/usr/sbin/sendmail".to_string();
     if let Some(first) = args.first()
@@ -33,9 +33,9 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
             "timeout" => timeout = handoff::parse_timeout(&v)?,
             "arg" => extra.push(v),
             _ => {
-                return Err(format!(
+                return Err(PluginError::Args(format!(
                     "unknown argument {k:?} (queue/sendmail [PATH] [timeout N] [arg ARG]...)"
-                ));
+                )));
             }
         }
     }

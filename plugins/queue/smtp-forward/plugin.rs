@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::handoff::relay::{self, Relay};
 use crate::handoff::smtp::Target;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec};
 
 /// The plugin instance.
 pub struct SmtpForward {
@@ -14,9 +14,11 @@ pub struct SmtpForward {
 /// `queue/smtp-forward HOST [PORT] [xclient] [tls off|may|verify] [tls_ca FILE]
 /// [tls_name NAME] [timeout SECONDS]`, as qpsmtpd's `HOST [PORT] [xclient]` plus the
 /// new keys.
-pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, String> {
+pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let Some(host) = spec.args.first() else {
-        return Err("no SMTP server specified (queue/smtp-forward HOST [PORT] [xclient] ...)".into());
+        return Err(PluginError::Args(
+            "no SMTP server specified (queue/smtp-forward HOST [PORT] [xclient] ...)".into(),
+        ));
     };
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     if host.is_empty()
@@ -24,7 +26,7 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Strin
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
     {
-        return Err(format!("bad SMTP server {host:?}"));
+        return Err(PluginError::Args(format!("bad SMTP server {host:?}")));
     }
     let mut rest = &spec.args[1..];
     let mut port = 25;

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec, Verdict};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict};
 
 pub use find::plugin_dirs;
 use options::{Mode, OnFailure, Partial};
-use process::{Failure, Proc, Until};
+use process::{CallFailure, Proc, Until};
 
 /// The time budget per call when neither the plugin nor `hook_timeout` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,12 +44,12 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Builds the external plugin a config line names: `Ok(None)` when no plugin directory
 /// has it. `qmail-spp` is the qmail-spp compatibility runner.
-pub fn build(spec: &PluginSpec, config: &Config) -> Result<Option<Box<dyn Plugin>>, String> {
+pub fn build(spec: &PluginSpec, config: &Config) -> Result<Option<Box<dyn Plugin>>, PluginError> {
     if spec.base == spp::NAME {
         return spp::new(spec, config).map(|p| Some(Box::new(p) as Box<dyn Plugin>));
     }
-    let dirs = plugin_dirs(config)?;
-    let Some(program) = find::find(&spec.base, &dirs)? else {
+    let dirs = plugin_dirs(config).map_err(PluginError::Config)?;
+    let Some(program) = find::find(&spec.base, &dirs).map_err(PluginError::Program)? else {
         return Ok(None);
     };
     External::new(spec, config, &program).map(|p| Some(Box::new(p) as Box<dyn Plugin>))
@@ -108,11 +108,11 @@ enum Coprocess {
 
 impl External {
     /// Reads the program's declaration and the settings on its config line.
-    fn new(spec: &PluginSpec, config: &Config, program: &Path) -> Result<External, String> {
-        let head = options::head(program)?;
-        options::check_format(program, &head)?;
-        let file = options::declared(&String::from_utf8_lossy(&head))?;
-        let (line, args) = options::from_args(&spec.args)?;
+    fn new(spec: &PluginSpec, config: &Config, program: &Path) -> Result<External, PluginError> {
+        let head = options::head(program).map_err(PluginError::Program)?;
+        options::check_format(program, &head).map_err(PluginError::Program)?;
+        let file = options::declared(&String::from_utf8_lossy(&head)).map_err(PluginError::Program)?;
+        let (line, args) = options::from_args(&spec.args).map_err(PluginError::Args)?;
         let settings = line.over(file);
         let Partial {
             hooks,
@@ -121,11 +121,11 @@ impl External {
             on_failure,
         } = settings;
         let declared = hooks.ok_or_else(|| {
-            format!(
+            PluginError::Program(format!(
                 "{} declares no hooks: add a line `# {} hooks HOOK ...` near its top or `hooks HOOK,...` before its arguments in config/plugins",
                 program.display(),
                 options::MARKER
-            )
+            ))
         })?;
         Ok(External {
             program: absolute(program),
@@ -134,7 +134,7 @@ impl External {
             mode: mode.unwrap_or(Mode::Once),
             budget: match timeout {
                 Some(t) => t,
-                None => default_budget(config)?,
+                None => default_budget(config).map_err(PluginError::Config)?,
             },
             on_failure: on_failure.unwrap_or(OnFailure::TempFail),
             workdir: absolute(config.dir()),
@@ -199,7 +199,7 @@ impl External {
             .map_err(|f| self.describe(&f))?;
         let status = proc.wait(deadline).map_err(|f| self.describe(&f))?;
         if !status.success() {
-            return Err(process::describe(status));
+            return Err(status.describe());
         }
         Ok(lines)
     }
@@ -250,12 +250,12 @@ impl External {
                 stderr_line(cx, l)
             })
         } else {
-            Err(Failure::StdinClosed)
+            Err(CallFailure::StdinClosed)
         };
         let untagged = match result {
             Ok(lines) => answer::untag(&lines, id).map_err(|e| format!("{e}; stopped")),
             Err(f) => Err(match f {
-                Failure::Closed => "exited or closed its output without answering".to_string(),
+                CallFailure::Closed => "exited or closed its output without answering".to_string(),
                 other => self.describe(&other),
             }),
         };
@@ -292,9 +292,9 @@ impl External {
                 Ok(status) if status.success() => {}
                 Ok(status) => cx.log(
                     Level::Warn,
-                    format_args!("co-process {}", process::describe(status)),
+                    format_args!("co-process {}", status.describe()),
                 ),
-                Err(Failure::Timeout) => cx.log(
+                Err(CallFailure::Timeout) => cx.log(
                     Level::Warn,
                     format_args!(
                         "co-process did not exit within {:.1}s of the end of its input; killed with its process group",
@@ -313,9 +313,9 @@ impl External {
         *state = Coprocess::Failed;
     }
 
-    fn describe(&self, f: &Failure) -> String {
+    fn describe(&self, f: &CallFailure) -> String {
         match f {
-            Failure::Timeout => format!("timed out after {:.1}s", self.budget.as_secs_f64()),
+            CallFailure::Timeout => format!("timed out after {:.1}s", self.budget.as_secs_f64()),
             other => other.to_string(),
         }
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::address::Address;
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginSpec};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec};
 
 use super::options::{self, OnFailure, Partial};
 use env::Vars;
@@ -80,13 +80,16 @@ struct State {
 }
 
 /// `qmail-spp [hooks-free settings: timeout S, on_failure P] [FILE]`.
-pub fn new(spec: &PluginSpec, config: &Config) -> Result<Spp, String> {
+pub fn new(spec: &PluginSpec, config: &Config) -> Result<Spp, PluginError> {
     let (settings, rest): (Partial, Vec<String>) = options::from_args(&spec.args)?;
     if settings.hooks.is_some() || settings.mode.is_some() {
         return Err("qmail-spp takes no hooks or mode: its sections decide".into());
     }
     if rest.len() > 1 {
-        return Err(format!("too many arguments: {}", rest.join(" ")));
+        return Err(PluginError::Args(format!(
+            "too many arguments: {}",
+            rest.join(" ")
+        )));
     }
     let file = rest
         .first()
@@ -94,18 +97,18 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Spp, String> {
         .or_else(|| std::env::var("SPPCONFFILE").ok().filter(|f| !f.is_empty()))
         .unwrap_or_else(|| "smtpplugins".to_string());
     if config.source_of(&file).is_none() {
-        return Err(format!(
+        return Err(PluginError::Config(format!(
             "{file} not found in {} (or $QMAIL/control)",
             config.dir().display()
-        ));
+        )));
     }
-    let lines = config.lines(&file).map_err(|e| e.to_string())?;
+    let lines = config.lines(&file)?;
     let workdir = qmail_root().unwrap_or_else(|| super::absolute(config.dir()));
     Ok(Spp {
         sections: sections(lines.iter(), &workdir),
         budget: match settings.timeout {
             Some(t) => t,
-            None => super::default_budget(config)?,
+            None => super::default_budget(config).map_err(PluginError::Config)?,
         },
         on_failure: settings.on_failure.unwrap_or(OnFailure::TempFail),
         workdir,

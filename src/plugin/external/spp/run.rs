@@ -7,9 +7,10 @@ use std::time::Instant;
 use super::commands::{self, Last, Printed};
 use super::env::{self, Vars};
 use super::{Program, Section, Spp};
+use crate::child::Exit;
 use crate::log::Level;
 use crate::plugin::external::options::OnFailure;
-use crate::plugin::external::process::{self, Proc, Until};
+use crate::plugin::external::process::{CallFailure, Proc, Until};
 use crate::plugin::{Args, Context, Outcome, Verdict};
 
 impl Spp {
@@ -75,18 +76,18 @@ impl Spp {
         vars.apply(&mut cmd);
         let mut proc = Proc::spawn(cmd, false).map_err(|e| format!("can't execute: {e}"))?;
         let mut on_stderr = |l: &str| cx.log(Level::Warn, format_args!("{}: stderr: {l}", program.line));
-        let timeout = |f: process::Failure| match f {
-            process::Failure::Timeout => format!("timed out after {:.1}s", self.budget.as_secs_f64()),
+        let timeout = |f: CallFailure| match f {
+            CallFailure::Timeout => format!("timed out after {:.1}s", self.budget.as_secs_f64()),
             other => other.to_string(),
         };
         let lines = proc
             .exchange(b"", true, Until::Eof, deadline, &mut on_stderr)
             .map_err(timeout)?;
         let status = proc.wait(deadline).map_err(timeout)?;
-        match status.code() {
-            None => Err("child crashed".into()),
-            Some(120) => Err("can't execute".into()),
-            Some(_) => Ok(lines),
+        match status {
+            Exit::Signal(_) => Err("child crashed".into()),
+            Exit::Code(120) => Err("can't execute".into()),
+            Exit::Code(_) => Ok(lines),
         }
     }
 

@@ -1,0 +1,137 @@
+//! How a line of `config/plugins` is read: the plugin's name, instance and arguments, and
+//! the `loglevel` argument every plugin takes.
+
+use crate::config::Entry;
+use crate::log::Level;
+
+use super::LoadError;
+
+/// How a plugin line of `config/plugins` was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// The name as written (`relay`, `queue/maildir`, `relay:0`).
+    pub name: String,
+    /// The name without an `:N` instance suffix.
+    pub base: String,
+    /// The arguments after the name.
+    pub args: Vec<String>,
+    /// The file the line came from.
+    pub file: std::path::PathBuf,
+    /// The line number in that file.
+    pub line: usize,
+    /// `loglevel N` / `loglevel +N` from the arguments (taken out of `args`).
+    pub log_adjust: Option<LogAdjust>,
+}
+
+/// qpsmtpd's per-plugin `loglevel` argument (`Qpsmtpd::Plugin::adjust_log_level`): a level
+/// (0–7 or a name) at which all of the plugin's lines are logged, or `+N`/`-N` to move
+/// each line that many levels (higher numbers are more verbose, so `+1` hides more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAdjust {
+    /// Every line at this level.
+    Fixed(Level),
+    /// Every line moved by this many levels.
+    Shift(i8),
+}
+
+impl LogAdjust {
+    /// Parses `6`, `LOGINFO`, `+1`, `-2`.
+    pub fn parse(s: &str) -> Option<LogAdjust> {
+        if let Some(level) = Level::parse(s) {
+            return Some(LogAdjust::Fixed(level));
+        }
+        let (sign, digit) = s.split_at_checked(1)?;
+        let n: i8 = digit.parse().ok().filter(|n| (0..=7).contains(n))?;
+        match sign {
+            "+" => Some(LogAdjust::Shift(n)),
+            "-" => Some(LogAdjust::Shift(-n)),
+            _ => None,
+        }
+    }
+
+    /// The level a line logged at `level` ends up at.
+    pub fn apply(self, level: Level) -> Level {
+        match self {
+            LogAdjust::Fixed(l) => l,
+            LogAdjust::Shift(n) => Level::from_number((level as i8 + n).clamp(0, 7) as u8).unwrap_or(level),
+        }
+    }
+}
+
+/// `name arg arg ...`; `name:N` is another instance of `name`; printable ASCII only.
+pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
+    let err = |message: String| LoadError {
+        file: entry.file.clone(),
+        line: entry.line,
+        message,
+    };
+    if !entry
+        .text
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) || b == b'\t')
+    {
+        return Err(err("unsafe characters in plugin line".into()));
+    }
+    let mut words = entry.text.split_whitespace().map(str::to_string);
+    let name = words.next().unwrap_or_default();
+    if name.contains("::") {
+        return Err(err(format!(
+            "{name}: Perl module plugins cannot be loaded; run it as an external plugin program instead"
+        )));
+    }
+    let base = match name.split_once(':') {
+        Some((base, _instance)) => base.to_string(),
+        None => name.clone(),
+    };
+    let mut args: Vec<String> = words.collect();
+    // `loglevel` is a key every plugin takes (qpsmtpd's base class reads it), so it is
+    // taken out here wherever it stands as a key of key/value arguments.
+    let mut log_adjust = None;
+    if let Some(i) = (0..args.len().saturating_sub(1))
+        .step_by(2)
+        .find(|&i| args[i] == "loglevel")
+    {
+        let value = args[i + 1].clone();
+        log_adjust = Some(LogAdjust::parse(&value).ok_or_else(|| {
+            err(format!(
+                "{name}: invalid loglevel {value:?} (0-7, LOGINFO, +N or -N)"
+            ))
+        })?);
+        args.drain(i..i + 2);
+    }
+    Ok(PluginSpec {
+        name,
+        base,
+        args,
+        file: entry.file.clone(),
+        line: entry.line,
+        log_adjust,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn spec_parsing() {
+        let entry = |t: &str| Entry {
+            text: t.into(),
+            file: PathBuf::from("plugins"),
+            line: 3,
+        };
+        let s = parse_spec(&entry("relay:0 only 1")).unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.base.as_str(), s.args.clone()),
+            ("relay:0", "relay", vec!["only".to_string(), "1".to_string()])
+        );
+        assert!(parse_spec(&entry("My::Plugin")).is_err());
+        let s = parse_spec(&entry("badmailfrom reject 0 loglevel -1")).unwrap();
+        assert_eq!(s.args, vec!["reject".to_string(), "0".to_string()]);
+        assert_eq!(s.log_adjust, Some(LogAdjust::Shift(-1)));
+        assert!(parse_spec(&entry("relay loglevel loud")).is_err());
+        let e = parse_spec(&entry("relay \u{7f}")).unwrap_err();
+        assert_eq!(e.line, 3);
+    }
+}

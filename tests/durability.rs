@@ -1,0 +1,325 @@
+//! The durability promise read from the system calls: the `250` to the final dot is
+//! written to the client only after the message is safe. For queue/maildir, the message
+//! file is fsync'd, linked into `new/`, and `new/` is fsync'd; for queue/qmail-queue, the
+//! program has exited 0 and we have reaped it. The binary runs under strace (`-f -y`, so
+//! every descriptor is shown with the file or socket it refers to) and the test reads the
+//! order of the calls in the trace: no timing is involved. strace records each thread's
+//! calls in the order they happen, and a call that another process's call interrupts is
+//! split into its `<unfinished ...>` start and its `<... resumed>` end, which are matched
+//! here, so "ended before the reply began" is read exactly.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{TestDir, binary, root, spawn_inetd, tool};
+
+/// The calls traced. `?` lets strace skip a name this architecture lacks.
+const CALLS: &str = "fsync,fdatasync,write,writev,sendto,sendmsg,linkat,?link,renameat2,?renameat,?rename,\
+                     wait4,waitid,execve,clone,clone3,?fork,?vfork";
+
+fn cfg(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// One system call in the trace: who made it, where its line starts and ends (line
+/// numbers in the trace), and its text with an interrupted call's two halves joined.
+#[derive(Debug)]
+struct Call {
+    pid: u32,
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+impl Call {
+    fn name(&self) -> &str {
+        self.text.split('(').next().unwrap_or("")
+    }
+
+    /// The return value (after the last ` = `).
+    fn result(&self) -> &str {
+        self.text
+            .rsplit_once(" = ")
+            .map_or("", |(_, r)| r.split_whitespace().next().unwrap_or(""))
+    }
+}
+
+/// A parsed `strace -f -tt -o` trace: the calls, and the line where each process exited.
+struct Trace {
+    calls: Vec<Call>,
+    exits: Vec<(u32, usize, String)>,
+    text: String,
+}
+
+impl Trace {
+    fn parse(text: String) -> Trace {
+        let mut calls = Vec::new();
+        let mut exits = Vec::new();
+        let mut pending: Vec<(u32, usize, String)> = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            // `PID HH:MM:SS.micro rest`; strace pads the pid to a common width.
+            let Some((pid, after)) = line.trim_start().split_once(' ') else {
+                continue;
+            };
+            let Some((_time, rest)) = after.trim_start().split_once(' ') else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else { continue };
+            if let Some(status) = rest.strip_prefix("+++ ") {
+                exits.push((pid, i, status.trim_end_matches(" +++").to_string()));
+            } else if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
+                pending.push((pid, i, head.to_string()));
+            } else if let Some(tail) = rest.strip_prefix("<... ") {
+                let Some(at) = pending.iter().position(|(p, _, _)| *p == pid) else {
+                    continue;
+                };
+                let (_, start, head) = pending.remove(at);
+                let tail = tail.split_once(" resumed>").map_or(tail, |(_, t)| t);
+                calls.push(Call {
+                    pid,
+                    start,
+                    end: i,
+                    text: format!("{head}{tail}"),
+                });
+            } else if !rest.starts_with("---") {
+                calls.push(Call {
+                    pid,
+                    start: i,
+                    end: i,
+                    text: rest.to_string(),
+                });
+            }
+        }
+        calls.sort_by_key(|c| c.start);
+        Trace { calls, exits, text }
+    }
+
+    /// The first call that matches.
+    fn find(&self, what: &str, f: impl Fn(&Call) -> bool) -> &Call {
+        self.calls
+            .iter()
+            .find(|c| f(c))
+            .unwrap_or_else(|| panic!("no {what} in the trace:\n{}", self.text))
+    }
+
+    /// The write to the client (fd 1, the socket) that starts with `start`.
+    fn reply(&self, start: &str) -> &Call {
+        self.find(&format!("write of {start:?} to the client"), |c| {
+            let to_client = ["write(1<", "writev(1<", "sendto(1<", "sendmsg(1<"]
+                .iter()
+                .any(|call| c.text.starts_with(call))
+                && (c.text.contains("<socket:[") || c.text.contains("<TCP"));
+            to_client && c.text.contains(&format!(", \"{start}"))
+        })
+    }
+}
+
+/// Runs one session that sends a message, under strace; returns the reply to the dot and
+/// the trace.
+fn traced_session(dir: &TestDir) -> Option<(String, Trace)> {
+    let strace = tool("strace")?;
+    let trace_file = dir.path().join("trace");
+    let mut cmd = Command::new(strace);
+    cmd.args(["-f", "-y", "-tt", "-q", "-s", "256", "-e", "signal=none", "-e"])
+        .arg(format!("trace={CALLS}"))
+        .arg("-o")
+        .arg(&trace_file)
+        .arg("--")
+        .arg(binary())
+        .arg("--config")
+        .arg(dir.config())
+        .current_dir(dir.path())
+        .env_remove("QPSMTPD_CONFIG");
+    let (mut child, client) = spawn_inetd(cmd);
+    client.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut w = client.try_clone().unwrap();
+    let mut r = BufReader::new(client);
+    let mut expect = |code: &str| -> String {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with(code), "expected {code}, got {line:?}");
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line.trim_end().to_string();
+            }
+        }
+    };
+    expect("220");
+    w.write_all(b"HELO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n")
+        .unwrap();
+    for code in ["250", "250", "250", "354"] {
+        expect(code);
+    }
+    w.write_all(b"Message-Id: <durable@b.example>\r\nSubject: durable\r\n\r\nbody\r\n.\r\n")
+        .unwrap();
+    let reply = expect("");
+    w.write_all(b"QUIT\r\n").unwrap();
+    expect("221");
+    // strace exits with the traced program, after writing the last line.
+    let status = child.wait().unwrap();
+    assert!(status.success(), "strace or the server failed: {status:?}");
+    let text = std::fs::read_to_string(&trace_file).unwrap();
+    Some((reply, Trace::parse(text)))
+}
+
+/// The test directory as strace shows paths (symbolic links resolved).
+fn real(dir: &TestDir) -> PathBuf {
+    std::fs::canonicalize(dir.path()).unwrap()
+}
+
+fn quoted(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn maildir_file_and_new_directory_are_synced_before_the_250() {
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", "queue/maildir $DIR/maildir"),
+        ("rcpthosts", "example.org"),
+        ("logging", "logging/devnull"),
+    ]));
+    let Some((reply, trace)) = traced_session(&dir) else {
+        return;
+    };
+    assert_eq!(reply, "250 2.0.0 Queued! <durable@b.example>");
+    let message = dir.messages();
+    let [message] = message.as_slice() else {
+        panic!("expected one delivered message: {message:?}")
+    };
+    let name = message.file_name().unwrap().to_string_lossy().into_owned();
+    let maildir = real(&dir).join("maildir");
+    let tmp_file = quoted(&maildir.join("tmp").join(&name));
+    let new_file = quoted(&maildir.join("new").join(&name));
+    let new_dir = quoted(&maildir.join("new"));
+
+    let synced_file = trace.find("fsync of the message file", |c| {
+        matches!(c.name(), "fsync" | "fdatasync")
+            && c.text.contains(&format!("<{tmp_file}>"))
+            && c.result() == "0"
+    });
+    let linked = trace.find("link of the message into new/", |c| {
+        matches!(c.name(), "linkat" | "link" | "renameat2" | "renameat" | "rename")
+            && c.text.contains(&format!("\"{new_file}\""))
+            && c.result() == "0"
+    });
+    let synced_dir = trace.find("fsync of new/ after the link", |c| {
+        matches!(c.name(), "fsync" | "fdatasync")
+            && c.text.contains(&format!("<{new_dir}>"))
+            && c.result() == "0"
+            && c.start > linked.end
+    });
+    let ok = trace.reply("250 2.0.0 Queued! ");
+    let order = format!(
+        "file synced at line {}, linked at {}, new/ synced at {}, 250 written at {}",
+        synced_file.end + 1,
+        linked.end + 1,
+        synced_dir.end + 1,
+        ok.start + 1
+    );
+    assert!(synced_file.end < linked.start, "synced after the link: {order}");
+    assert!(synced_dir.end < ok.start, "250 before new/ was synced: {order}");
+    assert!(
+        synced_file.end < ok.start,
+        "250 before the file was synced: {order}"
+    );
+    assert!(
+        [synced_file, linked, synced_dir, ok]
+            .iter()
+            .all(|c| c.pid == ok.pid),
+        "one process does it all: {order}"
+    );
+}
+
+#[test]
+fn qmail_queue_has_exited_and_been_reaped_before_the_250() {
+    let program = root().join("tests/fixtures/programs/qmail-queue");
+    let line = format!("queue/qmail-queue {}", program.display());
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", &line),
+        ("rcpthosts", "example.org"),
+        ("logging", "logging/devnull"),
+    ]));
+    let Some((reply, trace)) = traced_session(&dir) else {
+        return;
+    };
+    assert!(reply.starts_with("250 2.0.0 Queued! "), "{reply}");
+    let program = quoted(&std::fs::canonicalize(&program).unwrap());
+    let exec = trace.find("execve of the queue program", |c| {
+        c.name() == "execve" && c.text.contains(&format!("\"{program}\"")) && c.result() == "0"
+    });
+    let pid = exec.pid;
+    assert!(
+        reply.contains(&format!(" qp {pid} ")),
+        "the reply names another process than {pid}: {reply}"
+    );
+    let (_, exited, status) = trace
+        .exits
+        .iter()
+        .find(|(p, _, _)| *p == pid)
+        .unwrap_or_else(|| panic!("process {pid} did not exit by itself (killed?):\n{}", trace.text));
+    assert_eq!(status, "exited with 0");
+    let reaped = trace.find("wait for the queue program's exit status 0", |c| match c.name() {
+        "wait4" => c.result() == pid.to_string() && c.text.contains("WIFEXITED(s) && WEXITSTATUS(s) == 0"),
+        "waitid" => {
+            c.result() == "0"
+                && c.text.contains(&format!("si_pid={pid},"))
+                && c.text.contains("si_code=CLD_EXITED")
+                && c.text.contains("si_status=0,")
+        }
+        _ => false,
+    });
+    let ok = trace.reply("250 2.0.0 Queued! ");
+    let order = format!(
+        "program exited at line {}, reaped at {}, 250 written at {}",
+        exited + 1,
+        reaped.end + 1,
+        ok.start + 1
+    );
+    assert!(*exited < reaped.end, "{order}");
+    assert!(
+        reaped.end < ok.start,
+        "250 before the program was reaped: {order}"
+    );
+    assert_eq!(reaped.pid, ok.pid, "{order}");
+}
+
+/// The trace reader: pids padded to a common width, a call split by another process's
+/// call into its start and its end, exit lines.
+#[test]
+fn the_trace_reader_joins_split_calls_whatever_the_pid_width() {
+    let text = "\
+999   10:00:00.000001 execve(\"/bin/x\", [\"x\"], 0x1 /* 1 var */) = 0
+999   10:00:00.000002 wait4(1000,  <unfinished ...>
+1000  10:00:00.000003 fsync(3</tmp/f>) = 0
+1000  10:00:00.000004 +++ exited with 0 +++
+999   10:00:00.000005 <... wait4 resumed>[{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 1000
+999   10:00:00.000006 write(1<socket:[1]>, \"250 ok\\r\\n\", 8) = 8
+"
+    .to_string();
+    let trace = Trace::parse(text);
+    let names: Vec<(u32, &str, usize, usize)> = trace
+        .calls
+        .iter()
+        .map(|c| (c.pid, c.name(), c.start, c.end))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (999, "execve", 0, 0),
+            (999, "wait4", 1, 4),
+            (1000, "fsync", 2, 2),
+            (999, "write", 5, 5)
+        ]
+    );
+    assert_eq!(trace.calls[1].result(), "1000");
+    assert!(trace.calls[1].text.contains("WEXITSTATUS(s) == 0"));
+    assert_eq!(trace.exits, [(1000, 3, "exited with 0".to_string())]);
+    assert_eq!(trace.reply("250 ").start, 5);
+}
