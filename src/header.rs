@@ -71,7 +71,7 @@ impl<'a> Iterator for Fields<'a> {
         let (field, rest) = self.rest.split_at(len);
         self.rest = rest;
         let line = field.strip_suffix(b"\n").unwrap_or(field);
-        let colon = memchr::memchr(b':', line).unwrap_or(line.len());
+        let colon = crate::bytes::find_byte(b':', line).unwrap_or(line.len());
         Some(Field {
             // Names are checked or cleaned to printable ASCII before they are stored.
             name: std::str::from_utf8(&line[..colon]).unwrap_or(""),
@@ -84,7 +84,7 @@ impl<'a> Iterator for Fields<'a> {
 /// first newline that no blank follows.
 fn field_len(block: &[u8]) -> usize {
     let mut from = 0;
-    while let Some(pos) = memchr::memchr(b'\n', &block[from..]) {
+    while let Some(pos) = crate::bytes::find_byte(b'\n', &block[from..]) {
         let end = from + pos + 1;
         match block.get(end) {
             Some(b' ' | b'\t') => from = end,

@@ -231,7 +231,7 @@ pub fn fill<'a>(text: &'a str, values: &[&str]) -> std::borrow::Cow<'a, str> {
 /// Where the first `<placeholder>` in `text` starts, and its length.
 fn next_placeholder(text: &str) -> Option<(usize, usize)> {
     let mut from = 0;
-    while let Some(open) = memchr::memchr(b'<', &text.as_bytes()[from..]).map(|i| from + i) {
+    while let Some(open) = crate::bytes::find_byte(b'<', &text.as_bytes()[from..]).map(|i| from + i) {
         let name_len = text[open + 1..]
             .bytes()
             .take_while(|b| b.is_ascii_lowercase() || *b == b'-')

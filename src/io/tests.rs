@@ -151,3 +151,35 @@ fn discard_drops_read_ahead() {
     assert_eq!(r.discard(), 20);
     assert!(matches!(r.read_line(&mut s, 100, T), Err(ReadError::Eof)));
 }
+
+#[test]
+fn the_buffer_grows_for_lines_longer_than_it_starts() {
+    // A 10,000-byte command line (an AUTH answer) fits under a 16 KiB limit; the
+    // buffer starts smaller and must grow to hold it whole.
+    let mut line = vec![b'a'; 10_000];
+    line.extend_from_slice(b"\r\nNOOP\r\n");
+    let mut s = Scripted::new(vec![line]);
+    let mut r = LineReader::new();
+    match r.read_line(&mut s, 16 * 1024, T).unwrap() {
+        Line::Text(l) => assert_eq!(l.len(), 10_000),
+        Line::TooLong => panic!("a line under the limit was refused"),
+    }
+    assert_eq!(r.read_line(&mut s, 16 * 1024, T).unwrap(), Line::Text(b"NOOP"));
+}
+
+#[test]
+fn a_fast_stream_is_read_in_ever_larger_reads() {
+    // Message data delivered faster than it is taken: lines come out in order and
+    // whole, however the buffer grows underneath.
+    let mut data = Vec::new();
+    for i in 0..5000 {
+        data.extend_from_slice(format!("line {i}\r\n").as_bytes());
+    }
+    let mut s = Scripted::new(vec![data.clone()]);
+    let mut r = LineReader::new();
+    let mut got = Vec::new();
+    while let Ok((piece, _)) = r.read_data(&mut s, T) {
+        got.extend_from_slice(piece);
+    }
+    assert_eq!(got, data);
+}
