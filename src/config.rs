@@ -16,7 +16,7 @@
 //! about the value; a session that serves as root reads what root may read.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -92,10 +92,10 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     dir: PathBuf,
     /// The names in `dir` when it was opened.
-    names: HashSet<String>,
+    names: BTreeSet<String>,
     qmail_control: Option<PathBuf>,
     toml: Option<(PathBuf, toml::Table)>,
-    cache: RefCell<HashMap<String, Lines>>,
+    cache: RefCell<BTreeMap<String, Lines>>,
     /// Read with root's rights on behalf of another account (`user` and `group` before
     /// the switch): `$include` only into files everybody may read.
     as_root: bool,
@@ -139,7 +139,7 @@ impl Config {
             names,
             qmail_control,
             toml,
-            cache: RefCell::new(HashMap::new()),
+            cache: RefCell::new(BTreeMap::new()),
             as_root: nix::unistd::geteuid().is_root(),
         })
     }
@@ -155,10 +155,10 @@ impl Config {
     pub fn empty() -> Config {
         Config {
             dir: PathBuf::from("/nonexistent"),
-            names: HashSet::new(),
+            names: BTreeSet::new(),
             qmail_control: None,
             toml: None,
-            cache: RefCell::new(HashMap::new()),
+            cache: RefCell::new(BTreeMap::new()),
             as_root: false,
         }
     }

@@ -1,7 +1,7 @@
 //! Reading config files: regular files only, opened without waiting; `$include`; the
 //! TOML file's values as lines.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -50,8 +50,8 @@ pub(super) fn everybody_may_read(path: &Path) -> Result<(), ConfigError> {
 }
 
 /// The names of the entries of a directory.
-pub(super) fn list_names(dir: &Path) -> std::io::Result<HashSet<String>> {
-    let mut names = HashSet::new();
+pub(super) fn list_names(dir: &Path) -> std::io::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(dir)? {
         names.insert(entry?.file_name().to_string_lossy().into_owned());
     }
