@@ -146,8 +146,12 @@ impl Config {
 
     /// The config as the account that serves reads it, after any switch: whatever it may
     /// read it may include, also when it serves as root (`user root`).
+    /// Items already read under the stricter rule are read again.
     pub fn read_by_serving_account(mut self) -> Config {
-        self.as_root = false;
+        if self.as_root {
+            self.as_root = false;
+            self.cache.get_mut().clear();
+        }
         self
     }
 

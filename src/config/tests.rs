@@ -110,7 +110,13 @@ fn as_root_an_include_of_a_private_file_is_refused_without_its_lines() {
     assert!(e.contains("not everybody may read"), "{e}");
     assert!(!e.contains("hash"), "{e}");
     assert_eq!(texts(&c.lines("group").unwrap()), ["shared line"]);
-    // The account that serves (here root) reads what it may read.
+    // The account that serves (here root) reads what it may read, also through the
+    // config opened to find that account (a process that stays root keeps it).
+    let reused = c.read_by_serving_account();
+    assert_eq!(
+        texts(&reused.lines("user").unwrap()),
+        ["root:$6$hash:19000:0:99999:7:::"]
+    );
     let c = Config::open(d.path(), None).unwrap().read_by_serving_account();
     assert_eq!(
         texts(&c.lines("user").unwrap()),
