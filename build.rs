@@ -1,5 +1,5 @@
 //! Link settings for the one-process-per-connection shape, where every connection pays
-//! for the program's start (README "Performance", "Build options").
+//! for the program's start (README "Performance", "The build").
 //!
 //! On glibc targets the unwinder comes from libgcc_eh.a, linked in, instead of from
 //! libgcc_s.so.1: one shared object fewer to find, map and relocate per connection, and
