@@ -96,6 +96,9 @@ pub struct Config {
     qmail_control: Option<PathBuf>,
     toml: Option<(PathBuf, toml::Table)>,
     cache: RefCell<BTreeMap<String, Lines>>,
+    /// The value of every item that is set nowhere, shared: most of the items a session
+    /// asks about are absent, and answering them costs no allocation.
+    unset: Lines,
     /// Read with root's rights on behalf of another account (`user` and `group` before
     /// the switch): `$include` only into files everybody may read.
     as_root: bool,
@@ -140,6 +143,7 @@ impl Config {
             qmail_control,
             toml,
             cache: RefCell::new(BTreeMap::new()),
+            unset: Lines::default(),
             as_root: nix::unistd::geteuid().is_root(),
         })
     }
@@ -163,6 +167,7 @@ impl Config {
             qmail_control: None,
             toml: None,
             cache: RefCell::new(BTreeMap::new()),
+            unset: Lines::default(),
             as_root: false,
         }
     }
@@ -176,6 +181,9 @@ impl Config {
     pub fn lines(&self, name: &str) -> Result<Lines, ConfigError> {
         if let Some(hit) = self.cache.borrow().get(name) {
             return Ok(hit.clone());
+        }
+        if self.unset_everywhere(name) {
+            return Ok(self.unset.clone());
         }
         let mut store = self.load(name)?;
         store.shrink_to_fit();
@@ -263,6 +271,19 @@ impl Config {
             Err(e) => return Err(read_error(&path, &e)),
         }
         Cdb::open(&path).map_err(|e| read_error(&path, &e))
+    }
+
+    /// Is `name` known to be set nowhere, from what was read at open alone (not in the
+    /// TOML file, not in the directory listing, and no qmail control directory that
+    /// would need a look)?
+    fn unset_everywhere(&self, name: &str) -> bool {
+        self.qmail_control.is_none()
+            && !name.contains('/')
+            && !self.names.contains(name)
+            && self
+                .toml
+                .as_ref()
+                .is_none_or(|(_, table)| !table.contains_key(name))
     }
 
     /// Where the file for `name` is: the config dir first, then qmail's control dir.

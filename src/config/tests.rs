@@ -176,3 +176,19 @@ fn number_rejects_garbage() {
     let c = Config::open(d.path(), None).unwrap();
     assert!(c.number("databytes").is_err());
 }
+
+#[test]
+fn items_set_nowhere_are_empty_and_set_ones_are_found_wherever_they_are() {
+    let d = tempfile::tempdir().unwrap();
+    fs::create_dir(d.path().join("help")).unwrap();
+    fs::write(d.path().join("help/mail"), "mail help\n").unwrap();
+    fs::write(d.path().join("me"), "file.example\n").unwrap();
+    fs::write(d.path().join(TOML_FILE), "databytes = 1000\n").unwrap();
+    let c = Config::open(d.path(), None).unwrap();
+    assert!(c.lines("timeoutsmtpd").unwrap().is_empty());
+    assert!(c.lines("").unwrap().is_empty());
+    assert_eq!(texts(&c.lines("me").unwrap()), ["file.example"]);
+    assert_eq!(texts(&c.lines("databytes").unwrap()), ["1000"]);
+    assert_eq!(texts(&c.lines("help/mail").unwrap()), ["mail help"]);
+    assert!(c.lines("help/quit").unwrap().is_empty());
+}
