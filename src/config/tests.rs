@@ -192,3 +192,23 @@ fn items_set_nowhere_are_empty_and_set_ones_are_found_wherever_they_are() {
     assert_eq!(texts(&c.lines("help/mail").unwrap()), ["mail help"]);
     assert!(c.lines("help/quit").unwrap().is_empty());
 }
+
+#[test]
+fn lines_are_trimmed_of_any_blank_and_bytes_that_are_not_utf8_replaced() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(
+        d.path().join("badrcptto"),
+        b"plain@example.org\n  padded@example.org \t\r\n\xc2\xa0nbsp@example.org\xc2\xa0\n\xffbad@example.org\n# comment\n\n".as_slice(),
+    )
+    .unwrap();
+    let c = Config::open(d.path(), None).unwrap();
+    assert_eq!(
+        texts(&c.lines("badrcptto").unwrap()),
+        [
+            "plain@example.org",
+            "padded@example.org",
+            "nbsp@example.org",
+            "\u{fffd}bad@example.org"
+        ]
+    );
+}
