@@ -212,3 +212,24 @@ fn lines_are_trimmed_of_any_blank_and_bytes_that_are_not_utf8_replaced() {
         ]
     );
 }
+
+#[test]
+fn lines_across_the_read_buffer_and_a_last_line_without_an_end_keep_their_numbers() {
+    let d = tempfile::tempdir().unwrap();
+    let long = "x".repeat(70_000);
+    let mut text = String::new();
+    for i in 0..5000 {
+        text.push_str(&format!("entry{i}.example\n"));
+    }
+    text.push_str(&long);
+    text.push_str("\r\n\nlast");
+    fs::write(d.path().join("rcpthosts"), &text).unwrap();
+    let c = Config::open(d.path(), None).unwrap();
+    let lines = c.lines("rcpthosts").unwrap();
+    let entries = lines.entries();
+    assert_eq!(entries.len(), 5002);
+    assert_eq!((entries[0].text.as_str(), entries[0].line), ("entry0.example", 1));
+    assert_eq!((entries[4999].text.as_str(), entries[4999].line), ("entry4999.example", 5000));
+    assert_eq!((entries[5000].text.len(), entries[5000].line), (70_000, 5001));
+    assert_eq!((entries[5001].text.as_str(), entries[5001].line), ("last", 5003));
+}
