@@ -229,7 +229,10 @@ fn lines_across_the_read_buffer_and_a_last_line_without_an_end_keep_their_number
     let entries = lines.entries();
     assert_eq!(entries.len(), 5002);
     assert_eq!((entries[0].text.as_str(), entries[0].line), ("entry0.example", 1));
-    assert_eq!((entries[4999].text.as_str(), entries[4999].line), ("entry4999.example", 5000));
+    assert_eq!(
+        (entries[4999].text.as_str(), entries[4999].line),
+        ("entry4999.example", 5000)
+    );
     assert_eq!((entries[5000].text.len(), entries[5000].line), (70_000, 5001));
     assert_eq!((entries[5001].text.as_str(), entries[5001].line), ("last", 5003));
 }
