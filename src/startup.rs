@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, ConfigError};
 use crate::connection::Connection;
 use crate::log::{LogSink, Logger, StderrSink, configured_level, stderr_is_safe};
-use crate::plugin::chain::parse_spec;
+use crate::plugin::spec::parse_spec;
 use crate::plugin::{Chain, LoadError, registry};
 use crate::session::{Session, Setup};
 

@@ -42,7 +42,7 @@ pub struct TlsReport {
 impl Session {
     /// Is a plugin loaded that makes TLS possible (the `tls` plugin)?
     pub fn tls_available(&self) -> bool {
-        self.chain.tls_files().is_some()
+        self.offers.tls.is_some()
     }
 
     /// Did the client connect to port 465, where TLS comes first (as qpsmtpd's `tls`
@@ -105,7 +105,7 @@ impl Session {
     /// The settings for a handshake: the plugin's files and `tls_ciphers`, `tls_protocols`
     /// and `tls_ticket_keys`, read now (only sessions that use TLS read them).
     fn tls_settings(&self) -> Result<TlsSettings, String> {
-        let files = self.chain.tls_files().ok_or("no tls plugin is loaded")?;
+        let files = self.offers.tls.clone().ok_or("no tls plugin is loaded")?;
         let first = |name: &str| -> Result<Option<String>, String> {
             self.chain
                 .config(name, &self.config, &self.log)
