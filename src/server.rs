@@ -11,9 +11,9 @@ use std::time::Duration;
 use crate::connection::TlsInfo;
 use crate::io::{Line, LineReader, ReadError, Transport};
 use crate::session::{Input, Opening, Session, TlsStart, Want};
-use crate::tls::Established;
 use crate::tls::stream::TlsStream;
 use crate::tls::ucspi::{FdTransport, UcspiFds};
+use crate::tls::{Established, TlsError};
 
 /// Longest command line accepted (RFC 5321 asks for 512; AUTH lines may be far longer,
 /// RFC 4954 §4 suggests 12288).
@@ -176,7 +176,7 @@ fn handshake<'a>(
     ucspi: Option<UcspiFds>,
     transport: &'a mut dyn Transport,
     timeout: Duration,
-) -> Result<(Secure<'a>, Established), String> {
+) -> Result<(Secure<'a>, Established), TlsError> {
     match (how, ucspi) {
         (TlsStart::Rustls(config), _) => {
             let (stream, established) = crate::tls::stream::handshake(transport, config, timeout)?;
@@ -186,7 +186,7 @@ fn handshake<'a>(
             let (fds, established) = fds.start(timeout)?;
             Ok((Secure::Ucspi(fds), established))
         }
-        (TlsStart::Ucspi, None) => Err("no UCSPI-TLS descriptors".to_string()),
+        (TlsStart::Ucspi, None) => Err(TlsError::Ucspi("no descriptors".to_string())),
     }
 }
 

@@ -20,7 +20,7 @@ use super::{Session, State};
 use crate::connection::TlsInfo;
 use crate::log::Level;
 use crate::plugin::{Args, Hook};
-use crate::tls::Established;
+use crate::tls::{Established, TlsError};
 
 /// Something that happened on the connection, for [`Session::step`].
 #[derive(Debug)]
@@ -52,7 +52,7 @@ pub enum Input<'a> {
     /// The handshake failed (the client speaks TLS or nothing: no reply).
     TlsFailed {
         /// Why.
-        why: &'a str,
+        why: &'a TlsError,
         /// Bytes the client sent in clear text before it, thrown away unread.
         discarded: usize,
     },
