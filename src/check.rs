@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{AccessFlags, User, access, geteuid};
 
 use crate::auth::{Stored, looks_like_a_hash, stored};
-use crate::config::{Config, TOML_FILE};
+use crate::config::{Config, Entry, TOML_FILE};
 use crate::peer::{self, Overrides, SocketFacts};
-use crate::plugin::{Hook, registry};
+use crate::plugin::{Chain, Hook, registry};
 use crate::privileges::{self, Target};
 use crate::session::Session;
 use crate::startup::{self, Options};
@@ -159,6 +159,29 @@ fn options(opts: &CheckOptions) -> Options {
 
 /// The settings and the chain a session would run.
 fn describe(r: &mut Report<'_>, session: &mut Session, dir: &Path) {
+    settings(r, session);
+    // The certificate is otherwise read only when a client asks for TLS: find out now.
+    match session.tls_check() {
+        None => {}
+        Some(Ok(report)) => {
+            r.item(
+                "tls",
+                format_args!("certificate {} and its key load", report.cert),
+            );
+            r.item("tls tickets", report.tickets);
+            for w in report.warnings {
+                r.warning(w);
+            }
+        }
+        Some(Err(e)) => r.problem(format_args!("tls: {e}")),
+    }
+    auth_entries(r, session);
+    logging(r, session, dir);
+    chain(r, session, dir);
+}
+
+/// `me`, rlimits, sizes, timeouts and the spool directory.
+fn settings(r: &mut Report<'_>, session: &Session) {
     let s = session.settings();
     r.item("me", &s.me);
     match privileges::limits(session.config()) {
@@ -194,22 +217,10 @@ fn describe(r: &mut Report<'_>, session: &mut Session, dir: &Path) {
             s.spool_dir.display()
         ));
     }
-    // The certificate is otherwise read only when a client asks for TLS: find out now.
-    match session.tls_check() {
-        None => {}
-        Some(Ok(report)) => {
-            r.item(
-                "tls",
-                format_args!("certificate {} and its key load", report.cert),
-            );
-            r.item("tls tickets", report.tickets);
-            for w in report.warnings {
-                r.warning(w);
-            }
-        }
-        Some(Err(e)) => r.problem(format_args!("tls: {e}")),
-    }
-    auth_entries(r, session);
+}
+
+/// Where log lines go.
+fn logging(r: &mut Report<'_>, session: &Session, dir: &Path) {
     match session.config().lines("logging") {
         Ok(lines) if lines.is_empty() => r.item(
             "logging",
@@ -225,6 +236,10 @@ fn describe(r: &mut Report<'_>, session: &mut Session, dir: &Path) {
         }
         Err(e) => r.problem(e),
     }
+}
+
+/// The plugins in the order their hooks run, with their hooks and where they are listed.
+fn chain(r: &mut Report<'_>, session: &Session, dir: &Path) {
     let plugins = session.chain().plugins();
     if plugins.is_empty() {
         r.warning("no plugins: every RCPT TO gets 450 and no mail is accepted");
@@ -252,47 +267,68 @@ fn describe(r: &mut Report<'_>, session: &mut Session, dir: &Path) {
 }
 
 /// AUTH set-ups that cannot work as meant: `flat_auth_pw` entries that can never match
-/// (unknown scheme, malformed hash), `require_auth` with nothing to authenticate against.
+/// (unknown scheme, malformed hash), `require_auth` with nothing to authenticate against
+/// or after a mail plugin, AUTH that is never offered.
 fn auth_entries(r: &mut Report<'_>, session: &Session) {
     let chain = session.chain();
-    let loaded = |name: &str| {
-        chain
-            .plugins()
-            .iter()
-            .any(|p| registry::canonical(&p.spec.base) == name)
-    };
-    if loaded("auth/auth_flat_file") {
+    if loaded(chain, "auth/auth_flat_file") {
         match session.config().lines("flat_auth_pw") {
-            Ok(lines) => {
-                for e in lines.entries() {
-                    let pass = e.text.split_once(':').map_or("", |(_, pass)| pass);
-                    if let Stored::Unusable(why) = stored(pass) {
-                        r.warning(format_args!(
-                            "{}, line {}: {why}: this entry never matches",
-                            e.file.display(),
-                            e.line
-                        ));
-                    } else if let Some(what) = looks_like_a_hash(pass) {
-                        r.warning(format_args!(
-                            "{}, line {}: looks like {what}, but is compared as clear text, so \
-                             the hash string itself is the password (such hashes cannot be \
-                             checked); write {{PLAIN}}<password> if it really is the password",
-                            e.file.display(),
-                            e.line
-                        ));
-                    }
-                }
-            }
+            Ok(lines) => lines.entries().iter().for_each(|e| password_entry(r, e)),
             Err(e) => r.problem(e),
         }
     }
     let auth_hooks = [Hook::Auth, Hook::AuthPlain, Hook::AuthLogin, Hook::AuthCramMd5];
     let auth = auth_hooks.iter().any(|h| chain.has(*h));
-    if loaded("require_auth") && !auth {
+    if loaded(chain, "require_auth") && !auth {
         r.warning("require_auth is loaded but no auth plugin: every MAIL will be refused");
     }
-    // Hooks stop at the first answer: an OK from a mail plugin listed earlier would let
-    // a client past require_auth without AUTH.
+    mail_plugins_before_require_auth(r, chain);
+    let tls_before_auth = session
+        .config()
+        .first("tls_before_auth")
+        .ok()
+        .flatten()
+        .is_none_or(|v| v != "0");
+    if auth && tls_before_auth && !session.tls_available() {
+        r.warning(
+            "AUTH is never offered unless the super-server does TLS (sslserver): \
+             tls_before_auth keeps it for encrypted connections and the tls plugin is not \
+             loaded (load it, or set tls_before_auth 0)",
+        );
+    }
+}
+
+/// Is this built-in plugin (by its canonical name) in the chain?
+fn loaded(chain: &Chain, name: &str) -> bool {
+    chain
+        .plugins()
+        .iter()
+        .any(|p| registry::canonical(&p.spec.base) == name)
+}
+
+/// A `flat_auth_pw` entry that never matches, or whose hash string is its password.
+fn password_entry(r: &mut Report<'_>, e: &Entry) {
+    let pass = e.text.split_once(':').map_or("", |(_, pass)| pass);
+    if let Stored::Unusable(why) = stored(pass) {
+        r.warning(format_args!(
+            "{}, line {}: {why}: this entry never matches",
+            e.file.display(),
+            e.line
+        ));
+    } else if let Some(what) = looks_like_a_hash(pass) {
+        r.warning(format_args!(
+            "{}, line {}: looks like {what}, but is compared as clear text, so \
+             the hash string itself is the password (such hashes cannot be \
+             checked); write {{PLAIN}}<password> if it really is the password",
+            e.file.display(),
+            e.line
+        ));
+    }
+}
+
+/// Hooks stop at the first answer: an OK from a mail plugin listed before require_auth
+/// would let a client past it without AUTH.
+fn mail_plugins_before_require_auth(r: &mut Report<'_>, chain: &Chain) {
     let mail_plugins: Vec<_> = chain
         .plugins()
         .iter()
@@ -309,19 +345,6 @@ fn auth_entries(r: &mut Report<'_>, session: &Session) {
                 p.spec.name
             ));
         }
-    }
-    let tls_before_auth = session
-        .config()
-        .first("tls_before_auth")
-        .ok()
-        .flatten()
-        .is_none_or(|v| v != "0");
-    if auth && tls_before_auth && !session.tls_available() {
-        r.warning(
-            "AUTH is never offered unless the super-server does TLS (sslserver): \
-             tls_before_auth keeps it for encrypted connections and the tls plugin is not \
-             loaded (load it, or set tls_before_auth 0)",
-        );
     }
 }
 

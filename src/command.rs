@@ -1,7 +1,7 @@
 //! Command lines: splitting off the verb, and qpsmtpd's MAIL/RCPT argument parser.
 //!
-//! Both are pure functions over one line (without its CRLF), tested with tables taken
-//! from the reference (§2 and §3.10).
+//! Both are pure functions over one line (without its CRLF), tested with tables of what
+//! qpsmtpd's `Qpsmtpd::SMTP::dispatch` and `Qpsmtpd::Command::parse` do.
 
 /// The verbs the core implements; anything else goes to the `unrecognized_command` hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

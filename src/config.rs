@@ -1,6 +1,6 @@
 //! The config directory: qpsmtpd's control files, read once per process on first use.
 //!
-//! Lookup of a name (reference §10): the value from `qpsmtpd-rs.toml` in the config
+//! Lookup of a name (qpsmtpd's `Qpsmtpd::Config`): the value from `qpsmtpd-rs.toml` in the config
 //! directory if it sets that name, else the file `<dir>/<name>`, else
 //! `$QMAIL/control/<name>` (qmail compatibility, as qpsmtpd does), else nothing. File syntax
 //! is qpsmtpd's: one item per line, leading and trailing blanks trimmed, blank lines and
@@ -15,16 +15,25 @@
 //! a line of a private file (`/etc/shadow`) can never reach a log in an error message
 //! about the value; a session that serves as root reads what root may read.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::cdb::Cdb;
+
+mod files;
+mod lines;
+
+use files::{
+    everybody_may_read, include_files, include_target, line_of_offset, list_names, read_error, read_regular,
+    toml_lines,
+};
+use lines::Store;
+
+pub use files::open_regular;
+pub use lines::{Entry, Lines};
 
 /// The TOML file that may hold any config item instead of its own file.
 pub const TOML_FILE: &str = "qpsmtpd-rs.toml";
@@ -34,101 +43,6 @@ pub const DEFAULT_DIR: &str = "/etc/qpsmtpd-rs";
 
 /// Nesting limit for `$include` (qpsmtpd detects loops; a depth limit also stops them).
 const MAX_INCLUDE_DEPTH: usize = 16;
-
-/// One config line and where it came from (for error messages that name file and line).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The trimmed text.
-    pub text: String,
-    /// The file it was read from.
-    pub file: PathBuf,
-    /// Its 1-based line number (0 for values from the TOML file).
-    pub line: usize,
-}
-
-/// A config value: the list of its lines.
-#[derive(Debug, Clone, Default)]
-pub struct Lines(Rc<Store>);
-
-/// The lines of a value, compact: a list such as `rcpthosts` can have a million lines,
-/// and each session holds it. The texts share one buffer and the file names are kept
-/// once per file, so a list costs little more than its text (not an allocation and a
-/// copy of the file name per line). [`Entry`] values are made only when asked for.
-#[derive(Debug, Default)]
-struct Store {
-    /// Every line's text, one after the other.
-    text: String,
-    /// Where each line's text ends in `text`.
-    ends: Vec<usize>,
-    /// Each line's number in its file (0 for values from the TOML file).
-    numbers: Vec<u32>,
-    /// `(index of the first line from it, file)`, in order.
-    files: Vec<(usize, PathBuf)>,
-    /// [`Lines::entries`], made on first use.
-    entries: OnceCell<Vec<Entry>>,
-}
-
-impl Store {
-    fn push(&mut self, text: &str, file: &Path, line: usize) {
-        if self.files.last().is_none_or(|(_, f)| f != file) {
-            self.files.push((self.ends.len(), file.to_path_buf()));
-        }
-        self.text.push_str(text);
-        self.ends.push(self.text.len());
-        self.numbers.push(u32::try_from(line).unwrap_or(u32::MAX));
-    }
-
-    fn text(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
-    }
-
-    fn file(&self, i: usize) -> &Path {
-        let run = self.files.partition_point(|(first, _)| *first <= i);
-        self.files
-            .get(run.wrapping_sub(1))
-            .map_or(Path::new(""), |(_, f)| f)
-    }
-}
-
-impl Lines {
-    /// The lines' texts.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        (0..self.0.ends.len()).map(|i| self.0.text(i))
-    }
-
-    /// The first line, as qpsmtpd's scalar `config()` returns.
-    pub fn first(&self) -> Option<&str> {
-        (!self.0.ends.is_empty()).then(|| self.0.text(0))
-    }
-
-    /// The lines with their origins.
-    pub fn entries(&self) -> &[Entry] {
-        self.0.entries.get_or_init(|| {
-            (0..self.0.ends.len())
-                .map(|i| Entry {
-                    text: self.0.text(i).to_string(),
-                    file: self.0.file(i).to_path_buf(),
-                    line: self.0.numbers[i] as usize,
-                })
-                .collect()
-        })
-    }
-
-    /// Is the value unset or empty?
-    pub fn is_empty(&self) -> bool {
-        self.0.ends.is_empty()
-    }
-
-    /// A value made of the given lines (for the `config` hook and tests).
-    pub fn from_texts(texts: &[String], origin: &Path) -> Lines {
-        let mut store = Store::default();
-        for t in texts {
-            store.push(t, origin, 0);
-        }
-        Lines(Rc::new(store))
-    }
-}
 
 /// Why a config item could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,9 +174,7 @@ impl Config {
             return Ok(hit.clone());
         }
         let mut store = self.load(name)?;
-        store.text.shrink_to_fit();
-        store.ends.shrink_to_fit();
-        store.numbers.shrink_to_fit();
+        store.shrink_to_fit();
         let lines = Lines(Rc::new(store));
         self.cache.borrow_mut().insert(name.to_string(), lines.clone());
         Ok(lines)
@@ -458,285 +370,5 @@ impl Config {
     }
 }
 
-/// Opens a file for reading without waiting (a FIFO with no writer, a device), then makes
-/// sure it is a regular file. For every file a config names (the TLS files too).
-pub fn open_regular(path: &Path) -> std::io::Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
-    }
-    if !meta.is_file() {
-        return Err(std::io::Error::other(
-            "not a regular file (a FIFO, device or socket is not read)",
-        ));
-    }
-    Ok(file)
-}
-
-/// The content of a regular file (see [`open_regular`]).
-fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    open_regular(path)?.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Read as root, an included file must be readable by everybody: otherwise the account
-/// that serves (or whoever wrote the including file) could get root to put its lines
-/// into a log. The error names the file only.
-fn everybody_may_read(path: &Path) -> Result<(), ConfigError> {
-    let meta = std::fs::metadata(path).map_err(|e| read_error(path, &e))?;
-    if meta.permissions().mode() & 0o004 != 0 {
-        return Ok(());
-    }
-    Err(ConfigError::Read {
-        path: path.to_path_buf(),
-        reason: "$include is not followed, as root, into a file that not everybody may read".into(),
-    })
-}
-
-/// The names of the entries of a directory.
-fn list_names(dir: &Path) -> std::io::Result<HashSet<String>> {
-    let mut names = HashSet::new();
-    for entry in std::fs::read_dir(dir)? {
-        names.insert(entry?.file_name().to_string_lossy().into_owned());
-    }
-    Ok(names)
-}
-
-/// `$include <path>` (qpsmtpd: `^\s*\$include\s+(\S+)\s*$`).
-fn include_target(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix("$include")?;
-    if !rest.starts_with(char::is_whitespace) {
-        return None;
-    }
-    let target = rest.trim();
-    (!target.is_empty() && !target.contains(char::is_whitespace)).then_some(target)
-}
-
-/// The files an include names: the file itself, or every plain file of a directory that
-/// does not start with `.`, in sorted order.
-fn include_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if !path.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
-        .filter_map(Result::ok)
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// A TOML value as config lines: a string (split at newlines), a number, a boolean
-/// (`1`/`0`), or an array of those.
-fn toml_lines(name: &str, value: &toml::Value) -> Result<Vec<String>, String> {
-    fn scalar(v: &toml::Value) -> Option<String> {
-        match v {
-            toml::Value::String(s) => Some(s.clone()),
-            toml::Value::Integer(i) => Some(i.to_string()),
-            toml::Value::Float(f) => Some(f.to_string()),
-            toml::Value::Boolean(b) => Some(if *b { "1" } else { "0" }.to_string()),
-            _ => None,
-        }
-    }
-    let bad = || format!("{name}: expected a string, number, boolean or an array of them");
-    let items: Vec<String> = match value {
-        toml::Value::Array(items) => items.iter().map(scalar).collect::<Option<_>>().ok_or_else(bad)?,
-        other => vec![scalar(other).ok_or_else(bad)?],
-    };
-    Ok(items
-        .iter()
-        .flat_map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
-        .collect())
-}
-
-fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1)
-}
-
-fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
-    ConfigError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn texts(l: &Lines) -> Vec<&str> {
-        l.iter().collect()
-    }
-
-    #[test]
-    fn qpsmtpd_file_syntax() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(
-            d.path().join("relayclients"),
-            "# comment\n\n  127.0.0.1  \n192.0.\n   # indented comment\n2001:DB8::1/32\n",
-        )
-        .unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        assert_eq!(
-            texts(&c.lines("relayclients").unwrap()),
-            ["127.0.0.1", "192.0.", "2001:DB8::1/32"]
-        );
-        assert_eq!(c.first("relayclients").unwrap().as_deref(), Some("127.0.0.1"));
-        assert!(c.lines("missing").unwrap().is_empty());
-        let lines = c.lines("relayclients").unwrap();
-        let e = &lines.entries()[1];
-        assert_eq!(e.line, 4);
-    }
-
-    #[test]
-    fn include_file_and_directory() {
-        let d = tempfile::tempdir().unwrap();
-        fs::create_dir(d.path().join("more")).unwrap();
-        fs::write(d.path().join("more/b"), "b1\n").unwrap();
-        fs::write(d.path().join("more/a"), "a1\n").unwrap();
-        fs::write(d.path().join("more/.hidden"), "no\n").unwrap();
-        fs::write(d.path().join("extra"), "x1\n").unwrap();
-        fs::write(
-            d.path().join("plugins"),
-            "first\n$include extra\n$include more\nlast\n",
-        )
-        .unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        let plugins = c.lines("plugins").unwrap();
-        assert_eq!(texts(&plugins), ["first", "x1", "a1", "b1", "last"]);
-        let origins: Vec<(String, usize)> = plugins
-            .entries()
-            .iter()
-            .map(|e| (e.file.file_name().unwrap().to_string_lossy().into_owned(), e.line))
-            .collect();
-        let want = [("plugins", 1), ("extra", 1), ("a", 1), ("b", 1), ("plugins", 4)];
-        let want: Vec<(String, usize)> = want.iter().map(|(f, l)| (f.to_string(), *l)).collect();
-        assert_eq!(origins, want);
-    }
-
-    #[test]
-    fn include_loop_is_an_error() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("a"), "$include a\n").unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        assert!(matches!(c.lines("a"), Err(ConfigError::Invalid { .. })));
-    }
-
-    #[test]
-    fn unreadable_file_is_an_error() {
-        let d = tempfile::tempdir().unwrap();
-        fs::create_dir(d.path().join("me")).unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        assert!(matches!(c.lines("me"), Err(ConfigError::Read { .. })));
-    }
-
-    #[test]
-    fn a_fifo_is_refused_without_waiting() {
-        let d = tempfile::tempdir().unwrap();
-        let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
-        nix::unistd::mkfifo(&d.path().join("rcpthosts"), mode).unwrap();
-        nix::unistd::mkfifo(&d.path().join("pipe"), mode).unwrap();
-        fs::write(d.path().join("plugins"), "rcpt_ok\n$include pipe\n").unwrap();
-        fs::write(d.path().join("morercpthosts.cdb"), "").unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        let started = std::time::Instant::now();
-        for name in ["rcpthosts", "plugins"] {
-            let e = c.lines(name).unwrap_err();
-            assert!(e.to_string().contains("not a regular file"), "{e}");
-        }
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
-        fs::remove_file(d.path().join("morercpthosts.cdb")).unwrap();
-        nix::unistd::mkfifo(&d.path().join("morercpthosts.cdb"), mode).unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        assert!(c.cdb("morercpthosts").is_err());
-    }
-
-    #[test]
-    fn as_root_an_include_of_a_private_file_is_refused_without_its_lines() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: needs root");
-            return;
-        }
-        let d = tempfile::tempdir().unwrap();
-        let secret = d.path().join("secret");
-        fs::write(&secret, "root:$6$hash:19000:0:99999:7:::\n").unwrap();
-        fs::set_permissions(&secret, fs::Permissions::from_mode(0o640)).unwrap();
-        fs::write(d.path().join("user"), format!("$include {}\n", secret.display())).unwrap();
-        fs::write(d.path().join("open"), "shared line\n").unwrap();
-        fs::set_permissions(d.path().join("open"), fs::Permissions::from_mode(0o644)).unwrap();
-        fs::write(d.path().join("group"), "$include open\n").unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        let e = c.lines("user").unwrap_err().to_string();
-        assert!(e.contains("not everybody may read"), "{e}");
-        assert!(!e.contains("hash"), "{e}");
-        assert_eq!(texts(&c.lines("group").unwrap()), ["shared line"]);
-        // The account that serves (here root) reads what it may read.
-        let c = Config::open(d.path(), None).unwrap().read_by_serving_account();
-        assert_eq!(
-            texts(&c.lines("user").unwrap()),
-            ["root:$6$hash:19000:0:99999:7:::"]
-        );
-    }
-
-    #[test]
-    fn toml_overrides_files_and_qmail_control_is_a_fallback() {
-        let d = tempfile::tempdir().unwrap();
-        let q = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("me"), "file.example\n").unwrap();
-        fs::write(q.path().join("databytes"), "1000\n").unwrap();
-        fs::write(q.path().join("me"), "qmail.example\n").unwrap();
-        fs::write(
-            d.path().join(TOML_FILE),
-            "me = \"toml.example\"\nrcpthosts = [\"a.example\", \".b.example\"]\ntls_before_auth = true\n",
-        )
-        .unwrap();
-        let c = Config::open(d.path(), Some(q.path().to_path_buf())).unwrap();
-        assert_eq!(c.first("me").unwrap().as_deref(), Some("toml.example"));
-        assert_eq!(texts(&c.lines("rcpthosts").unwrap()), ["a.example", ".b.example"]);
-        assert_eq!(c.first("tls_before_auth").unwrap().as_deref(), Some("1"));
-        assert_eq!(c.number("databytes").unwrap(), Some(1000));
-        assert_eq!(c.shadowed_files(), vec![d.path().join("me")]);
-    }
-
-    #[test]
-    fn bad_toml_names_the_line() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join(TOML_FILE), "me = \"ok\"\ndatabytes = = 3\n").unwrap();
-        let err = Config::open(d.path(), None).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { line: 2, .. }), "{err:?}");
-    }
-
-    #[test]
-    fn seconds_beyond_the_limit_name_file_and_line() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("hook_timeout"), "# long\n18446744073709551615\n").unwrap();
-        fs::write(d.path().join("ok"), "3600\n").unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        let e = c.seconds("hook_timeout", 3600).unwrap_err().to_string();
-        assert!(
-            e.ends_with(
-                "hook_timeout, line 2: hook_timeout must be at most 3600 seconds, not 18446744073709551615"
-            ),
-            "{e}"
-        );
-        assert_eq!(c.seconds("ok", 3600).unwrap(), Some(3600));
-        assert_eq!(c.seconds("missing", 3600).unwrap(), None);
-    }
-
-    #[test]
-    fn number_rejects_garbage() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("databytes"), "lots\n").unwrap();
-        let c = Config::open(d.path(), None).unwrap();
-        assert!(c.number("databytes").is_err());
-    }
-}
+mod tests;

@@ -1,5 +1,5 @@
 //! What is known about the connection: peer facts, greeting, relay status and notes
-//! (qpsmtpd's `Qpsmtpd::Connection`, reference §13.2).
+//! (qpsmtpd's `Qpsmtpd::Connection`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;

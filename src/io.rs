@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+mod reader;
+
+pub use reader::{BUFFER, Line, LineReader, ReadError};
+
 /// Set by the SIGTERM/SIGHUP/SIGINT handler: finish the session cleanly.
 pub static TERMINATE: AtomicBool = AtomicBool::new(false);
 
@@ -24,11 +28,24 @@ pub trait Transport {
 
     /// Writes everything or fails (`TimedOut` if the client stops reading).
     fn write_all(&mut self, buf: &[u8], timeout: Duration) -> io::Result<()>;
+
+    /// Is the client still connected? Asked before a message is queued; `true` when the
+    /// transport cannot tell.
+    fn client_alive(&mut self) -> bool {
+        true
+    }
+
+    /// Ends the connection after the last reply (see [`linger`]); nothing by default.
+    fn hang_up(&mut self) {}
 }
 
 /// fd 0 for reading and fd 1 for writing, as every super-server passes the connection.
 #[derive(Debug, Default)]
-pub struct Stdio;
+pub struct Stdio {
+    /// fd 0 is a socket, whose state says whether the client is still there (a pipe's
+    /// says nothing useful: a writer that finished also shows as a hang-up).
+    pub socket: bool,
+}
 
 impl Transport for Stdio {
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
@@ -39,6 +56,48 @@ impl Transport for Stdio {
     fn write_all(&mut self, buf: &[u8], timeout: Duration) -> io::Result<()> {
         let stdout = io::stdout();
         write_fd(stdout.as_fd(), buf, timeout)
+    }
+
+    fn client_alive(&mut self) -> bool {
+        !self.socket || peer_alive(io::stdin().as_fd())
+    }
+
+    fn hang_up(&mut self) {
+        linger(io::stdin().as_fd(), io::stdout().as_fd(), LINGER);
+    }
+}
+
+/// How long, at most, the input left at the end is read and thrown away.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// A pause in that input this long ends the wait early.
+const LINGER_IDLE: Duration = Duration::from_millis(500);
+
+/// Ends a socket connection without a TCP reset. Closing a socket with unread input makes
+/// the kernel send a reset, and a reset can destroy our last reply on its way (the `221`,
+/// or a `421`). So when input is waiting, our sending side is shut first (the client sees
+/// the end after the reply), then input is read and thrown away until the client closes,
+/// pauses for [`LINGER_IDLE`] or `time` is up. With nothing waiting the close is clean as
+/// it is, and a client that waits for our close is not kept waiting. On a pipe the
+/// shutdown fails and nothing else happens.
+pub fn linger(input: BorrowedFd<'_>, output: BorrowedFd<'_>, time: Duration) {
+    use nix::sys::socket::{Shutdown, shutdown};
+    use std::os::fd::AsRawFd;
+    if !matches!(wait(input, PollFlags::POLLIN, Duration::ZERO), Ok(ev) if !ev.is_empty()) {
+        return;
+    }
+    if shutdown(output.as_raw_fd(), Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + time;
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(LINGER_IDLE);
+        if left.is_zero() || !matches!(read_fd(input, &mut buf, left), Ok(n) if n > 0) {
+            return;
+        }
     }
 }
 
@@ -133,204 +192,6 @@ fn input_waiting(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// Why a read produced no line.
-#[derive(Debug)]
-pub enum ReadError {
-    /// Nothing arrived within the timeout.
-    Timeout,
-    /// The client closed the connection.
-    Eof,
-    /// A termination signal arrived.
-    Terminated,
-    /// The read failed.
-    Io(io::Error),
-}
-
-impl From<io::Error> for ReadError {
-    fn from(e: io::Error) -> ReadError {
-        match e.kind() {
-            io::ErrorKind::TimedOut => ReadError::Timeout,
-            io::ErrorKind::Interrupted => ReadError::Terminated,
-            _ => ReadError::Io(e),
-        }
-    }
-}
-
-/// A command line, or the news that it was too long (and has been skipped).
-#[derive(Debug, PartialEq, Eq)]
-pub enum Line<'a> {
-    /// The line without its line end (`\r\n` or `\n`).
-    Text(&'a [u8]),
-    /// The line was longer than the limit; it has been read and discarded.
-    TooLong,
-}
-
-/// Size of the input buffer, and of the longest piece of message data handed on at once.
-pub const BUFFER: usize = 64 * 1024;
-
-/// Buffered input with bounded lines. Bytes read ahead (pipelined commands) stay here
-/// until asked for, so nothing is lost or answered out of order.
-#[derive(Debug)]
-pub struct LineReader {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-    eof: bool,
-}
-
-impl Default for LineReader {
-    fn default() -> LineReader {
-        LineReader::new()
-    }
-}
-
-impl LineReader {
-    /// An empty reader.
-    pub fn new() -> LineReader {
-        LineReader {
-            buf: vec![0; BUFFER].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            eof: false,
-        }
-    }
-
-    fn pending(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    /// Is a whole line (or a full buffer) waiting, so the next read will not block?
-    pub fn has_line(&self) -> bool {
-        let p = self.pending();
-        memchr::memchr(b'\n', p).is_some() || p.len() == self.buf.len() || (self.eof && !p.is_empty())
-    }
-
-    /// Bytes read ahead and not yet used.
-    pub fn buffered(&self) -> usize {
-        self.end - self.start
-    }
-
-    /// Throws away everything read ahead (STARTTLS: CVE-2011-0411).
-    pub fn discard(&mut self) -> usize {
-        let n = self.buffered();
-        self.start = 0;
-        self.end = 0;
-        n
-    }
-
-    /// Reads more; `Ok(false)` at end of input.
-    fn fill(&mut self, t: &mut dyn Transport, timeout: Duration) -> Result<bool, ReadError> {
-        if self.eof {
-            return Ok(false);
-        }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
-            return Ok(true);
-        }
-        let n = t.read(&mut self.buf[self.end..], timeout)?;
-        if n == 0 {
-            self.eof = true;
-            return Ok(false);
-        }
-        self.end += n;
-        Ok(true)
-    }
-
-    /// The next command line of at most `max` bytes. A longer line is read to its end
-    /// and reported as `TooLong`. A last line without a line end counts as a line.
-    ///
-    /// `timeout` bounds the whole line, not each read: a client that trickles a byte now
-    /// and then cannot hold a line open past it. Perl qpsmtpd's alarm covered the whole
-    /// line too (README Differences 1); qmail-smtpd's `timeoutsmtpd` applies per read.
-    pub fn read_line(
-        &mut self,
-        t: &mut dyn Transport,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<Line<'_>, ReadError> {
-        let deadline = Instant::now() + timeout;
-        let mut skipping = false;
-        loop {
-            if let Some(pos) = memchr::memchr(b'\n', self.pending()) {
-                let line_start = self.start;
-                self.start += pos + 1;
-                if skipping || pos > max {
-                    return Ok(Line::TooLong);
-                }
-                let mut line = &self.buf[line_start..line_start + pos];
-                if let Some(stripped) = line.strip_suffix(b"\r") {
-                    line = stripped;
-                }
-                return Ok(Line::Text(line));
-            }
-            if self.buffered() > max {
-                skipping = true;
-                self.start = self.end;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ReadError::Timeout);
-            }
-            if !self.fill(t, left)? {
-                if skipping {
-                    return Ok(Line::TooLong);
-                }
-                if self.buffered() > 0 {
-                    let line_start = self.start;
-                    self.start = self.end;
-                    let line = &self.buf[line_start..self.end];
-                    return Ok(Line::Text(line.strip_suffix(b"\r").unwrap_or(line)));
-                }
-                return Err(ReadError::Eof);
-            }
-        }
-    }
-
-    /// The next piece of message data: up to and including the next LF, or a full
-    /// buffer's worth of a longer line, or what is left at end of input. The flag says
-    /// whether more input was already read ahead (e.g. a QUIT pipelined after the dot).
-    ///
-    /// `timeout` bounds the whole piece, not each read (qpsmtpd's alarm per DATA line): a
-    /// client that sends a byte at a time cannot keep one line open for ever. With no
-    /// time left, a piece already read ahead is still handed over, but nothing more is read.
-    pub fn read_data(
-        &mut self,
-        t: &mut dyn Transport,
-        timeout: Duration,
-    ) -> Result<(&[u8], bool), ReadError> {
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            let p = self.pending();
-            let cut = match memchr::memchr(b'\n', p) {
-                Some(pos) => Some(pos + 1),
-                None if p.len() == self.buf.len() => Some(p.len()),
-                None => None,
-            };
-            if let Some(n) = cut {
-                let s = self.start;
-                self.start += n;
-                return Ok((&self.buf[s..s + n], self.end > self.start));
-            }
-            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
-            if left.is_zero() {
-                return Err(ReadError::Timeout);
-            }
-            if !self.fill(t, left)? {
-                if self.buffered() > 0 {
-                    let s = self.start;
-                    self.start = self.end;
-                    return Ok((&self.buf[s..self.end], false));
-                }
-                return Err(ReadError::Eof);
-            }
-        }
-    }
-}
-
 /// A transport over in-memory chunks, for tests and in-process transcripts: each chunk
 /// is delivered by one `read`, and what was written before each read is recorded.
 #[derive(Debug, Default)]
@@ -340,6 +201,8 @@ pub struct Scripted {
     pub written: Vec<u8>,
     /// The number of `write_all` calls (one per flush).
     pub writes: usize,
+    /// The client is gone by the time a message would be queued.
+    pub gone: bool,
 }
 
 impl Scripted {
@@ -374,159 +237,11 @@ impl Transport for Scripted {
         self.written.extend_from_slice(buf);
         Ok(())
     }
+
+    fn client_alive(&mut self) -> bool {
+        !self.gone
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(chunks: &[&[u8]]) -> Scripted {
-        Scripted::new(chunks.iter().map(|c| c.to_vec()).collect())
-    }
-
-    const T: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn lines_crlf_lf_and_last_without_end() {
-        let mut s = t(&[b"EHLO a\r\nNOOP\nQU", b"IT"]);
-        let mut r = LineReader::new();
-        assert_eq!(r.read_line(&mut s, 100, T).unwrap(), Line::Text(b"EHLO a"));
-        assert!(r.has_line());
-        assert_eq!(r.read_line(&mut s, 100, T).unwrap(), Line::Text(b"NOOP"));
-        assert!(!r.has_line());
-        assert_eq!(r.read_line(&mut s, 100, T).unwrap(), Line::Text(b"QUIT"));
-        assert!(matches!(r.read_line(&mut s, 100, T), Err(ReadError::Eof)));
-    }
-
-    #[test]
-    fn too_long_lines_are_skipped_whole() {
-        let long = vec![b'x'; 300];
-        let mut s = Scripted::new(vec![long.clone(), long, b"\r\nNOOP\r\n".to_vec()]);
-        let mut r = LineReader::new();
-        assert_eq!(r.read_line(&mut s, 100, T).unwrap(), Line::TooLong);
-        assert_eq!(r.read_line(&mut s, 100, T).unwrap(), Line::Text(b"NOOP"));
-    }
-
-    /// Delivers one byte per read, each after `gap`.
-    struct Trickle {
-        bytes: Vec<u8>,
-        gap: Duration,
-    }
-
-    impl Transport for Trickle {
-        fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-            if self.gap > timeout {
-                std::thread::sleep(timeout);
-                return Err(io::Error::from(io::ErrorKind::TimedOut));
-            }
-            std::thread::sleep(self.gap);
-            if self.bytes.is_empty() {
-                return Ok(0);
-            }
-            buf[0] = self.bytes.remove(0);
-            Ok(1)
-        }
-
-        fn write_all(&mut self, _buf: &[u8], _timeout: Duration) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_trickled_line_times_out_as_a_whole() {
-        let mut s = Trickle {
-            bytes: b"NOOP\r\n".to_vec(),
-            gap: Duration::from_millis(40),
-        };
-        let mut r = LineReader::new();
-        let started = Instant::now();
-        let got = r.read_line(&mut s, 100, Duration::from_millis(100));
-        assert!(matches!(got, Err(ReadError::Timeout)), "{got:?}");
-        assert!(started.elapsed() < Duration::from_millis(400));
-        let mut s = Trickle {
-            bytes: b"NOOP\r\n".to_vec(),
-            gap: Duration::from_millis(1),
-        };
-        let mut r = LineReader::new();
-        assert_eq!(r.read_line(&mut s, 100, T).unwrap(), Line::Text(b"NOOP"));
-    }
-
-    #[test]
-    fn data_pieces_and_timeout() {
-        let mut s = t(&[b"line one\r\nline", b" two\r\n", b""]);
-        let mut r = LineReader::new();
-        assert_eq!(r.read_data(&mut s, T).unwrap(), (&b"line one\r\n"[..], true));
-        assert_eq!(r.read_data(&mut s, T).unwrap(), (&b"line two\r\n"[..], false));
-        assert!(matches!(r.read_data(&mut s, T), Err(ReadError::Timeout)));
-    }
-
-    #[test]
-    fn very_long_data_line_comes_in_buffer_sized_pieces() {
-        let mut data = vec![b'a'; BUFFER + 10];
-        data.extend_from_slice(b"\r\n");
-        let mut s = Scripted::new(vec![data]);
-        let mut r = LineReader::new();
-        assert_eq!(r.read_data(&mut s, T).unwrap().0.len(), BUFFER);
-        assert_eq!(r.read_data(&mut s, T).unwrap().0, b"aaaaaaaaaa\r\n");
-    }
-
-    /// A transport that hands out one byte per read, each after `every`, then (after 50)
-    /// ends the input.
-    struct ByteDrip {
-        every: Duration,
-        reads: usize,
-    }
-
-    impl Transport for ByteDrip {
-        fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-            if timeout < self.every {
-                std::thread::sleep(timeout);
-                return Err(io::Error::from(io::ErrorKind::TimedOut));
-            }
-            if self.reads == 50 {
-                return Ok(0);
-            }
-            std::thread::sleep(self.every);
-            self.reads += 1;
-            buf[0] = b'x';
-            Ok(1)
-        }
-
-        fn write_all(&mut self, _buf: &[u8], _timeout: Duration) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn data_timeout_bounds_the_whole_piece() {
-        let mut s = ByteDrip {
-            every: Duration::from_millis(20),
-            reads: 0,
-        };
-        let mut r = LineReader::new();
-        let start = Instant::now();
-        assert!(matches!(
-            r.read_data(&mut s, Duration::from_millis(200)),
-            Err(ReadError::Timeout)
-        ));
-        assert!(start.elapsed() < Duration::from_secs(1));
-        assert!(s.reads <= 10, "{} reads", s.reads);
-        // No time at all: what is already read ahead still comes, nothing more is read.
-        let mut s = t(&[b"line\r\nrest"]);
-        let mut r = LineReader::new();
-        assert_eq!(r.read_data(&mut s, T).unwrap().0, b"line\r\n");
-        assert!(matches!(
-            r.read_data(&mut s, Duration::ZERO),
-            Err(ReadError::Timeout)
-        ));
-    }
-
-    #[test]
-    fn discard_drops_read_ahead() {
-        let mut s = t(&[b"STARTTLS\r\nMAIL FROM:<evil@x>\r\n"]);
-        let mut r = LineReader::new();
-        r.read_line(&mut s, 100, T).unwrap();
-        assert_eq!(r.discard(), 20);
-        assert!(matches!(r.read_line(&mut s, 100, T), Err(ReadError::Eof)));
-    }
-}
+mod tests;

@@ -120,12 +120,40 @@ impl Record<'_> {
         }
         s.push(' ');
         escape_into(&mut s, self.msg);
+        cut_to(&mut s, MAX_LINE);
         s
     }
 }
 
-/// Appends `msg` with control characters shown as `\r`, `\n`, `\xNN`.
+/// Cuts a line to at most `max` bytes at a character boundary, marking the cut.
+fn cut_to(line: &mut String, max: usize) {
+    const MARK: &str = "...[cut]";
+    if line.len() <= max {
+        return;
+    }
+    let mut end = max - MARK.len();
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line.truncate(end);
+    line.push_str(MARK);
+}
+
+/// The longest log line written, in bytes: a peer fact or a command line of many
+/// kilobytes is cut (syslog daemons cut at 1 to 8 KiB anyway, some silently).
+pub const MAX_LINE: usize = 4096;
+
+/// Appends `msg` with control characters shown as `\r`, `\n`, `\xNN`, and the Unicode
+/// line and paragraph separators, which viewers may break lines at, as `\u2028`, `\u2029`.
 pub fn escape_into(out: &mut String, msg: &str) {
+    // Most lines hold nothing to escape: no byte below 0x20, no DEL, and no 0xC2 or 0xE2,
+    // which start the UTF-8 of the C1 controls and of U+2028/U+2029.
+    if !msg
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b == 0xc2 || b == 0xe2)
+    {
+        return out.push_str(msg);
+    }
     for c in msg.chars() {
         match c {
             '\r' => out.push_str("\\r"),
@@ -133,6 +161,9 @@ pub fn escape_into(out: &mut String, msg: &str) {
             '\t' => out.push(' '),
             c if c.is_control() => {
                 let _ = fmt::Write::write_fmt(out, format_args!("\\x{:02x}", c as u32));
+            }
+            '\u{2028}' | '\u{2029}' => {
+                let _ = fmt::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
             }
             c => out.push(c),
         }
@@ -311,6 +342,27 @@ mod tests {
             msg: "a\r\nb\x01",
         };
         assert_eq!(r.line(), "42 (connect) relay: a\\r\\nb\\x01");
+    }
+
+    #[test]
+    fn line_separators_are_escaped_and_long_lines_cut() {
+        let mut out = String::new();
+        escape_into(&mut out, "a\u{2028}b\u{2029}c\u{85}");
+        assert_eq!(out, "a\\u2028b\\u2029c\\x85");
+        let msg = "\u{e9}".repeat(MAX_LINE);
+        let r = Record {
+            level: Level::Info,
+            id: "42",
+            plugin: None,
+            hook: None,
+            msg: &msg,
+        };
+        let line = r.line();
+        assert!(
+            line.len() <= MAX_LINE && line.ends_with("\u{e9}...[cut]"),
+            "{}",
+            line.len()
+        );
     }
 
     #[test]

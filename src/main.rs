@@ -12,12 +12,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use qpsmtpd_rs::config::DEFAULT_DIR;
-use qpsmtpd_rs::io::{self, Stdio, Transport};
+use qpsmtpd_rs::io::{Stdio, Transport};
 use qpsmtpd_rs::log::{self, stderr_is_safe, write_stderr_line};
 use qpsmtpd_rs::peer::{self, Overrides};
 use qpsmtpd_rs::server::{self, View};
 use qpsmtpd_rs::startup::{self, Options};
 use qpsmtpd_rs::{check, privileges};
+
+#[path = "main/signals.rs"]
+mod signals;
+#[path = "main/ucspi_tls.rs"]
+mod ucspi_tls;
 
 const USAGE: &str = "usage: qpsmtpd-rs [--config DIR] [--transcript] [--remote-ip IP] [--remote-port N]
                   [--remote-host NAME] [--local-ip IP] [--local-port N] [--allow-root]
@@ -148,15 +153,9 @@ fn standard_fds_open() {
 fn run() -> u8 {
     let stderr_ok = stderr_is_safe();
     quiet_panics(stderr_ok);
-    let cli = match parse_cli() {
-        Ok(Some(cli)) => cli,
-        Ok(None) => return 0,
-        Err(e) => {
-            if stderr_ok {
-                write_stderr_line(&format!("qpsmtpd-rs: {e}\n{USAGE}"));
-            }
-            return 2;
-        }
+    let cli = match cli_or_status(stderr_ok) {
+        Ok(cli) => cli,
+        Err(status) => return status,
     };
     let env = |name: &str| std::env::var(name).ok();
     if cli.check {
@@ -178,7 +177,7 @@ fn run() -> u8 {
         remote,
         &mut |config| tls_files = qpsmtpd_rs::tls::preopen::preopen(config),
     ) {
-        return refuse_start(&e.to_string(), stderr_ok, network);
+        return refuse_start(&e.to_string(), false, stderr_ok, network);
     }
     let options = Options {
         config_dir,
@@ -186,37 +185,40 @@ fn run() -> u8 {
         conn,
         sinks: None,
     };
-    let mut transport = Stdio;
     let mut session = match startup::open(options) {
         Ok(session) => session,
-        Err(failure) => {
-            if stderr_ok && !failure.logged {
-                write_stderr_line(&format!("qpsmtpd-rs: {}", failure.error));
-            }
-            if !failure.logged && network {
-                log::syslog_fallback(&format!("qpsmtpd-rs: {}", failure.error));
-            }
-            let line = startup::refusal(&qpsmtpd_rs::session::hostname());
-            let _ = transport.write_all(line.as_bytes(), Duration::from_secs(30));
-            return 1;
-        }
+        Err(failure) => return refuse_start(&failure.error.to_string(), failure.logged, stderr_ok, network),
     };
     session.set_tls_preopened(tls_files);
     // After the switch from root and the plugins' loading: nothing started from now on
     // gains privileges, unless a plugin may need a set-id program (README Differences 64).
     startup::forbid_new_privileges(session.chain());
-    // The probe reads the socket's state; a TLS wrapper's pipes cannot answer it.
-    if sock.is_socket {
-        session.set_liveness(Box::new(|| io::peer_alive(std::io::stdin().as_fd())));
-    }
     let tls = server::TlsOptions {
         implicit: cli.implicit_tls,
         ucspi: ucspi_tls::take_fds(&env),
         already: ucspi_tls::done_by_super_server(&env),
     };
+    let mut transport = Stdio {
+        socket: sock.is_socket,
+    };
     // A session ended by SIGTERM has already answered 421; it still exits 0.
     server::serve_tls(&mut session, &mut transport, cli.view, tls);
     0
+}
+
+/// The command line, or the exit status: 0 after `--help` or `--version`, 2 for bad flags
+/// (with the usage on stderr, unless that is the client's socket).
+fn cli_or_status(stderr_ok: bool) -> Result<Cli, u8> {
+    match parse_cli() {
+        Ok(Some(cli)) => Ok(cli),
+        Ok(None) => Err(0),
+        Err(e) => {
+            if stderr_ok {
+                write_stderr_line(&format!("qpsmtpd-rs: {e}\n{USAGE}"));
+            }
+            Err(2)
+        }
+    }
 }
 
 /// `--config DIR`, else `$QPSMTPD_CONFIG`, else the default.
@@ -240,18 +242,21 @@ fn check(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> u8 {
     if ok { 0 } else { 1 }
 }
 
-/// A start-up failure before logging exists: the reason to stderr (unless that is the
-/// client's socket) and to syslog under a super-server, `421` to the client, status 1.
-fn refuse_start(reason: &str, stderr_ok: bool, network: bool) -> u8 {
+/// A session that cannot start: the reason to stderr (unless that is the client's socket)
+/// and to syslog under a super-server, unless the configured logging has it already;
+/// `421` to the client; status 1.
+fn refuse_start(reason: &str, logged: bool, stderr_ok: bool, network: bool) -> u8 {
     let line = format!("qpsmtpd-rs: {reason}");
-    if stderr_ok {
+    if stderr_ok && !logged {
         write_stderr_line(&line);
     }
-    if network {
+    if network && !logged {
         log::syslog_fallback(&line);
     }
-    let reply = startup::refusal(&qpsmtpd_rs::session::hostname());
-    let _ = Stdio.write_all(reply.as_bytes(), Duration::from_secs(30));
+    let reply = startup::refusal(&qpsmtpd_rs::host::hostname());
+    let mut stdio = Stdio::default();
+    let _ = stdio.write_all(reply.as_bytes(), Duration::from_secs(30));
+    stdio.hang_up();
     1
 }
 
@@ -262,143 +267,4 @@ fn quiet_panics(stderr_ok: bool) {
             write_stderr_line(&format!("qpsmtpd-rs: internal error: {info}"));
         }
     }));
-}
-
-/// UCSPI-TLS (`sslserver` from ucspi-ssl): the descriptors it passes, or the facts of the
-/// TLS it already did.
-mod ucspi_tls {
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
-
-    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-    use qpsmtpd_rs::connection::TlsInfo;
-    use qpsmtpd_rs::tls::ucspi::{UcspiFds, info_from_env};
-
-    /// `SSLCTLFD`, `SSLREADFD` and `SSLWRITEFD`, when all three name open descriptors
-    /// above 2 (the same number may be given more than once).
-    pub fn take_fds(env: &dyn Fn(&str) -> Option<String>) -> Option<UcspiFds> {
-        let number = |name: &str| env(name)?.trim().parse::<RawFd>().ok().filter(|n| *n > 2);
-        let (ctl, read, write) = (number("SSLCTLFD")?, number("SSLREADFD")?, number("SSLWRITEFD")?);
-        let mut owned: Vec<(RawFd, OwnedFd)> = Vec::new();
-        let mut get = |n: RawFd| -> Option<OwnedFd> {
-            if let Some((_, fd)) = owned.iter().find(|(m, _)| *m == n) {
-                return fd.try_clone().ok();
-            }
-            let fd = adopt(n)?;
-            // Children (auth_checkpassword) must not inherit the connection.
-            let _ = fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
-            let copy = fd.try_clone().ok()?;
-            owned.push((n, fd));
-            Some(copy)
-        };
-        Some(UcspiFds {
-            ctl: get(ctl)?,
-            read: get(read)?,
-            write: get(write)?,
-        })
-    }
-
-    /// Takes ownership of a descriptor the super-server passed, if it is open.
-    #[allow(unsafe_code)]
-    fn adopt(n: RawFd) -> Option<OwnedFd> {
-        // SAFETY: F_GETFD only reads the descriptor's flags; it fails with EBADF when `n`
-        // is not open, and then nothing else happens.
-        if unsafe { nix::libc::fcntl(n, nix::libc::F_GETFD) } < 0 {
-            return None;
-        }
-        // SAFETY: `n` is open and was handed to this process by the super-server for this
-        // connection (the UCSPI-TLS contract); nothing else in the process refers to it,
-        // so it is owned here exactly once (repeats are cloned by the caller).
-        Some(unsafe { OwnedFd::from_raw_fd(n) })
-    }
-
-    /// `sslserver` without `-n` did the handshake before starting us and says so in
-    /// `SSL_PROTOCOL` (and `SSL_CIPHER`).
-    pub fn done_by_super_server(env: &dyn Fn(&str) -> Option<String>) -> Option<TlsInfo> {
-        if env("SSLCTLFD").is_some() {
-            return None;
-        }
-        let protocol = env("SSL_PROTOCOL").filter(|p| !p.is_empty())?;
-        let cipher = env("SSL_CIPHER").unwrap_or_default();
-        let answer = format!("SSL_PROTOCOL={protocol}\0SSL_CIPHER={cipher}\0\0");
-        Some(info_from_env(answer.as_bytes()))
-    }
-}
-
-mod signals {
-    use std::sync::atomic::Ordering;
-
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    use qpsmtpd_rs::io::TERMINATE;
-
-    /// How long a session may take to end after a termination signal before SIGALRM
-    /// (default action: the process ends) cuts it short. Every wait we do ends at once on
-    /// the signal; this covers the ones we cannot interrupt (a name lookup, a plugin's
-    /// own I/O), so that a supervisor's SIGTERM always ends the process.
-    const WATCHDOG_SECS: u32 = 10;
-
-    extern "C" fn on_terminate(_: nix::libc::c_int) {
-        // The first signal arms the watchdog; later ones do not push it back.
-        if !TERMINATE.swap(true, Ordering::SeqCst) {
-            // alarm(2) is async-signal-safe.
-            let _ = nix::unistd::alarm::set(WATCHDOG_SECS);
-        }
-    }
-
-    /// Catching, not ignoring: a write to a gone client or past the `fsize` limit fails
-    /// with EPIPE or EFBIG as it would with the signal ignored, and since a caught signal
-    /// is reset to its default action by execve, every program we start gets the default
-    /// (an ignored one would stay ignored in it; plugins/EXTERNAL.md promises defaults).
-    extern "C" fn carry_on(_: nix::libc::c_int) {}
-
-    /// SIGPIPE is caught before anything is written (std ignores it before a normal
-    /// `main`; see `main`).
-    #[cfg_attr(test, allow(dead_code))]
-    #[allow(unsafe_code)]
-    pub fn catch_sigpipe() {
-        let catch = SigAction::new(
-            SigHandler::Handler(carry_on),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        // SAFETY: the handler does nothing at all, which is async-signal-safe.
-        let _ = unsafe { sigaction(Signal::SIGPIPE, &catch) };
-    }
-
-    /// Signals a super-server (or a shell starting us in the background) left ignored are
-    /// set back to their defaults, so that children do not inherit them either (an
-    /// ignored SIGCHLD would even make the kernel reap them before we can). SIGTERM,
-    /// SIGINT and SIGHUP then only set a flag: the blocked `poll` (or a next hop's read)
-    /// returns EINTR (no SA_RESTART), the session ends with `421`, removing any spool
-    /// file, and the watchdog makes sure the process ends.
-    #[allow(unsafe_code)]
-    pub fn install() {
-        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        for sig in Signal::iterator() {
-            if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
-                continue;
-            }
-            // SAFETY: SIG_DFL installs no handler code at all.
-            let _ = unsafe { sigaction(sig, &default) };
-        }
-        let action = SigAction::new(
-            SigHandler::Handler(on_terminate),
-            SaFlags::empty(),
-            SigSet::empty(),
-        );
-        for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-            // SAFETY: the handler only swaps an AtomicBool and calls alarm(2), both
-            // async-signal-safe, and it replaces the default action for a signal no other
-            // code handles.
-            let _ = unsafe { sigaction(sig, &action) };
-        }
-        // With `fsize` in the config file rlimits, a write past the limit fails with EFBIG
-        // (the queue plugin answers 4xx and removes its file) instead of killing us.
-        let catch = SigAction::new(
-            SigHandler::Handler(carry_on),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        // SAFETY: the handler does nothing at all.
-        let _ = unsafe { sigaction(Signal::SIGXFSZ, &catch) };
-    }
 }

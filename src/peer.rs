@@ -109,80 +109,117 @@ pub fn connection(
     sock: &SocketFacts,
     flags: &Overrides,
 ) -> Connection {
-    let ip_from = |name: &str| env(name).and_then(|v| canonical_ip(&v));
-    let port_from = |name: &str| env(name).and_then(|v| v.trim().parse::<u16>().ok());
-    let first = |names: &[&str]| names.iter().find_map(|n| env(n));
+    let facts = Facts { env, sock, flags };
     let remote = crate::privileges::serving_remote(sock.is_socket, env);
-    let remote_ip = flags
-        .remote_ip
-        .as_deref()
-        .and_then(canonical_ip)
-        .or_else(|| ip_from("TCPREMOTEIP"))
-        .or_else(|| ip_from("TCP6REMOTEIP"))
-        .or_else(|| ip_from("SSLREMOTEIP"))
-        .or_else(|| ip_from("REMOTE_ADDR"))
-        .or_else(|| sock.peer.map(|a| a.ip().to_string()))
-        .or_else(|| ip_from("REMOTE_HOST"))
-        .unwrap_or_else(|| {
-            if remote {
-                UNKNOWN_REMOTE_IP.to_string()
-            } else {
-                DEFAULT_REMOTE_IP.to_string()
-            }
-        });
-    let remote_port = flags
-        .remote_port
-        .or_else(|| port_from("TCPREMOTEPORT"))
-        .or_else(|| port_from("TCP6REMOTEPORT"))
-        .or_else(|| port_from("SSLREMOTEPORT"))
-        .or_else(|| port_from("REMOTE_PORT"))
-        .or_else(|| sock.peer.map(|a| a.port()));
-    let local_ip = flags
-        .local_ip
-        .as_deref()
-        .and_then(canonical_ip)
-        .or_else(|| ip_from("TCPLOCALIP"))
-        .or_else(|| ip_from("TCP6LOCALIP"))
-        .or_else(|| ip_from("SSLLOCALIP"))
-        .or_else(|| sock.local.map(|a| a.ip().to_string()))
-        .unwrap_or_else(|| {
-            if remote {
-                String::new()
-            } else {
-                "127.0.0.1".to_string()
-            }
-        });
-    let local_port = flags
-        .local_port
-        .or_else(|| port_from("TCPLOCALPORT"))
-        .or_else(|| port_from("TCP6LOCALPORT"))
-        .or_else(|| port_from("SSLLOCALPORT"))
-        .or_else(|| sock.local.map(|a| a.port()))
-        .or(if remote { None } else { Some(25) });
+    let remote_ip = facts.remote_ip(remote);
     let remote_host = flags
         .remote_host
         .clone()
-        .or_else(|| first(&["TCPREMOTEHOST", "TCP6REMOTEHOST", "SSLREMOTEHOST"]))
+        .or_else(|| facts.first(&["TCPREMOTEHOST", "TCP6REMOTEHOST", "SSLREMOTEHOST"]))
         .map(|h| sanitize_host(&h))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| format!("[{remote_ip}]"));
-    let remote_info = match first(&["TCPREMOTEINFO", "SSLREMOTEINFO"]).map(|i| sanitize_host(&i)) {
+    let remote_info = match facts
+        .first(&["TCPREMOTEINFO", "SSLREMOTEINFO"])
+        .map(|i| sanitize_host(&i))
+    {
         Some(info) if !info.is_empty() => format!("{info}@{remote_host}"),
         _ => remote_host.clone(),
     };
     let mut conn = Connection::new(id, &remote_ip);
-    conn.remote_port = remote_port;
+    conn.remote_port = facts.remote_port();
     conn.remote_host = remote_host;
     conn.remote_info = remote_info;
-    conn.local_ip = local_ip;
-    conn.local_port = local_port;
-    conn.local_host = first(&["TCPLOCALHOST", "SSLLOCALHOST"])
+    conn.local_ip = facts.local_ip(remote);
+    conn.local_port = facts.local_port(remote);
+    conn.local_host = facts
+        .first(&["TCPLOCALHOST", "SSLLOCALHOST"])
         .map(|h| sanitize_host(&h))
         .unwrap_or_default();
     conn.network = remote;
     conn.relay_client = env("RELAYCLIENT").is_some();
     conn.rblsmtpd = env("RBLSMTPD");
     conn
+}
+
+/// Where connection facts come from, most trusted first: flags, the super-server's
+/// environment (ucspi-tcp, ucspi-tcp6, UCSPI-TLS, xinetd), the socket.
+struct Facts<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    sock: &'a SocketFacts,
+    flags: &'a Overrides,
+}
+
+impl Facts<'_> {
+    fn first(&self, names: &[&str]) -> Option<String> {
+        names.iter().find_map(|n| (self.env)(n))
+    }
+
+    fn ip(&self, name: &str) -> Option<String> {
+        (self.env)(name).and_then(|v| canonical_ip(&v))
+    }
+
+    fn port(&self, name: &str) -> Option<u16> {
+        (self.env)(name).and_then(|v| v.trim().parse::<u16>().ok())
+    }
+
+    fn remote_ip(&self, remote: bool) -> String {
+        self.flags
+            .remote_ip
+            .as_deref()
+            .and_then(canonical_ip)
+            .or_else(|| self.ip("TCPREMOTEIP"))
+            .or_else(|| self.ip("TCP6REMOTEIP"))
+            .or_else(|| self.ip("SSLREMOTEIP"))
+            .or_else(|| self.ip("REMOTE_ADDR"))
+            .or_else(|| self.sock.peer.map(|a| a.ip().to_string()))
+            .or_else(|| self.ip("REMOTE_HOST"))
+            .unwrap_or_else(|| {
+                if remote {
+                    UNKNOWN_REMOTE_IP.to_string()
+                } else {
+                    DEFAULT_REMOTE_IP.to_string()
+                }
+            })
+    }
+
+    fn remote_port(&self) -> Option<u16> {
+        self.flags
+            .remote_port
+            .or_else(|| self.port("TCPREMOTEPORT"))
+            .or_else(|| self.port("TCP6REMOTEPORT"))
+            .or_else(|| self.port("SSLREMOTEPORT"))
+            .or_else(|| self.port("REMOTE_PORT"))
+            .or_else(|| self.sock.peer.map(|a| a.port()))
+    }
+
+    fn local_ip(&self, remote: bool) -> String {
+        self.flags
+            .local_ip
+            .as_deref()
+            .and_then(canonical_ip)
+            .or_else(|| self.ip("TCPLOCALIP"))
+            .or_else(|| self.ip("TCP6LOCALIP"))
+            .or_else(|| self.ip("SSLLOCALIP"))
+            .or_else(|| self.sock.local.map(|a| a.ip().to_string()))
+            .unwrap_or_else(|| {
+                if remote {
+                    String::new()
+                } else {
+                    "127.0.0.1".to_string()
+                }
+            })
+    }
+
+    fn local_port(&self, remote: bool) -> Option<u16> {
+        self.flags
+            .local_port
+            .or_else(|| self.port("TCPLOCALPORT"))
+            .or_else(|| self.port("TCP6LOCALPORT"))
+            .or_else(|| self.port("SSLLOCALPORT"))
+            .or_else(|| self.sock.local.map(|a| a.port()))
+            .or(if remote { None } else { Some(25) })
+    }
 }
 
 /// Parses an address (with or without `[]`, with a `%zone`), v4-mapped shown as IPv4.

@@ -4,6 +4,10 @@
 //! enhanced status code chosen where they are built; plugin messages get one derived from
 //! their text (a leading `5.7.1`, or qpsmtpd's `(#5.7.1)` DSN suffix) or from the context.
 //! The greeting, the HELO/EHLO answers and `354` carry none (RFC 2034 §3).
+//!
+//! A reply whose code and text never change is a [`Fixed`] constant with a name (the
+//! session's are in `session/fixed.rs`); its text may name one value to fill in, written
+//! `<like-this>` (lower case, so `<CRLF>` is text).
 
 use std::fmt::Write as _;
 
@@ -49,8 +53,8 @@ impl Reply {
     /// A reply built from a plugin's message lines.
     ///
     /// qpsmtpd splits messages at `\n` and uses `default_text` when the plugin gave none
-    /// (quirks 2 and 3 of the reference are fixed: empty lines never cut a reply short and
-    /// a deny without text still gets a reply). The enhanced code is taken from the text
+    /// (README Differences 6: empty lines never cut a reply short and a deny without text
+    /// still gets a reply). The enhanced code is taken from the text
     /// when the plugin wrote one, else `default_status`; its class digit always follows
     /// the reply code.
     pub fn from_plugin(code: u16, default_status: &str, msg: &[String], default_text: &str) -> Reply {
@@ -103,7 +107,7 @@ impl Reply {
                     buf.push(' ');
                 }
             }
-            buf.push_str(line);
+            push_cut(&mut buf, line, MAX_LINE - 2);
             buf.push_str("\r\n");
             out.extend_from_slice(buf.as_bytes());
         }
@@ -115,6 +119,129 @@ impl Reply {
         self.render(&mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// The longest reply line, CRLF included (RFC 5321 §4.5.3.1.5).
+pub const MAX_LINE: usize = 512;
+
+/// Appends `text` to `buf`, cut (and marked `...`) so that `buf` stays within `max` bytes.
+fn push_cut(buf: &mut String, text: &str, max: usize) {
+    if buf.len() + text.len() <= max {
+        return buf.push_str(text);
+    }
+    let mut end = max.saturating_sub(buf.len() + 3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    buf.push_str(&text[..end]);
+    buf.push_str("...");
+}
+
+/// A reply with a fixed code, enhanced status code and text (which may name values to
+/// fill in: `<me> closing connection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixed {
+    /// The three-digit reply code.
+    pub code: u16,
+    /// The RFC 3463 enhanced status code; `None` for the greeting, HELO/EHLO and `354`.
+    pub status: Option<&'static str>,
+    /// The text, with its `<placeholders>`.
+    pub text: &'static str,
+}
+
+impl Fixed {
+    /// A fixed reply with an enhanced status code.
+    pub const fn new(code: u16, status: &'static str, text: &'static str) -> Fixed {
+        Fixed {
+            code,
+            status: Some(status),
+            text,
+        }
+    }
+
+    /// A fixed reply without one.
+    pub const fn plain(code: u16, text: &'static str) -> Fixed {
+        Fixed {
+            code,
+            status: None,
+            text,
+        }
+    }
+
+    // The methods hand the fields on one by one (inlined): a whole `Fixed` passed by
+    // reference would make each constant a table in the binary with two pointers to
+    // relocate at every start, where a field is an address in the code.
+
+    /// The reply as it is.
+    #[inline(always)]
+    pub fn reply(self) -> Reply {
+        filled(self.code, self.status, self.text, &[])
+    }
+
+    /// The reply with its one placeholder filled in.
+    #[inline(always)]
+    pub fn about(self, value: &str) -> Reply {
+        filled(self.code, self.status, self.text, &[value])
+    }
+
+    /// The reply with the plugin's message as its text, else this one (see
+    /// [`Reply::from_plugin`]).
+    #[inline(always)]
+    pub fn or_plugin(self, msg: &[String]) -> Reply {
+        Reply::from_plugin(self.code, self.status.unwrap_or(""), msg, self.text)
+    }
+
+    /// The reply with its placeholders filled in, in order.
+    #[inline(always)]
+    pub fn with(self, values: &[&str]) -> Reply {
+        filled(self.code, self.status, self.text, values)
+    }
+}
+
+/// A reply from a fixed reply's fields, placeholders filled in.
+fn filled(code: u16, status: Option<&str>, text: &str, values: &[&str]) -> Reply {
+    let text = fill(text, values);
+    match status {
+        Some(status) => Reply::new(code, status, text),
+        None => Reply::plain(code, text),
+    }
+}
+
+/// `text` with its `<placeholders>` (a `<`, lower-case letters and `-`, a `>`) replaced by
+/// `values` in order; placeholders without a value are left as they are.
+pub fn fill<'a>(text: &'a str, values: &[&str]) -> std::borrow::Cow<'a, str> {
+    let mut values = values.iter();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some((start, len)) = next_placeholder(rest) {
+        let Some(value) = values.next() else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[start + len..];
+    }
+    if out.is_empty() && rest.len() == text.len() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Where the first `<placeholder>` in `text` starts, and its length.
+fn next_placeholder(text: &str) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(open) = memchr::memchr(b'<', &text.as_bytes()[from..]).map(|i| from + i) {
+        let name_len = text[open + 1..]
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'-')
+            .count();
+        if name_len > 0 && text.as_bytes().get(open + 1 + name_len) == Some(&b'>') {
+            return Some((open, name_len + 2));
+        }
+        from = open + 1;
+    }
+    None
 }
 
 /// Splits message lines at `\n`, drops `\r` and other control characters that must not
@@ -177,59 +304,4 @@ fn with_class(status: &str, code: u16) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn renders_multiline_with_status() {
-        let r = Reply::from_plugin(550, "5.7.1", &strings(&["first line\nsecond line"]), "x");
-        assert_eq!(r.to_wire(), "550-5.7.1 first line\r\n550 5.7.1 second line\r\n");
-    }
-
-    #[test]
-    fn empty_parts_do_not_cut_the_reply() {
-        let r = Reply::from_plugin(550, "5.0.0", &strings(&["x", "", "0", "z"]), "d");
-        assert_eq!(r.lines, strings(&["x", "0", "z"]));
-    }
-
-    #[test]
-    fn default_text_when_plugin_gives_none() {
-        let r = Reply::from_plugin(550, "5.7.1", &[], "denied");
-        assert_eq!(r.to_wire(), "550 5.7.1 denied\r\n");
-    }
-
-    #[test]
-    fn status_from_leading_code_and_dsn_suffix() {
-        let r = Reply::from_plugin(550, "5.0.0", &strings(&["5.1.1 no such user"]), "");
-        assert_eq!(r.to_wire(), "550 5.1.1 no such user\r\n");
-        let r = Reply::from_plugin(550, "5.0.0", &strings(&["Relaying denied (#5.7.1)"]), "");
-        assert_eq!(r.to_wire(), "550 5.7.1 Relaying denied (#5.7.1)\r\n");
-    }
-
-    #[test]
-    fn a_code_repeated_on_every_line_is_shown_once() {
-        let r = Reply::from_plugin(550, "5.0.0", &strings(&["5.5.3 one", "5.5.3 two"]), "");
-        assert_eq!(r.to_wire(), "550-5.5.3 one\r\n550 5.5.3 two\r\n");
-    }
-
-    #[test]
-    fn class_follows_reply_code() {
-        let r = Reply::from_plugin(450, "5.7.1", &strings(&["later"]), "");
-        assert_eq!(r.status.as_deref(), Some("4.7.1"));
-    }
-
-    #[test]
-    fn control_characters_are_removed() {
-        let r = Reply::from_plugin(550, "5.0.0", &strings(&["a\rb\u{0}c"]), "");
-        assert_eq!(r.lines, strings(&["abc"]));
-    }
-
-    #[test]
-    fn plain_reply_has_no_status() {
-        assert_eq!(Reply::plain(354, "go ahead").to_wire(), "354 go ahead\r\n");
-    }
-}
+mod tests;

@@ -1,16 +1,19 @@
 //! The driver: moves bytes between the client and the session.
 //!
-//! Replies are collected and written only when the next read would wait for the client
-//! (nothing complete is buffered), as qmail-smtpd flushes before each blocking read. So
-//! the replies to a pipelined group of commands leave in one write (RFC 2920 §3.1), and
-//! a client that does not pipeline gets each reply at once.
+//! Each read or event becomes one [`Input`] for [`Session::step`], which says what to
+//! read next ([`Want`]). Replies are collected and written only when the next read would
+//! wait for the client (nothing complete is buffered), as qmail-smtpd flushes before each
+//! blocking read. So the replies to a pipelined group of commands leave in one write
+//! (RFC 2920 §3.1), and a client that does not pipeline gets each reply at once.
+
+use std::time::Duration;
 
 use crate::connection::TlsInfo;
 use crate::io::{Line, LineReader, ReadError, Transport};
-use crate::session::{Session, Want};
-use crate::tls::Established;
+use crate::session::{Input, Opening, Session, TlsStart, Want};
 use crate::tls::stream::TlsStream;
 use crate::tls::ucspi::{FdTransport, UcspiFds};
+use crate::tls::{Established, TlsError};
 
 /// Longest command line accepted (RFC 5321 asks for 512; AUTH lines may be far longer,
 /// RFC 4954 §4 suggests 12288).
@@ -46,73 +49,33 @@ pub fn serve_tls(session: &mut Session, transport: &mut dyn Transport, view: Vie
         out: Vec::with_capacity(4096),
         view,
     };
-    if let Some(info) = opts.already.take() {
-        session.tls_started(Established { info, resumed: false });
-    }
-    let implicit = session.connection().tls.is_none() && (opts.implicit || session.implicit_tls(false));
-    if implicit {
-        serve_implicit(session, transport, &mut io, &mut opts.ucspi);
-        return session.finish();
-    }
-    session.start();
-    while converse(session, transport, &mut io, true) == End::StartTls {
-        let pending = match prepare(session, &mut opts.ucspi) {
-            Ok(pending) => pending,
-            Err(e) => {
-                session.tls_unavailable(&e);
-                continue;
-            }
-        };
-        session.tls_go_ahead();
-        if !io.flush(session, transport) {
-            break;
-        }
+    let opening = Opening {
+        implicit_tls: opts.implicit,
+        ucspi_tls: opts.ucspi.is_some(),
+        tls_done: opts.already.take(),
+    };
+    let want = session.step(Input::Connected(opening));
+    if let Want::StartTls { how, timeout } = converse(session, transport, &mut io, want) {
         // CVE-2011-0411: what the client pipelined after STARTTLS came in clear text.
-        session.plaintext_discarded(io.reader.discard());
-        match handshake(pending, transport, session.read_timeout()) {
-            Ok((mut secure, established)) => {
-                session.tls_started(established);
-                converse(session, &mut secure, &mut io, false);
+        let discarded = io.reader.discard();
+        match handshake(how, opts.ucspi.take(), transport, timeout) {
+            Ok((mut secure, tls)) => {
+                let want = session.step(Input::TlsStarted { tls, discarded });
+                // No second STARTTLS: the session offers it only in clear text.
+                converse(session, &mut secure, &mut io, want);
                 secure.close(CLOSE_TIMEOUT);
             }
-            Err(e) => session.tls_failed(&e),
+            Err(why) => {
+                session.step(Input::TlsFailed { why: &why, discarded });
+            }
         }
-        break;
     }
-    session.finish();
-}
-
-/// Port 465: the handshake comes first; a failure ends the connection without a word.
-fn serve_implicit(
-    session: &mut Session,
-    transport: &mut dyn Transport,
-    io: &mut Io,
-    ucspi: &mut Option<UcspiFds>,
-) {
-    if !session.implicit_tls(true) {
-        return session.tls_failed("implicit TLS needs the tls plugin in config/plugins");
-    }
-    let result = prepare(session, ucspi).and_then(|p| handshake(p, transport, session.read_timeout()));
-    match result {
-        Ok((mut secure, established)) => {
-            session.tls_started(established);
-            session.start();
-            converse(session, &mut secure, io, false);
-            secure.close(CLOSE_TIMEOUT);
-        }
-        Err(e) => session.tls_failed(&e),
-    }
+    session.step(Input::Finished);
+    transport.hang_up();
 }
 
 /// How long close_notify may take at the end.
-const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Why a conversation stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    Closed,
-    StartTls,
-}
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the driver keeps across a switch to TLS.
 struct Io {
@@ -122,17 +85,16 @@ struct Io {
 }
 
 impl Io {
-    /// Renders and writes the queued replies now; `false` if the client is gone.
+    /// Writes the rendered replies now; `false` if the client is gone.
     fn flush(&mut self, session: &mut Session, transport: &mut dyn Transport) -> bool {
-        session.drain_output(&mut self.out, prefix(self.view));
         if self.out.is_empty() {
             return true;
         }
-        let sent = transport.write_all(&self.out, session.write_timeout());
+        let sent = transport.write_all(&self.out, session.settings().data_timeout);
         self.out.clear();
         if sent.is_err() {
-            session.output_failed();
-            session.drain_output(&mut self.out, prefix(self.view));
+            session.step(Input::WriteFailed);
+            session.output(&mut self.out, prefix(self.view));
             self.out.clear();
             return false;
         }
@@ -145,72 +107,61 @@ fn prefix(view: View) -> &'static [u8] {
     if view.transcript { b"S: " } else { b"" }
 }
 
-/// Reads and answers until the session closes or wants TLS.
-fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, can_upgrade: bool) -> End {
+/// Reads and answers until the session closes or wants TLS; returns that last want.
+fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, mut want: Want) -> Want {
     loop {
-        let wants = session.wants();
-        let ending = matches!(wants, Want::Closed | Want::StartTls);
+        session.output(&mut io.out, prefix(io.view));
+        let ending = matches!(want, Want::Closed | Want::StartTls { .. });
         // Replies go out when the session ends or switches to TLS, or when no whole line
-        // is waiting (the end of a pipelined group); until then they are rendered and
-        // held. Most DATA lines queue no reply: then there is nothing to do.
-        if ending || session.has_replies() || !io.out.is_empty() {
-            if ending || !io.reader.has_line() {
-                if !io.flush(session, transport) {
-                    return End::Closed;
-                }
-            } else {
-                session.drain_output(&mut io.out, prefix(io.view));
-            }
+        // is waiting (the end of a pipelined group); until then they are held.
+        if (ending || (!io.out.is_empty() && !io.reader.has_line())) && !io.flush(session, transport) {
+            return Want::Closed;
         }
-        match session.wants() {
-            Want::Closed => return End::Closed,
-            Want::StartTls if can_upgrade => return End::StartTls,
-            Want::StartTls => session.tls_unavailable("TLS is already active"),
-            Want::Command | Want::AuthResponse => {
-                let timeout = session.read_timeout();
-                match io.reader.read_line(transport, MAX_COMMAND_LINE, timeout) {
-                    Ok(Line::Text(line)) => {
-                        if io.view.transcript {
-                            echo(&mut io.out, line);
-                        }
-                        if wants == Want::AuthResponse {
-                            session.auth_response(line);
-                        } else {
-                            session.command_line(line);
-                        }
-                    }
-                    Ok(Line::TooLong) => session.line_too_long(),
-                    Err(e) => input_failed(session, e),
-                }
+        want = match want {
+            Want::Closed | Want::StartTls { .. } => return want,
+            Want::Command { timeout } | Want::AuthResponse { timeout } => {
+                read_line(session, transport, io, timeout)
             }
-            Want::Data => {
-                let timeout = session.read_timeout();
-                match io.reader.read_data(transport, timeout) {
-                    Ok((piece, read_ahead)) => {
-                        if io.view.transcript {
-                            echo(&mut io.out, piece.strip_suffix(b"\n").unwrap_or(piece));
-                        }
-                        session.set_read_ahead(read_ahead);
-                        session.data_segment(piece);
-                    }
-                    Err(e) => input_failed(session, e),
-                }
-            }
-        }
+            Want::Data { timeout } => read_data(session, transport, io, timeout),
+            Want::Liveness => session.step(Input::Alive(transport.client_alive())),
+        };
     }
 }
 
-/// What a handshake will use: our certificate, or the UCSPI-TLS super-server.
-enum Pending {
-    Rustls(std::sync::Arc<rustls::ServerConfig>),
-    Ucspi(UcspiFds),
+/// Reads a command line (or an AUTH answer) and hands it over.
+fn read_line(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, timeout: Duration) -> Want {
+    match io.reader.read_line(transport, MAX_COMMAND_LINE, timeout) {
+        Ok(Line::Text(line)) => {
+            if io.view.transcript {
+                echo(&mut io.out, line);
+            }
+            session.step(Input::Line(line))
+        }
+        Ok(Line::TooLong) => session.step(Input::LineTooLong),
+        Err(e) => session.step(failed(e)),
+    }
 }
 
-fn prepare(session: &mut Session, ucspi: &mut Option<UcspiFds>) -> Result<Pending, String> {
-    if let Some(fds) = ucspi.take() {
-        return Ok(Pending::Ucspi(fds));
+/// Reads a piece of message data and hands it over.
+fn read_data(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, timeout: Duration) -> Want {
+    match io.reader.read_data(transport, timeout) {
+        Ok((piece, read_ahead)) => {
+            if io.view.transcript {
+                echo(&mut io.out, piece.strip_suffix(b"\n").unwrap_or(piece));
+            }
+            session.step(Input::Data { piece, read_ahead })
+        }
+        Err(e) => session.step(failed(e)),
     }
-    Ok(Pending::Rustls(session.tls_acceptor()?.config))
+}
+
+/// A read that produced nothing, as input.
+fn failed(e: ReadError) -> Input<'static> {
+    match e {
+        ReadError::Timeout => Input::TimedOut,
+        ReadError::Terminated => Input::Terminated,
+        ReadError::Eof | ReadError::Io(_) => Input::Ended,
+    }
 }
 
 /// The connection after the handshake.
@@ -219,25 +170,28 @@ enum Secure<'a> {
     Ucspi(FdTransport),
 }
 
-fn handshake(
-    pending: Pending,
-    transport: &mut dyn Transport,
-    timeout: std::time::Duration,
-) -> Result<(Secure<'_>, Established), String> {
-    match pending {
-        Pending::Rustls(config) => {
+/// Does the handshake the session asked for, within `timeout`.
+fn handshake<'a>(
+    how: TlsStart,
+    ucspi: Option<UcspiFds>,
+    transport: &'a mut dyn Transport,
+    timeout: Duration,
+) -> Result<(Secure<'a>, Established), TlsError> {
+    match (how, ucspi) {
+        (TlsStart::Rustls(config), _) => {
             let (stream, established) = crate::tls::stream::handshake(transport, config, timeout)?;
             Ok((Secure::Rustls(Box::new(stream)), established))
         }
-        Pending::Ucspi(fds) => {
+        (TlsStart::Ucspi, Some(fds)) => {
             let (fds, established) = fds.start(timeout)?;
             Ok((Secure::Ucspi(fds), established))
         }
+        (TlsStart::Ucspi, None) => Err(TlsError::Ucspi("no descriptors".to_string())),
     }
 }
 
 impl Secure<'_> {
-    fn close(&mut self, timeout: std::time::Duration) {
+    fn close(&mut self, timeout: Duration) {
         if let Secure::Rustls(stream) = self {
             stream.close(timeout);
         }
@@ -245,26 +199,25 @@ impl Secure<'_> {
 }
 
 impl Transport for Secure<'_> {
-    fn read(&mut self, buf: &mut [u8], timeout: std::time::Duration) -> std::io::Result<usize> {
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
         match self {
             Secure::Rustls(s) => s.read(buf, timeout),
             Secure::Ucspi(s) => s.read(buf, timeout),
         }
     }
 
-    fn write_all(&mut self, buf: &[u8], timeout: std::time::Duration) -> std::io::Result<()> {
+    fn write_all(&mut self, buf: &[u8], timeout: Duration) -> std::io::Result<()> {
         match self {
             Secure::Rustls(s) => s.write_all(buf, timeout),
             Secure::Ucspi(s) => s.write_all(buf, timeout),
         }
     }
-}
 
-fn input_failed(session: &mut Session, e: ReadError) {
-    match e {
-        ReadError::Timeout => session.input_timed_out(),
-        ReadError::Terminated => session.shutting_down(),
-        ReadError::Eof | ReadError::Io(_) => session.input_ended(),
+    fn client_alive(&mut self) -> bool {
+        match self {
+            Secure::Rustls(s) => s.client_alive(),
+            Secure::Ucspi(s) => s.client_alive(),
+        }
     }
 }
 

@@ -203,6 +203,32 @@ fn check_reports_entries_in_unknown_schemes() {
     }
 }
 
+/// `--check` names entries that look like a `{SCHEME}` prefix or a `$id$` hash but are
+/// malformed (a blank inside the braces, no closing brace, a blank in the `$id$`): they
+/// never match, where before the hash string itself was the password.
+#[test]
+fn check_reports_malformed_scheme_prefixes() {
+    let dir = TestDir::new(&config(&[
+        ("plugins", "auth/auth_flat_file"),
+        ("plugins", "rcpt_ok"),
+        ("flat_auth_pw", "blank@example.com:{ SSHA512}c2FsdA=="),
+        ("flat_auth_pw", "unclosed@example.com:{SSHA512c2FsdA=="),
+        ("flat_auth_pw", "mcf@example.com:$ 6$saltsalt$hash"),
+        ("flat_auth_pw", "clear@example.com:{}x"),
+    ]));
+    let out = Command::new(crate::support::binary())
+        .args(["--check", "--config"])
+        .arg(dir.config())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in 1..=3 {
+        let expected = format!("flat_auth_pw, line {line}: malformed");
+        assert!(stderr.contains(&expected), "{expected:?} not in:\n{stderr}");
+    }
+    assert!(!stderr.contains("line 4"), "{stderr}");
+}
+
 /// An auth plugin whose AUTH can never be offered (tls_before_auth at its default, no tls
 /// plugin): `--check` says so, since every client then gets 500 to AUTH (and, with
 /// require_auth, 530 to MAIL).

@@ -284,14 +284,132 @@ fn vanished_client_in_process() {
         sinks: Some(Vec::new()),
     };
     let mut session = startup::open(options).map_err(|f| f.error).unwrap();
-    session.set_liveness(Box::new(|| false));
     let mut transport = Scripted::new(vec![
         b"HELO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n".to_vec(),
         b"Subject: gone\r\n\r\nbody\r\n.\r\n".to_vec(),
     ]);
+    transport.gone = true;
     server::serve(&mut session, &mut transport, View::default());
     let text = String::from_utf8_lossy(&transport.written);
     assert!(!text.contains("Queued"), "{text}");
     assert_eq!(dir.messages().len(), 0);
     assert_eq!(std::fs::read_dir(dir.spool()).unwrap().count(), 0);
+}
+
+/// RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with its CRLF, and a log line
+/// has a bound too, however long a peer fact is (a 10 KB TCPREMOTEINFO used to make a
+/// 15 KB EHLO line and log lines as long).
+#[test]
+fn reply_and_log_lines_are_bounded_whatever_the_peer_facts() {
+    use crate::support::transcript::{Step, Transcript};
+    use crate::support::{run_in_process, run_over_socket};
+    let t = Transcript {
+        env: vec![
+            ("TCPREMOTEIP".into(), "192.0.2.1".into()),
+            ("TCPREMOTEINFO".into(), "i".repeat(10_000)),
+        ],
+        steps: vec![Step::Send(
+            b"EHLO c.example\r\nHELO c.example\r\nQUIT\r\n".to_vec(),
+        )],
+        ..Transcript::default()
+    };
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok")]));
+    let runs = [
+        ("binary", run_over_socket(&t, binary_command(&dir), false)),
+        ("in-process", run_in_process(&t, &dir)),
+    ];
+    for (how, run) in runs {
+        assert!(
+            run.lines
+                .iter()
+                .any(|l| l.starts_with("250-test.example.org Hi iiii")),
+            "{how}: {:?}",
+            run.lines
+        );
+        assert!(run.lines.iter().any(|l| l.starts_with("221 ")), "{how}");
+        for line in &run.lines {
+            assert!(
+                line.len() + 2 <= 512,
+                "{how}: a reply line of {} octets",
+                line.len() + 2
+            );
+        }
+        assert!(
+            run.log.iter().any(|l| l.contains("Connection from iiii")),
+            "{how}"
+        );
+        for line in &run.log {
+            assert!(
+                line.len() <= qpsmtpd_rs::log::MAX_LINE,
+                "{how}: a log line of {} bytes",
+                line.len()
+            );
+        }
+    }
+}
+
+/// Input the client sent that we never read must not turn our close into a TCP reset, which
+/// can destroy the last reply in flight (the 221 here, a 421 after a timeout): the server
+/// half-closes, reads what is left for a bounded time and then closes, so the client sees
+/// the reply and then an orderly end of the connection.
+#[test]
+fn unread_input_at_the_end_is_drained_not_reset() {
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok")]));
+    let (mut child, client) = spawn_inetd(binary_command(&dir));
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut writer = client.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut bytes = b"QUIT\r\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'x', 300 * 1024));
+        let _ = writer.write_all(&bytes);
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+    });
+    let mut got = Vec::new();
+    let mut reader = client;
+    let end = loop {
+        let mut buf = [0u8; 4096];
+        match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    sender.join().unwrap();
+    child.wait().unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("\r\n221 2.0.0 "), "{text}");
+    assert!(end.is_ok(), "the connection ended in {end:?} after {text:?}");
+}
+
+/// The drain at the end is bounded: a client that never stops sending cannot keep the
+/// process after QUIT.
+#[test]
+fn draining_at_the_end_is_bounded() {
+    let dir = TestDir::new(&cfg(&[("plugins", "rcpt_ok")]));
+    let (mut child, client) = spawn_inetd(binary_command(&dir));
+    let mut writer = client.try_clone().unwrap();
+    let started = std::time::Instant::now();
+    let sender = std::thread::spawn(move || {
+        let mut first = b"QUIT\r\n".to_vec();
+        first.extend(std::iter::repeat_n(b'x', 100 * 1024));
+        let _ = writer.write_all(&first);
+        let junk = [b'x'; 4096];
+        while started.elapsed() < Duration::from_secs(30) && writer.write_all(&junk).is_ok() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            eprintln!("the process ended {:?} after QUIT", started.elapsed());
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still running while the client sends"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    drop(client);
+    sender.join().unwrap();
 }

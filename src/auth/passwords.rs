@@ -10,12 +10,22 @@
 //! * anything else: clear text.
 //!
 //! A `{SCHEME}` or `$id$` this module does not know, or a known one that is malformed, is
-//! [`Stored::Unusable`]: it never matches, and `--check` names it with its line. Before,
-//! such an entry was compared as clear text, so the hash string itself was the password.
+//! [`Stored::Unusable`]: it never matches, and `--check` names it with its line. So is an
+//! entry meant as one that is not well formed (`{ SSHA512}`, `{SSHA512` without its `}`,
+//! `$ 6$`). Before, such an entry was compared as clear text, so the hash string itself
+//! was the password.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use sha2::Digest;
+
+mod md5crypt;
+mod prefix;
+mod shape;
+
+use md5crypt::md5_crypt;
+use prefix::{looks_like_a_scheme, looks_like_an_mcf_id, mcf_id, scheme_prefix};
+use shape::{checked, decode, md5_crypt_parts, yescrypt_params};
+
+pub use shape::looks_like_a_hash;
 
 /// How a stored password is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,26 +119,18 @@ pub fn stored(entry: &str) -> Stored<'_> {
     if let Some((scheme, rest)) = scheme_prefix(entry) {
         return with_scheme(scheme, rest);
     }
+    if looks_like_a_scheme(entry) {
+        return Stored::Unusable(
+            "malformed {SCHEME} prefix (a blank inside the braces, or no closing brace)".into(),
+        );
+    }
     if mcf_id(entry).is_some() {
         return crypt(entry, None);
     }
+    if looks_like_an_mcf_id(entry) {
+        return Stored::Unusable("malformed $id$ prefix (a blank or an odd character in it)".into());
+    }
     Stored::Clear(entry)
-}
-
-/// `{SCHEME}rest`, where SCHEME is letters, digits, `-`, `_` and `.`.
-fn scheme_prefix(entry: &str) -> Option<(&str, &str)> {
-    let (scheme, rest) = entry.strip_prefix('{')?.split_once('}')?;
-    let word = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-    (!scheme.is_empty() && scheme.chars().all(word)).then_some((scheme, rest))
-}
-
-/// The `id` of `$id$...` or `$id,params$...` (letters, digits and `-`; SunMD5 writes
-/// `$md5,rounds=5000$`, which must not pass for clear text).
-fn mcf_id(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix('$')?;
-    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))?;
-    let id = &rest[..end];
-    (!id.is_empty() && rest[end..].starts_with(['$', ','])).then_some(id)
 }
 
 fn with_scheme<'a>(scheme: &str, rest: &'a str) -> Stored<'a> {
@@ -201,91 +203,6 @@ fn crypt(text: &str, expected: Option<Kind>) -> Stored<'_> {
     checked(Hash { kind, text })
 }
 
-/// The hash if it is well formed, else why not.
-fn checked(hash: Hash<'_>) -> Stored<'_> {
-    match well_formed(&hash) {
-        Ok(()) => Stored::Hash(hash),
-        Err(why) => Stored::Unusable(why),
-    }
-}
-
-fn well_formed(hash: &Hash<'_>) -> Result<(), String> {
-    let text = hash.text;
-    let bad = |what: &str| Err(format!("malformed {what} hash"));
-    match hash.kind {
-        Kind::Md5Crypt => match md5_crypt_parts(text) {
-            Some(_) => Ok(()),
-            None => bad("MD5-crypt"),
-        },
-        Kind::ShaCrypt => {
-            if sha_crypt_shape(text) {
-                Ok(())
-            } else {
-                bad("SHA-crypt")
-            }
-        }
-        Kind::Bcrypt => {
-            // $2b$NN$ + 22 characters of salt + 31 of hash.
-            let ok = text.len() == 60
-                && text.as_bytes().get(6) == Some(&b'$')
-                && text[4..6].parse::<u32>().is_ok_and(|c| (4..=31).contains(&c));
-            if ok { Ok(()) } else { bad("bcrypt") }
-        }
-        Kind::Argon2 => match argon2::password_hash::phc::PasswordHash::new(text) {
-            // `m` is in KiB.
-            Ok(h)
-                if h.params
-                    .get_decimal("m")
-                    .is_some_and(|m| u64::from(m) << 10 > MAX_MEMORY) =>
-            {
-                Err("argon2 parameters need more than 1 GiB of memory".into())
-            }
-            Ok(_) => Ok(()),
-            Err(_) => bad("argon2"),
-        },
-        Kind::Yescrypt => yescrypt_params(text).map(|_| ()),
-        Kind::Digest(alg, salted, encoding) => {
-            let Some(raw) = decode(text, encoding) else {
-                return bad("digest (encoding)");
-            };
-            let ok = match salted {
-                Salted::Yes => raw.len() > alg.len(),
-                Salted::No => raw.len() == alg.len(),
-            };
-            if ok { Ok(()) } else { bad("digest (length)") }
-        }
-    }
-}
-
-/// The parameters of a `$y$` hash, refused when they need too much memory.
-fn yescrypt_params(text: &str) -> Result<yescrypt::Params, String> {
-    let parsed = yescrypt::PasswordHashRef::new(text).map_err(|_| "malformed $y$ hash".to_string())?;
-    let hash = text.rsplit('$').next().unwrap_or_default();
-    if hash.len() != 43 || !hash.bytes().all(|b| ITOA64.contains(&b)) {
-        return Err("malformed $y$ hash".into());
-    }
-    let params: yescrypt::Params = parsed
-        .fields()
-        .next()
-        .and_then(|f| f.as_str().parse().ok())
-        .ok_or("malformed $y$ parameters")?;
-    let memory = 128u64
-        .saturating_mul(u64::from(params.r()))
-        .saturating_mul(params.n())
-        .saturating_mul(u64::from(params.p().max(1)));
-    if memory > MAX_MEMORY {
-        return Err(format!("$y$ parameters need {} MiB of memory", memory >> 20));
-    }
-    Ok(params)
-}
-
-fn decode(text: &str, encoding: Encoding) -> Option<Vec<u8>> {
-    match encoding {
-        Encoding::Base64 => B64.decode(text.trim()).ok(),
-        Encoding::Hex => super::unhex(&text.trim().to_ascii_lowercase()),
-    }
-}
-
 /// Does the attempt match the stored entry? Clear text and digests are compared in
 /// constant time; an unusable entry never matches.
 pub fn password_matches(entry: &str, attempt: &str) -> bool {
@@ -348,129 +265,6 @@ impl Hash<'_> {
     }
 }
 
-/// `$5$[rounds=N$]salt$hash` with a hash of 43 characters, `$6$...` with 86.
-fn sha_crypt_shape(text: &str) -> bool {
-    let (len, rest) = match (text.strip_prefix("$5$"), text.strip_prefix("$6$")) {
-        (Some(rest), _) => (43, rest),
-        (_, Some(rest)) => (86, rest),
-        _ => return false,
-    };
-    let rest = match rest.strip_prefix("rounds=") {
-        Some(r) => match r.split_once('$') {
-            Some((n, after)) if n.parse::<u32>().is_ok() => after,
-            _ => return false,
-        },
-        None => rest,
-    };
-    matches!(rest.split_once('$'), Some((salt, hash))
-        if salt.len() <= 16 && !salt.contains('$') && hash.len() == len
-            && hash.bytes().all(|b| ITOA64.contains(&b)))
-}
-
-/// `$1$salt$hash` or `$apr1$salt$hash` → (magic, salt, hash); the salt is at most 8
-/// characters (longer ones are cut, as crypt(3) does, so the stored string then cannot
-/// match and the entry is malformed).
-fn md5_crypt_parts(text: &str) -> Option<(&'static str, &str, &str)> {
-    let (magic, rest) = ["$1$", "$apr1$"]
-        .into_iter()
-        .find_map(|m| Some((m, text.strip_prefix(m)?)))?;
-    let (salt, hash) = rest.split_once('$')?;
-    (salt.len() <= 8 && hash.len() == 22 && hash.bytes().all(|b| ITOA64.contains(&b)))
-        .then_some((magic, salt, hash))
-}
-
-/// What a clear-text entry looks like when it is really a crypt(3) hash without a `$id$`,
-/// which this module cannot check: traditional DES (`htpasswd -d`, `mkpasswd -m
-/// descrypt`, old /etc/shadow files), BSDi's `_` form, AIX's MD5 (`openssl passwd
-/// -aixmd5`). Such an entry is compared as clear text, so the hash string itself is the
-/// password. For `--check` only: a clear password may have that shape too (it can be
-/// written `{PLAIN}...` to say so).
-pub fn looks_like_a_hash(entry: &str) -> Option<&'static str> {
-    let crypt_chars = |s: &str| !s.is_empty() && s.bytes().all(|b| ITOA64.contains(&b));
-    if entry.len() == 13 && crypt_chars(entry) {
-        return Some("a traditional DES crypt hash");
-    }
-    if entry.len() == 20 && entry.strip_prefix('_').is_some_and(crypt_chars) {
-        return Some("a BSDi crypt hash");
-    }
-    match entry.split_once('$') {
-        Some((salt, hash))
-            if salt.len() <= 8 && crypt_chars(salt) && hash.len() == 22 && crypt_chars(hash) =>
-        {
-            Some("an AIX MD5 crypt hash")
-        }
-        _ => None,
-    }
-}
-
-const ITOA64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// MD5-crypt as FreeBSD's crypt(3) defines it (Poul-Henning Kamp's algorithm, `$1$`, or
-/// with Apache's magic `$apr1$`); the digest is the RustCrypto `md-5` crate's. No
-/// maintained crate publishes this scheme.
-fn md5_crypt(pw: &[u8], magic: &str, salt: &str) -> String {
-    use md5::{Digest as _, Md5};
-    let salt = salt.as_bytes();
-    let alternate = Md5::new()
-        .chain_update(pw)
-        .chain_update(salt)
-        .chain_update(pw)
-        .finalize();
-    let mut ctx = Md5::new()
-        .chain_update(pw)
-        .chain_update(magic.as_bytes())
-        .chain_update(salt);
-    let mut left = pw.len();
-    while left > 0 {
-        let n = left.min(16);
-        ctx.update(&alternate[..n]);
-        left -= n;
-    }
-    let mut i = pw.len();
-    while i != 0 {
-        if i & 1 == 1 {
-            ctx.update([0u8]);
-        } else {
-            ctx.update(&pw[..1]);
-        }
-        i >>= 1;
-    }
-    let mut fin = ctx.finalize();
-    for round in 0..1000 {
-        let mut c = Md5::new();
-        if round & 1 == 1 {
-            c.update(pw);
-        } else {
-            c.update(fin);
-        }
-        if round % 3 != 0 {
-            c.update(salt);
-        }
-        if round % 7 != 0 {
-            c.update(pw);
-        }
-        if round & 1 == 1 {
-            c.update(fin);
-        } else {
-            c.update(pw);
-        }
-        fin = c.finalize();
-    }
-    let f = |i: usize| u32::from(fin[i]);
-    let mut out = format!("{magic}{}$", String::from_utf8_lossy(salt));
-    let mut put = |mut v: u32, n: usize| {
-        for _ in 0..n {
-            out.push(char::from(ITOA64[(v & 0x3f) as usize]));
-            v >>= 6;
-        }
-    };
-    for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
-        put((f(a) << 16) | (f(b) << 8) | f(c), 4);
-    }
-    put(f(11), 2);
-    out
-}
-
 /// Compares in time that depends only on the lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -480,142 +274,4 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Each generated by the tool named, with the password `secret`.
-    const SECRET: &[(&str, &str)] = &[
-        // openssl passwd -1 -salt saltsalt secret
-        ("openssl -1", "$1$saltsalt$9xy1btjgzLYfb7hivXtC//"),
-        // openssl passwd -apr1 -salt saltsalt secret (htpasswd -m writes the same form)
-        ("openssl -apr1", "$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0"),
-        // slappasswd -h {MD5} -s secret (LDAP's unsalted MD5, base64)
-        ("slappasswd {MD5}", "{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ=="),
-        // openssl passwd -6 -salt saltsalt secret
-        (
-            "openssl -6",
-            "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
-        ),
-        // perl -e 'print crypt("secret", "\$y\$j9T\$saltsaltsaltsalt")' (libxcrypt)
-        (
-            "libxcrypt yescrypt",
-            "$y$j9T$saltsaltsaltsalt$.Zt5W26jjocuW0wIHGgB6AJelofw6GEpOypHGyow2y5",
-        ),
-        // doveadm pw -s SSHA256 -p secret
-        (
-            "doveadm SSHA256",
-            "{SSHA256}VgGggWEAH1WShbbHPBLqH9bRUKejJwklWpZ+mYxGHuAkuOgA",
-        ),
-        // doveadm pw -s SSHA512 -p secret
-        (
-            "doveadm SSHA512",
-            "{SSHA512}taUhy8G9AlmCZp07/pGt0kl6MtjgUQEU14fD3IF0FsN/Uq/bgQ9V/FXAWdoTSBbviiNzbSw46NlfWzt8oTTFIi5JU10=",
-        ),
-        (
-            "doveadm SHA256",
-            "{SHA256}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=",
-        ),
-        (
-            "doveadm SHA256.HEX",
-            "{SHA256.HEX}2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b",
-        ),
-        ("doveadm PLAIN-MD5", "{PLAIN-MD5}5ebe2294ecd0e0f08eab7690d2a6ee69"),
-        ("doveadm SSHA", "{SSHA}9WG5nA2FVa2brfdZgIylsERuU7A8rlP7"),
-        ("doveadm SHA", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ="),
-        ("doveadm SMD5", "{SMD5}q8EsH6jnkymYjIyLaV5mtDCq+4U="),
-        (
-            "doveadm MD5-CRYPT",
-            "{MD5-CRYPT}$1$p.EEB.Y5$eVPe9ljdalWyTPhHCY3nm1",
-        ),
-        ("{CRYPT}", "{CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC//"),
-        ("{PLAIN}", "{PLAIN}secret"),
-        ("{CLEAR}", "{CLEAR}secret"),
-        ("clear", "secret"),
-    ];
-
-    #[test]
-    fn every_supported_scheme_matches_its_password_and_not_itself() {
-        for (tool, entry) in SECRET {
-            assert!(
-                !matches!(stored(entry), Stored::Unusable(_)),
-                "{tool}: {entry} {:?}",
-                stored(entry)
-            );
-            assert!(password_matches(entry, "secret"), "{tool}: {entry}");
-            assert!(!password_matches(entry, "Secret"), "{tool}: {entry}");
-            if !entry.ends_with("secret") {
-                assert!(
-                    !password_matches(entry, entry),
-                    "{tool}: the hash is its own password"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn bcrypt_and_argon2() {
-        let hash = bcrypt::hash("secret", 4).unwrap();
-        for v in ["2a", "2b", "2x", "2y"] {
-            let entry = format!("${v}{}", &hash[3..]);
-            assert!(
-                password_matches(&entry, "secret") && !password_matches(&entry, &entry),
-                "{entry}"
-            );
-        }
-        assert!(password_matches(&format!("{{BLF-CRYPT}}{hash}"), "secret"));
-        use argon2::password_hash::PasswordHasher;
-        let argon = argon2::Argon2::default()
-            .hash_password_with_salt(b"secret", b"saltsaltsaltsalt")
-            .unwrap()
-            .to_string();
-        assert!(password_matches(&argon, "secret") && !password_matches(&argon, &argon));
-        assert!(password_matches(&format!("{{ARGON2ID}}{argon}"), "secret"));
-    }
-
-    #[test]
-    fn unknown_or_malformed_entries_never_match() {
-        let unusable = [
-            "$7$CU..../....saltsalt$hash",
-            "$gy$j9T$salt$hash",
-            "$md5$salt$hash",
-            // mkpasswd -m sunmd5 'pw one'
-            "$md5,rounds=35439$S79LyXy2$$3w0TTS3CKjrzsBTFCG.190",
-            "$6$broken",
-            "$1$toolongsalt$9xy1btjgzLYfb7hivXtC//",
-            "$2b$99$saltsaltsaltsaltsaltsahashhashhashhashhashhashhashhas",
-            "{FOO}secret",
-            "{SHA512-CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC//",
-            "{CRYPT}ab01FAX.bQRSU",
-            "{SSHA256}not base64!",
-            "{SHA256}c2hvcnQ=",
-            "{SSHA256.ROT13}abc",
-            "{CRAM-MD5}e02d374fde0dc75a17a557039a3a5338c7743304777dccd376f332bee68d2cf6",
-            "$y$jHT$saltsaltsaltsalt$.Zt5W26jjocuW0wIHGgB6AJelofw6GEpOypHGyow2y5",
-            "$y$j9T$saltsaltsaltsalt$short",
-            "$argon2id$v=19$m=4194304,t=3,p=1$ymCkYDjeUhhzLXCFG4bYxg$gmORAEvD37DW/m2XWQADL7Aahh2M3tPVAOt0eYgbVYA",
-        ];
-        for entry in unusable {
-            assert!(
-                matches!(stored(entry), Stored::Unusable(_)),
-                "{entry}: {:?}",
-                stored(entry)
-            );
-            assert!(!password_matches(entry, entry), "{entry}");
-            assert!(!password_matches(entry, "secret"), "{entry}");
-        }
-        for (entry, hash) in [
-            ("Y6/Od0lWQtTdQ", true),
-            ("_J9..p78yg5PINKr6UQQ", true),
-            ("NjHs5Dun$NaaXU977/uYKL9e/BTVtX.", true),
-            ("{PLAIN}Y6/Od0lWQtTdQ", false),
-            ("correct horse", false),
-            ("Y6/Od0lWQtTd!", false),
-        ] {
-            assert_eq!(looks_like_a_hash(entry).is_some(), hash, "{entry}");
-        }
-        // Clear text that merely contains `$` or braces elsewhere stays clear text.
-        for clear in ["pa$$word", "a{b}c", "$", "{}x", "$$", "$,", "$abc"] {
-            assert_eq!(stored(clear), Stored::Clear(clear));
-        }
-    }
-}
+mod tests;

@@ -45,10 +45,6 @@ pub use services::Services;
 pub use spec::{LogAdjust, PluginSpec};
 pub use verdict::{Outcome, Verdict};
 
-/// ESMTP parameters of MAIL/RCPT; defined with the transaction, named here too for the
-/// plugins that take them.
-pub use crate::transaction::Params;
-
 /// One instance of a plugin, as the chain holds it.
 pub trait Plugin {
     /// The hooks this instance registers, in registration order.

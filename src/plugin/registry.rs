@@ -181,10 +181,9 @@ pub fn build(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, Buil
     }
 }
 
-/// Builds the log sink a `config/logging` line names. The error is the text of a
-/// [`BuildError`] (start-up puts it into its `LoadError`).
-pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
-    let sink = match LOG_SINKS.iter().find(|(n, _)| *n == spec.base) {
+/// Builds the log sink a `config/logging` line names.
+pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, BuildError> {
+    match LOG_SINKS.iter().find(|(n, _)| *n == spec.base) {
         Some((_, make)) => make(spec, config).map_err(|error| BuildError::Refused {
             plugin: spec.name.clone(),
             error,
@@ -192,6 +191,5 @@ pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>
         None => Err(BuildError::UnknownLogSink {
             plugin: spec.name.clone(),
         }),
-    };
-    sink.map_err(|e| e.to_string())
+    }
 }

@@ -1,7 +1,8 @@
-//! The greeting (connect hook) and HELO/EHLO (reference §3.1, §3.2).
+//! The greeting (qpsmtpd's `connect_respond`) and HELO/EHLO (its `helo` and `ehlo`).
 
 use super::Session;
-use crate::VERSION;
+use super::fixed::{CONFIGURED_GREETING, EHLO_OK, GREETING, HELLO_NEEDS_DOMAIN, HELLO_SYNTAX_ERROR, HELO_OK};
+use super::refusals::{CONNECT, EHLO, HELO};
 use crate::connection::Greeting;
 use crate::plugin::{Args, Hook, Outcome, Verdict};
 use crate::reply::Reply;
@@ -9,61 +10,35 @@ use crate::reply::Reply;
 impl Session {
     /// `connect` verdict → greeting or refusal.
     pub(super) fn connect_respond(&mut self, out: Outcome) {
-        match out.verdict {
-            Verdict::Deny | Verdict::DenyDisconnect => {
-                self.summary.outcome = "refused at connect".into();
-                self.reply(Reply::from_plugin(
-                    550,
-                    "5.7.1",
-                    &out.msg,
-                    "Connection from you denied, bye bye.",
-                ));
-                self.disconnect();
-            }
-            Verdict::DenySoft | Verdict::DenySoftDisconnect => {
-                self.summary.outcome = "deferred at connect".into();
-                self.reply(Reply::from_plugin(
-                    450,
-                    "4.7.1",
-                    &out.msg,
-                    "Connection from you temporarily denied, bye bye.",
-                ));
-                self.disconnect();
-            }
-            Verdict::Done => {}
-            Verdict::Ok | Verdict::Declined => {
-                let text = self.greeting_text();
-                self.reply(Reply::plain(220, text));
-            }
+        if self.respond(&CONNECT, out, "").is_some() {
+            let reply = self.greeting();
+            self.reply(reply);
         }
     }
 
     /// `smtpgreeting` with ` ESMTP` added unless it already says ESMTP, else the default.
-    fn greeting_text(&self) -> String {
+    fn greeting(&self) -> Reply {
         match &self.settings.greeting {
             Some(g) if !g.is_empty() => {
                 let says_esmtp = g
                     .split(|c: char| !(c.is_alphanumeric() || c == '_'))
                     .any(|w| w == "ESMTP");
                 if says_esmtp {
-                    g.clone()
+                    CONFIGURED_GREETING.about(g)
                 } else {
-                    format!("{g} ESMTP")
+                    CONFIGURED_GREETING.about(&format!("{g} ESMTP"))
                 }
             }
-            _ => format!(
-                "{} ESMTP qpsmtpd-rs {VERSION} ready; send us your mail, but not your spam.",
-                self.settings.me
-            ),
+            _ => GREETING.about(&self.settings.me),
         }
     }
 
     /// HELO (`esmtp = false`) or EHLO.
     pub(super) fn hello(&mut self, esmtp: bool, rest: &str) {
-        let (parse_hook, hook, verb) = if esmtp {
-            (Hook::EhloParse, Hook::Ehlo, "ehlo")
+        let (parse_hook, hook, verb, row) = if esmtp {
+            (Hook::EhloParse, Hook::Ehlo, "ehlo", &EHLO)
         } else {
-            (Hook::HeloParse, Hook::Helo, "helo")
+            (Hook::HeloParse, Hook::Helo, "helo", &HELO)
         };
         let words = match self.parse_with(parse_hook, rest, |r| {
             Ok(r.split(' ')
@@ -72,69 +47,59 @@ impl Session {
                 .collect())
         }) {
             Ok(words) => words,
-            Err(msg) => return self.reply(Reply::from_plugin(501, "5.5.2", &[msg], "Syntax error")),
+            Err(msg) => return self.reply(HELLO_SYNTAX_ERROR.or_plugin(&[msg])),
         };
         let Some((host, extra)) = words.split_first() else {
-            return self.reply(Reply::new(
-                501,
-                "5.5.4",
-                format!("{verb} requires domain/address - see RFC-2821 4.1.1.1"),
-            ));
+            return self.reply(HELLO_NEEDS_DOMAIN.about(verb));
         };
-        // A later HELO or EHLO is accepted and, once accepted, resets the state as RSET
-        // does (RFC 5321 §4.1.4; qpsmtpd answered 503: README Differences 43). Refused, it
-        // leaves the state as it was.
         let again = self.conn.hello.is_some();
         if esmtp {
             self.txn.capabilities.clear();
         }
         let out = self.run(hook, Args::Hello { host, extra });
-        // Quirk 1 fixed: a deny or DONE is the only reply (Perl 1.00 added a 451).
-        let denied = format!("{host}: {} denied", verb.to_uppercase());
-        match out.verdict {
-            Verdict::Done => {}
-            Verdict::Deny => self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, &denied)),
-            Verdict::DenySoft => self.reply(Reply::from_plugin(450, "4.7.1", &out.msg, &denied)),
-            Verdict::DenyDisconnect => {
-                self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, &denied));
-                self.disconnect();
-            }
-            Verdict::DenySoftDisconnect => {
-                self.reply(Reply::from_plugin(450, "4.7.1", &out.msg, &denied));
-                self.disconnect();
-            }
-            Verdict::Ok | Verdict::Declined => {
-                if again {
-                    let capabilities = std::mem::take(&mut self.txn.capabilities);
-                    self.reset_transaction();
-                    self.txn.capabilities = capabilities;
-                }
-                self.conn.hello = Some(Greeting {
-                    esmtp,
-                    host: host.clone(),
-                });
-                // STARTTLS and AUTH are commands only after an EHLO that offered them.
-                self.tls.offered = esmtp && self.tls_available() && self.conn.tls.is_none();
-                self.auth.offered = esmtp && self.auth_keyword().is_some();
-                let first = format!(
-                    "{} Hi {} [{}]",
-                    self.settings.me, self.conn.remote_info, self.conn.remote_ip
-                );
-                if esmtp {
-                    let lines = self.ehlo_lines(first);
-                    self.reply(Reply::plain_lines(250, lines));
-                } else {
-                    self.reply(Reply::plain(250, format!("{first}; I am so happy to meet you.")));
-                }
-            }
+        // A deny or DONE is the only reply (qpsmtpd 1.00 added a 451 after it).
+        if self.respond(row, out, host).is_some() {
+            self.greeted(esmtp, host, again);
         }
     }
 
+    /// HELO or EHLO accepted. A later one is accepted too and, once accepted, resets the
+    /// state as RSET does (RFC 5321 §4.1.4; qpsmtpd answered 503: README Differences 43);
+    /// refused, it leaves the state as it was.
+    fn greeted(&mut self, esmtp: bool, host: &str, again: bool) {
+        if again {
+            let capabilities = std::mem::take(&mut self.txn.capabilities);
+            self.reset_transaction();
+            self.txn.capabilities = capabilities;
+        }
+        self.conn.hello = Some(Greeting {
+            esmtp,
+            host: host.to_string(),
+        });
+        // STARTTLS and AUTH are commands only after an EHLO that offered them.
+        self.tls.offered = esmtp && self.tls_available() && self.conn.tls.is_none();
+        self.auth.offered = esmtp && self.auth_keyword().is_some();
+        let facts = [
+            self.settings.me.as_str(),
+            self.conn.remote_info.as_str(),
+            self.conn.remote_ip.as_str(),
+        ];
+        let reply = if esmtp {
+            let mut lines = EHLO_OK.with(&facts).lines;
+            lines.extend(self.ehlo_keywords());
+            Reply::plain_lines(EHLO_OK.code, lines)
+        } else {
+            HELO_OK.with(&facts)
+        };
+        self.reply(reply);
+    }
+
     /// The EHLO keywords: qpsmtpd's PIPELINING, 8BITMIME and SIZE, plus
-    /// ENHANCEDSTATUSCODES and SMTPUTF8, then STARTTLS, what plugins added, and AUTH last
-    /// (qpsmtpd's order, the `tls` plugin loaded first).
-    fn ehlo_lines(&self, first: String) -> Vec<String> {
-        let mut lines = vec![first, "PIPELINING".to_string(), "8BITMIME".to_string()];
+    /// ENHANCEDSTATUSCODES and SMTPUTF8, then STARTTLS, what plugins offer for every
+    /// client ([`crate::plugin::Offers::ehlo`]) and what their `ehlo` hooks added for this
+    /// one, and AUTH last (qpsmtpd's order, the `tls` plugin loaded first).
+    fn ehlo_keywords(&self) -> Vec<String> {
+        let mut lines = vec!["PIPELINING".to_string(), "8BITMIME".to_string()];
         if self.settings.databytes > 0 {
             lines.push(format!("SIZE {}", self.settings.databytes));
         }
@@ -143,7 +108,11 @@ impl Session {
         if self.tls.offered {
             lines.push("STARTTLS".to_string());
         }
-        lines.extend(self.txn.capabilities.iter().cloned());
+        for keyword in self.offers.ehlo.iter().chain(&self.txn.capabilities) {
+            if !lines.contains(keyword) {
+                lines.push(keyword.clone());
+            }
+        }
         if self.auth.offered
             && let Some(keyword) = self.auth_keyword()
         {
@@ -166,7 +135,10 @@ impl Session {
             match out.verdict {
                 Verdict::Ok => return Ok(out.msg),
                 v if v.is_deny() => {
-                    return Err(out.first_msg().unwrap_or("Syntax error in command").to_string());
+                    return Err(out
+                        .first_msg()
+                        .unwrap_or(super::fixed::SYNTAX_ERROR.text)
+                        .to_string());
                 }
                 _ => {}
             }

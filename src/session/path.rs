@@ -1,20 +1,27 @@
-//! MAIL and RCPT (reference §3.3, §3.4), with ESMTP parameter checks qpsmtpd lacked:
+//! MAIL and RCPT (qpsmtpd's `mail` and `rcpt`), with ESMTP parameter checks qpsmtpd lacked:
 //! `SIZE` over `databytes` is refused at MAIL (RFC 1870 §6.2), unknown parameters get
 //! `555` (RFC 5321 §4.1.1.11), non-ASCII addresses need `SMTPUTF8` (RFC 6531 §3.4).
 
 use super::Session;
+use super::fixed::{
+    CONFIG_PROBLEM, HELLO_FIRST, MAIL_BEFORE_RCPT, PARAMETER_SYNTAX, RECIPIENT_OK, RECIPIENT_UNPARSEABLE,
+    ROUTING_REFUSED, SENDER_OK, SENDER_UNPARSEABLE, SIZE_OVER_ANY_LIMIT, SIZE_OVER_LIMIT, SYNTAX_ERROR,
+    TOO_MANY_RECIPIENTS, UNSUPPORTED_PARAMETER, UTF8_REQUIRED,
+};
+use super::refusals::{MAIL, RCPT, RCPT_POST};
 use crate::address::Address;
 use crate::command::{PathArgs, PathCommand, parse_path};
 use crate::log::Level;
-use crate::plugin::{Args, Hook, Outcome, Params, Verdict, truthy};
+use crate::plugin::{Args, Hook, Outcome, Verdict, truthy};
 use crate::reply::Reply;
+use crate::transaction::Params;
 
 impl Session {
     /// MAIL FROM: always starts a new transaction first (a second MAIL restarts it).
     pub(super) fn mail(&mut self, rest: &str) {
         self.reset_transaction();
         if self.conn.hello.is_none() {
-            return self.reply(Reply::new(503, "5.5.1", "please say hello first ..."));
+            return self.reply(HELLO_FIRST.reply());
         }
         self.conn.notes.insert("envelope_from".into(), rest.to_string());
         let args = match self.parse_path_args(Hook::MailParse, PathCommand::Mail, rest) {
@@ -36,10 +43,10 @@ impl Session {
             Address::parse(&addr)
         };
         let Some(from) = from else {
-            return self.reply(Reply::new(501, "5.1.7", "could not parse your mail from command"));
+            return self.reply(SENDER_UNPARSEABLE.reply());
         };
         if !from.is_ascii() && !smtputf8 {
-            return self.reply(utf8_required());
+            return self.reply(UTF8_REQUIRED.reply());
         }
         let out = self.run(
             Hook::Mail,
@@ -52,33 +59,16 @@ impl Session {
     }
 
     fn mail_respond(&mut self, out: Outcome, from: Address, params: Params, smtputf8: bool) {
-        let denied = format!("{from}, denied");
-        let later = format!("{from}, temporarily denied");
-        match out.verdict {
-            Verdict::Done => {}
-            Verdict::Deny => self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, &denied)),
-            Verdict::DenySoft => self.reply(Reply::from_plugin(450, "4.7.1", &out.msg, &later)),
-            Verdict::DenyDisconnect => {
-                self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, &denied));
-                self.disconnect();
-            }
-            Verdict::DenySoftDisconnect => {
-                self.reply(Reply::from_plugin(421, "4.7.1", &out.msg, &later));
-                self.disconnect();
-            }
-            Verdict::Ok | Verdict::Declined => {
-                self.reply(Reply::new(
-                    250,
-                    "2.1.0",
-                    format!("{from}, sender OK - how exciting to get mail from you!"),
-                ));
-                self.summary.last_sender = Some(from.to_string());
-                self.summary.last_recipients.clear();
-                self.txn.sender = Some(from);
-                self.txn.mail_params = params;
-                self.txn.smtputf8 = smtputf8;
-            }
+        let sender = from.to_string();
+        if self.respond(&MAIL, out, &sender).is_none() {
+            return;
         }
+        self.reply(SENDER_OK.about(&sender));
+        self.summary.last_sender = Some(sender);
+        self.summary.last_recipients.clear();
+        self.txn.sender = Some(from);
+        self.txn.mail_params = params;
+        self.txn.smtputf8 = smtputf8;
     }
 
     /// RCPT TO: parse errors come before the sequence check, as in qpsmtpd.
@@ -89,40 +79,26 @@ impl Session {
             Err(reply) => return self.reply(reply),
         };
         if self.txn.sender.is_none() {
-            return self.reply(Reply::new(503, "5.5.1", "Use MAIL before RCPT"));
+            return self.reply(MAIL_BEFORE_RCPT.reply());
         }
         let params = lower_params(&args.params);
         if let Some((key, _)) = params.first() {
-            return self.reply(unsupported_param(key));
+            return self.reply(UNSUPPORTED_PARAMETER.about(&key.to_ascii_uppercase()));
         }
         if self.txn.recipients.len() >= self.settings.max_recipients {
-            return self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
+            return self.reply(TOO_MANY_RECIPIENTS.reply());
         }
         let addr = self.pre_address(Hook::RcptPre, args.addr, &params);
         let Some(to) = Address::parse(&addr).filter(|a| !a.is_null()) else {
-            return self.reply(Reply::new(501, "5.1.3", "could not parse recipient"));
+            return self.reply(RECIPIENT_UNPARSEABLE.reply());
         };
         if !to.is_ascii() && !self.txn.smtputf8 {
-            return self.reply(utf8_required());
+            return self.reply(UTF8_REQUIRED.reply());
         }
-        if to.has_routing() {
-            match self.may_route() {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.log.log(
-                        Level::Info,
-                        format_args!(
-                            "refused {to}: sender-specified routing from a client that may not relay"
-                        ),
-                    );
-                    return self.reply(Reply::new(
-                        550,
-                        "5.7.1",
-                        format!("{to}, sender-specified routing is not allowed"),
-                    ));
-                }
-                Err(reply) => return self.reply(reply),
-            }
+        if to.has_routing()
+            && let Err(reply) = self.may_route(&to)
+        {
+            return self.reply(reply);
         }
         let out = self.run(
             Hook::Rcpt,
@@ -135,33 +111,16 @@ impl Session {
     }
 
     fn rcpt_respond(&mut self, out: Outcome, to: Address) {
-        match out.verdict {
-            Verdict::Done => {}
-            Verdict::Deny => self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, "relaying denied")),
-            Verdict::DenySoft => self.reply(Reply::from_plugin(450, "4.7.1", &out.msg, "relaying denied")),
-            Verdict::DenyDisconnect => {
-                self.reply(Reply::from_plugin(550, "5.7.1", &out.msg, "delivery denied"));
-                self.disconnect();
-            }
-            Verdict::DenySoftDisconnect => {
-                self.reply(Reply::from_plugin(421, "4.7.1", &out.msg, "relaying denied"));
-                self.disconnect();
-            }
-            Verdict::Ok => {
-                if self.chain.has(Hook::RcptPost) && !self.rcpt_post(&to) {
-                    return;
-                }
-                self.reply(Reply::new(250, "2.1.5", format!("{to}, recipient ok")));
-                self.summary.last_recipients.push(to.to_string());
-                self.txn.recipients.push(to);
-            }
-            // qpsmtpd: no plugin saying OK is a temporary failure, never an open relay.
-            Verdict::Declined => self.reply(Reply::new(
-                450,
-                "4.7.1",
-                "No plugin decided if relaying is allowed",
-            )),
+        if self.respond(&RCPT, out, "").is_none() {
+            return;
         }
+        if self.chain.has(Hook::RcptPost) && !self.rcpt_post(&to) {
+            return;
+        }
+        let recipient = to.to_string();
+        self.reply(RECIPIENT_OK.about(&recipient));
+        self.summary.last_recipients.push(recipient);
+        self.txn.recipients.push(to);
     }
 
     /// `rcpt_post` (not in qpsmtpd): the recipient was accepted; a queue plugin that
@@ -176,48 +135,36 @@ impl Session {
                 params: &params,
             },
         );
-        let refused = |code, status| Reply::from_plugin(code, status, &out.msg, "delivery denied");
-        match out.verdict {
-            Verdict::Ok | Verdict::Declined => return true,
-            Verdict::Done => {}
-            Verdict::Deny => self.reply(refused(550, "5.1.1")),
-            Verdict::DenySoft => self.reply(refused(450, "4.4.0")),
-            Verdict::DenyDisconnect => {
-                self.reply(refused(550, "5.1.1"));
-                self.disconnect();
-            }
-            Verdict::DenySoftDisconnect => {
-                self.reply(refused(421, "4.4.0"));
-                self.disconnect();
-            }
-        }
-        false
+        self.respond(&RCPT_POST, out, "").is_some()
     }
 
     /// May this client use sender-specified routing (`%`, `!` or a quoted `@` in a local
     /// part)? Clients that may relay anyway, and every client when the
     /// `allow_untrusted_routing` config item is `1` (README Differences 42). Postfix's
     /// `allow_untrusted_routing = no` is the model: a downstream MTA that honours the
-    /// percent hack or a bang path would otherwise relay for anyone.
-    /// A config file that cannot be read is a temporary failure, never a guess.
-    fn may_route(&self) -> Result<bool, Reply> {
+    /// percent hack or a bang path would otherwise relay for anyone. `Err` is the refusal;
+    /// a config file that cannot be read is a temporary failure, never a guess.
+    fn may_route(&self, to: &Address) -> Result<(), Reply> {
         let note = |v: Option<&String>| v.is_some_and(|v| truthy(v));
         if self.conn.relay_client
             || self.conn.auth.is_some()
             || note(self.conn.notes.get("whitelisthost"))
             || note(self.txn.notes.get("whitelistsender"))
         {
-            return Ok(true);
+            return Ok(());
         }
         match self.config.first("allow_untrusted_routing") {
-            Ok(v) => Ok(v.as_deref().is_some_and(truthy)),
+            Ok(v) if v.as_deref().is_some_and(truthy) => Ok(()),
+            Ok(_) => {
+                self.log.log(
+                    Level::Info,
+                    format_args!("refused {to}: sender-specified routing from a client that may not relay"),
+                );
+                Err(ROUTING_REFUSED.about(&to.to_string()))
+            }
             Err(e) => {
                 self.log.log(Level::Error, format_args!("{e}"));
-                Err(Reply::new(
-                    451,
-                    "4.3.0",
-                    "Local configuration problem; please try again later",
-                ))
+                Err(CONFIG_PROBLEM.reply())
             }
         }
     }
@@ -234,7 +181,7 @@ impl Session {
                 let addr = parts.remove(0);
                 Ok(PathArgs { addr, params: parts })
             }
-            Ok(_) => Err(Reply::new(501, "5.5.2", "Syntax error in command")),
+            Ok(_) => Err(SYNTAX_ERROR.reply()),
             // qpsmtpd's "Syntax error in address" is about the mailbox (RFC 3463 X.1.3);
             // the other parser texts are about the command's syntax or parameters.
             Err(msg) => {
@@ -243,7 +190,12 @@ impl Session {
                     (true, PathCommand::Rcpt) => "5.1.3",
                     (false, _) => "5.5.4",
                 };
-                Err(Reply::from_plugin(501, status, &[msg], "Syntax error in command"))
+                Err(Reply::from_plugin(
+                    SYNTAX_ERROR.code,
+                    status,
+                    &[msg],
+                    SYNTAX_ERROR.text,
+                ))
             }
         }
     }
@@ -267,19 +219,17 @@ impl Session {
             match (key.as_str(), value.as_deref()) {
                 ("size", Some(v)) => {
                     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-                        return Err(Reply::new(501, "5.5.4", "Syntax error in parameters"));
+                        return Err(PARAMETER_SYNTAX.reply());
                     }
                     // A number too large for any integer is larger than any limit,
                     // "no limit" included (RFC 1870 §6.2: 552).
                     let size = v.parse::<u64>().unwrap_or(u64::MAX);
                     let max = self.settings.databytes;
-                    if (max > 0 && size > max) || size == u64::MAX {
-                        let text = if max > 0 {
-                            format!("Message size exceeds fixed maximum message size ({max} bytes)")
-                        } else {
-                            "Message size exceeds fixed maximum message size".to_string()
-                        };
-                        return Err(Reply::new(552, "5.3.4", text));
+                    if max > 0 && size > max {
+                        return Err(SIZE_OVER_LIMIT.about(&max.to_string()));
+                    }
+                    if size == u64::MAX {
+                        return Err(SIZE_OVER_ANY_LIMIT.reply());
                     }
                 }
                 ("body", Some(v)) if v.eq_ignore_ascii_case("7bit") || v.eq_ignore_ascii_case("8bitmime") => {
@@ -287,7 +237,7 @@ impl Session {
                 ("smtputf8", None) => {}
                 // RFC 4954 §5: AUTH=<mailbox> is accepted and, unless trusted, ignored.
                 ("auth", Some(_)) => {}
-                _ => return Err(unsupported_param(key)),
+                _ => return Err(UNSUPPORTED_PARAMETER.about(&key.to_ascii_uppercase())),
             }
         }
         Ok(())
@@ -302,16 +252,4 @@ fn lower_params(raw: &[String]) -> Params {
             None => (p.to_ascii_lowercase(), None),
         })
         .collect()
-}
-
-fn unsupported_param(key: &str) -> Reply {
-    Reply::new(
-        555,
-        "5.5.4",
-        format!("Unsupported parameter: {}", key.to_ascii_uppercase()),
-    )
-}
-
-fn utf8_required() -> Reply {
-    Reply::new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
 }

@@ -1,28 +1,31 @@
-//! STARTTLS (RFC 3207) as qpsmtpd's `tls` plugin does it (reference §9), without I/O: the
-//! session answers and changes state; the driver does the handshake in between.
+//! STARTTLS (RFC 3207) and TLS on port 465 as qpsmtpd's `tls` plugin does them, without
+//! I/O: the session answers and changes state; the driver does the handshake in between.
 //!
 //! ```text
-//! STARTTLS ─► Want::StartTls ─► driver: tls_acceptor() ─┬─ Err ─► tls_unavailable() → 454
-//!                                                      └─ Ok ──► tls_go_ahead() → 220,
-//!   flush, discard read-ahead (plaintext_discarded), handshake ─┬─ tls_started(): EHLO again
-//!                                                               └─ tls_failed(): log, close
+//! STARTTLS ─► certificate ─┬─ Err ─► 454, clear text goes on
+//!                          └─ Ok ──► 220, Want::StartTls ─► driver: flush, discard read-ahead
+//!                                    (CVE-2011-0411), handshake ─┬─ TlsStarted: EHLO again
+//!                                                                └─ TlsFailed: log, close
 //! ```
 
 use nix::unistd::{AccessFlags, access};
 
-use super::{Session, State};
+use super::fixed::{STARTTLS_PARAMETERS, TLS_GO_AHEAD, TLS_UNAVAILABLE};
+use super::summary::Ending;
+use super::{Session, State, TlsStart};
 use crate::log::Level;
-use crate::reply::Reply;
 use crate::tls::preopen::Preopened;
-use crate::tls::{self, Acceptor, Established, TicketSetting, TlsSettings};
+use crate::tls::{self, Acceptor, Established, TicketSetting, TlsError, TlsSettings};
 
 /// What the session knows about TLS besides [`crate::connection::Connection::tls`].
 #[derive(Debug, Default)]
 pub(super) struct TlsState {
     /// The last EHLO reply offered STARTTLS.
     pub(super) offered: bool,
+    /// A UCSPI-TLS super-server does the handshake.
+    ucspi: bool,
     /// The files opened as root before the switch to the service account.
-    preopened: Option<Preopened>,
+    pub(super) preopened: Option<Preopened>,
 }
 
 /// What `--check` found about TLS.
@@ -37,21 +40,44 @@ pub struct TlsReport {
 }
 
 impl Session {
-    /// Hands over the TLS files opened before the privilege switch (see
-    /// [`crate::tls::preopen`]); read only if a client asks for TLS.
-    pub fn set_tls_preopened(&mut self, files: Option<Preopened>) {
-        self.tls.preopened = files;
-    }
-
     /// Is a plugin loaded that makes TLS possible (the `tls` plugin)?
     pub fn tls_available(&self) -> bool {
-        self.chain.tls_files().is_some()
+        self.offers.tls.is_some()
     }
 
-    /// Should TLS start before the greeting? When `forced` (`--implicit-tls`) or when the
-    /// client connected to port 465, as qpsmtpd's `tls` plugin did; only with the plugin.
-    pub fn implicit_tls(&self, forced: bool) -> bool {
-        self.conn.tls.is_none() && self.tls_available() && (forced || self.conn.local_port == Some(465))
+    /// Did the client connect to port 465, where TLS comes first (as qpsmtpd's `tls`
+    /// plugin had it)? Only with the plugin.
+    pub(super) fn implicit_tls(&self) -> bool {
+        self.tls_available() && self.conn.local_port == Some(465)
+    }
+
+    /// TLS before the greeting (port 465, `--implicit-tls`): without the plugin or a
+    /// usable certificate the connection ends without a word.
+    pub(super) fn implicit_tls_first(&mut self) {
+        match self.tls_start() {
+            Ok(how) => {
+                self.enter(State::StartTls { how, greet: true });
+            }
+            Err(e) => self.tls_failed(&e, 0),
+        }
+    }
+
+    /// How the handshake will be done: by the UCSPI-TLS super-server, or with our
+    /// certificate (read now: only sessions that use TLS read it). Either way only with
+    /// the plugin.
+    fn tls_start(&mut self) -> Result<TlsStart, TlsError> {
+        if !self.tls_available() {
+            return Err(TlsError::NoPlugin);
+        }
+        if self.tls.ucspi {
+            return Ok(TlsStart::Ucspi);
+        }
+        Ok(TlsStart::Rustls(self.tls_acceptor()?.config))
+    }
+
+    /// Notes how TLS may start when the connection opens.
+    pub(super) fn set_ucspi_tls(&mut self, ucspi: bool) {
+        self.tls.ucspi = ucspi;
     }
 
     /// STARTTLS is a command only right after an EHLO that offered it.
@@ -59,23 +85,31 @@ impl Session {
         self.tls.offered && self.conn.tls.is_none()
     }
 
-    /// STARTTLS: no parameters (RFC 3207 §4: 501), then the driver takes over.
+    /// STARTTLS: no parameters (RFC 3207 §4: 501); a certificate that cannot be used is
+    /// `454` and clear text goes on (RFC 3207 §4); else `220` and the driver takes over.
     pub(super) fn starttls(&mut self, rest: &str) {
         if !rest.trim().is_empty() {
-            return self.reply(Reply::new(501, "5.5.4", "Syntax error (no parameters allowed)"));
+            return self.reply(STARTTLS_PARAMETERS.reply());
         }
-        self.state = State::StartTls;
+        match self.tls_start() {
+            Ok(how) => {
+                self.reply(TLS_GO_AHEAD.reply());
+                self.enter(State::StartTls { how, greet: false });
+            }
+            Err(why) => {
+                self.log.log(Level::Error, format_args!("STARTTLS: {why}"));
+                self.reply(TLS_UNAVAILABLE.reply());
+            }
+        }
     }
 
     /// The settings for a handshake: the plugin's files and `tls_ciphers`, `tls_protocols`
     /// and `tls_ticket_keys`, read now (only sessions that use TLS read them).
-    fn tls_settings(&self) -> Result<TlsSettings, String> {
-        let files = self.chain.tls_files().ok_or("no tls plugin is loaded")?;
-        let first = |name: &str| -> Result<Option<String>, String> {
-            self.chain
-                .config(name, &self.config, &self.log)
-                .map(|l| l.first().map(str::to_string))
-                .map_err(|e| e.to_string())
+    fn tls_settings(&self) -> Result<TlsSettings, TlsError> {
+        let files = self.offers.tls.clone().ok_or(TlsError::NoPlugin)?;
+        let first = |name: &str| -> Result<Option<String>, TlsError> {
+            let lines = self.chain.config(name, &self.config, &self.log)?;
+            Ok(lines.first().map(str::to_string))
         };
         let tickets = tls::ticket_setting(first("tls_ticket_keys")?.as_deref(), self.config.dir())?;
         Ok(TlsSettings {
@@ -87,7 +121,7 @@ impl Session {
     }
 
     /// Reads the certificate and key and builds the TLS configuration.
-    pub fn tls_acceptor(&mut self) -> Result<Acceptor, String> {
+    fn tls_acceptor(&mut self) -> Result<Acceptor, TlsError> {
         let settings = self.tls_settings()?;
         let acceptor = tls::server_config(&settings, self.tls.preopened.take())?;
         if let Some((warning, serious)) = &acceptor.warning {
@@ -99,7 +133,7 @@ impl Session {
 
     /// For `--check`: builds the TLS configuration as a STARTTLS would, without logging,
     /// and says what will become of session tickets. `None` without the tls plugin.
-    pub fn tls_check(&mut self) -> Option<Result<TlsReport, String>> {
+    pub fn tls_check(&mut self) -> Option<Result<TlsReport, TlsError>> {
         let mut settings = match self.tls_settings() {
             Ok(s) => s,
             Err(_) if !self.tls_available() => return None,
@@ -132,38 +166,20 @@ impl Session {
         }))
     }
 
-    /// TLS cannot start (certificate unreadable, bad settings): `454` and carry on in clear
-    /// text (RFC 3207 §4).
-    pub fn tls_unavailable(&mut self, why: &str) {
-        self.log.log(Level::Error, format_args!("STARTTLS: {why}"));
-        self.state = State::Commands;
-        self.reply(Reply::new(
-            454,
-            "4.7.0",
-            "TLS not available due to temporary reason",
-        ));
-    }
-
-    /// The handshake is about to start: `220` (qpsmtpd's text).
-    pub fn tls_go_ahead(&mut self) {
-        self.reply(Reply::new(220, "2.0.0", "Go ahead with TLS"));
-    }
-
-    /// The client sent more after STARTTLS before the handshake; it was thrown away unread
-    /// (CVE-2011-0411: it must never be taken as if it had come over TLS).
-    pub fn plaintext_discarded(&mut self, bytes: usize) {
-        if bytes > 0 {
-            self.log.log(
-                Level::Notice,
-                format_args!("discarded {bytes} bytes sent in clear text after STARTTLS"),
-            );
+    /// The handshake worked. As qpsmtpd's plugin: connection notes kept, greeting
+    /// forgotten (EHLO is required again), transaction reset; and, per RFC 3207 §4.2, an
+    /// AUTH done in clear text is forgotten too. On port 465 the greeting follows.
+    pub(super) fn tls_started(&mut self, tls: Established, discarded: usize) {
+        self.log_discarded(discarded);
+        let left = self.enter(State::Commands);
+        self.tls_established(tls);
+        if matches!(left, State::StartTls { greet: true, .. }) {
+            self.start();
         }
     }
 
-    /// TLS is up. As qpsmtpd's plugin: connection notes kept, greeting forgotten (EHLO is
-    /// required again), transaction reset; and, per RFC 3207 §4.2, an AUTH done in clear
-    /// text is forgotten too.
-    pub fn tls_started(&mut self, tls: Established) {
+    /// TLS is up (after a handshake, or done by the super-server before we started).
+    pub(super) fn tls_established(&mut self, tls: Established) {
         self.log.log(
             Level::Info,
             format_args!(
@@ -181,23 +197,32 @@ impl Session {
         if self.conn.hello.take().is_some() {
             self.reset_transaction();
         }
-        self.state = State::Commands;
     }
 
     /// The handshake failed: one log line and the connection ends; the client gets no SMTP
     /// reply (it is speaking TLS, or nothing).
-    pub fn tls_failed(&mut self, why: &str) {
+    pub(super) fn tls_failed(&mut self, why: &TlsError, discarded: usize) {
+        self.log_discarded(discarded);
         self.log.log(Level::Notice, format_args!("TLS failed: {why}"));
-        if self.summary.outcome.is_empty() {
-            self.summary.outcome = "TLS failed".into();
-        }
+        self.summary.end_unless_known(Ending::TlsFailed);
         self.disconnect();
+    }
+
+    /// The client sent more after STARTTLS before the handshake; it was thrown away unread
+    /// (CVE-2011-0411: it must never be taken as if it had come over TLS).
+    fn log_discarded(&self, bytes: usize) {
+        if bytes > 0 {
+            self.log.log(
+                Level::Notice,
+                format_args!("discarded {bytes} bytes sent in clear text after STARTTLS"),
+            );
+        }
     }
 }
 
 /// Can this user use the ticket-key file: read it (as opened before the switch, or now)
 /// if it exists, else create it in its directory?
-fn ticket_check(t: &TicketSetting, opened: Option<std::fs::File>) -> Result<String, String> {
+fn ticket_check(t: &TicketSetting, opened: Option<std::fs::File>) -> Result<String, TlsError> {
     let rotate = format!("new key every {} s", t.rotate.as_secs());
     // A dangling symlink exists too: the session refuses it, so --check must see it.
     let exists = opened.is_some() || t.path.symlink_metadata().is_ok();
@@ -211,10 +236,10 @@ fn ticket_check(t: &TicketSetting, opened: Option<std::fs::File>) -> Result<Stri
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     if !dir.is_dir() {
-        return Err(format!("{} does not exist", dir.display()));
+        return Err(TlsError::tickets(dir, "does not exist"));
     }
     access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
-        .map_err(|e| format!("{} is not writable by this user: {}", dir.display(), e.desc()))?;
+        .map_err(|e| TlsError::tickets(dir, format!("not writable by this user: {}", e.desc())))?;
     Ok(format!(
         "{} (made by the first TLS session; {rotate})",
         t.path.display()

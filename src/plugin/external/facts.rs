@@ -13,7 +13,8 @@ use std::path::Path;
 use tempfile::NamedTempFile;
 
 use crate::address::Address;
-use crate::plugin::{Args, Context, Hook, Params};
+use crate::plugin::{Args, Context, Hook};
+use crate::transaction::Params;
 
 /// Hooks that get `message_file`: the complete message exists and may still be refused
 /// or must be handed over.

@@ -1,0 +1,119 @@
+//! Reading config files: regular files only, opened without waiting; `$include`; the
+//! TOML file's values as lines.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::ConfigError;
+
+/// Opens a file for reading without waiting (a FIFO with no writer, a device), then makes
+/// sure it is a regular file. For every file a config names (the TLS files too).
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
+    }
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, device or socket is not read)",
+        ));
+    }
+    Ok(file)
+}
+
+/// The content of a regular file (see [`open_regular`]).
+pub(super) fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_regular(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Read as root, an included file must be readable by everybody: otherwise the account
+/// that serves (or whoever wrote the including file) could get root to put its lines
+/// into a log. The error names the file only.
+pub(super) fn everybody_may_read(path: &Path) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|e| read_error(path, &e))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Ok(());
+    }
+    Err(ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: "$include is not followed, as root, into a file that not everybody may read".into(),
+    })
+}
+
+/// The names of the entries of a directory.
+pub(super) fn list_names(dir: &Path) -> std::io::Result<HashSet<String>> {
+    let mut names = HashSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        names.insert(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+/// `$include <path>` (qpsmtpd: `^\s*\$include\s+(\S+)\s*$`).
+pub(super) fn include_target(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("$include")?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let target = rest.trim();
+    (!target.is_empty() && !target.contains(char::is_whitespace)).then_some(target)
+}
+
+/// The files an include names: the file itself, or every plain file of a directory that
+/// does not start with `.`, in sorted order.
+pub(super) fn include_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A TOML value as config lines: a string (split at newlines), a number, a boolean
+/// (`1`/`0`), or an array of those.
+pub(super) fn toml_lines(name: &str, value: &toml::Value) -> Result<Vec<String>, String> {
+    fn scalar(v: &toml::Value) -> Option<String> {
+        match v {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            toml::Value::Float(f) => Some(f.to_string()),
+            toml::Value::Boolean(b) => Some(if *b { "1" } else { "0" }.to_string()),
+            _ => None,
+        }
+    }
+    let bad = || format!("{name}: expected a string, number, boolean or an array of them");
+    let items: Vec<String> = match value {
+        toml::Value::Array(items) => items.iter().map(scalar).collect::<Option<_>>().ok_or_else(bad)?,
+        other => vec![scalar(other).ok_or_else(bad)?],
+    };
+    Ok(items
+        .iter()
+        .flat_map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect())
+}
+
+pub(super) fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1)
+}
+
+pub(super) fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}

@@ -1,0 +1,108 @@
+//! A config value: its lines, stored compactly, with where each came from.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// One config line and where it came from (for error messages that name file and line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The trimmed text.
+    pub text: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Its 1-based line number (0 for values from the TOML file).
+    pub line: usize,
+}
+
+/// A config value: the list of its lines.
+#[derive(Debug, Clone, Default)]
+pub struct Lines(pub(super) Rc<Store>);
+
+/// The lines of a value, compact: a list such as `rcpthosts` can have a million lines,
+/// and each session holds it. The texts share one buffer and the file names are kept
+/// once per file, so a list costs little more than its text (not an allocation and a
+/// copy of the file name per line). [`Entry`] values are made only when asked for.
+#[derive(Debug, Default)]
+pub(super) struct Store {
+    /// Every line's text, one after the other.
+    text: String,
+    /// Where each line's text ends in `text`.
+    ends: Vec<usize>,
+    /// Each line's number in its file (0 for values from the TOML file).
+    numbers: Vec<u32>,
+    /// `(index of the first line from it, file)`, in order.
+    files: Vec<(usize, PathBuf)>,
+    /// [`Lines::entries`], made on first use.
+    entries: OnceCell<Vec<Entry>>,
+}
+
+impl Store {
+    pub(super) fn push(&mut self, text: &str, file: &Path, line: usize) {
+        if self.files.last().is_none_or(|(_, f)| f != file) {
+            self.files.push((self.ends.len(), file.to_path_buf()));
+        }
+        self.text.push_str(text);
+        self.ends.push(self.text.len());
+        self.numbers.push(u32::try_from(line).unwrap_or(u32::MAX));
+    }
+
+    /// Gives back what the buffers reserved beyond their lines (the value is kept for the
+    /// whole session).
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.numbers.shrink_to_fit();
+    }
+
+    fn text(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    fn file(&self, i: usize) -> &Path {
+        let run = self.files.partition_point(|(first, _)| *first <= i);
+        self.files
+            .get(run.wrapping_sub(1))
+            .map_or(Path::new(""), |(_, f)| f)
+    }
+}
+
+impl Lines {
+    /// The lines' texts.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.0.ends.len()).map(|i| self.0.text(i))
+    }
+
+    /// The first line, as qpsmtpd's scalar `config()` returns.
+    pub fn first(&self) -> Option<&str> {
+        (!self.0.ends.is_empty()).then(|| self.0.text(0))
+    }
+
+    /// The lines with their origins.
+    pub fn entries(&self) -> &[Entry] {
+        self.0.entries.get_or_init(|| {
+            (0..self.0.ends.len())
+                .map(|i| Entry {
+                    text: self.0.text(i).to_string(),
+                    file: self.0.file(i).to_path_buf(),
+                    line: self.0.numbers[i] as usize,
+                })
+                .collect()
+        })
+    }
+
+    /// Is the value unset or empty?
+    pub fn is_empty(&self) -> bool {
+        self.0.ends.is_empty()
+    }
+
+    /// A value made of the given lines (for the `config` hook and tests).
+    pub fn from_texts(texts: &[String], origin: &Path) -> Lines {
+        let mut store = Store::default();
+        for t in texts {
+            store.push(t, origin, 0);
+        }
+        Lines(Rc::new(store))
+    }
+}
