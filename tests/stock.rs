@@ -4,9 +4,8 @@
 //! that the DNS plugins apply) is delivered through tcpserver. With zones filled in, the
 //! stock `dnsbl` and `rhsbl` lines refuse what the test DNS server lists.
 //!
-//! Until the early-talker wait is built, the copy leaves out Debian's one line
-//! `check_earlytalker action log` (see [`NOT_YET`]); every other line of the stock
-//! `plugins` file is kept byte for byte.
+//! Every line of the stock `plugins` file is kept as it is, `check_earlytalker action
+//! log` included (so each greeting waits its one second).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,11 +16,6 @@ use crate::support::{binary, required, tool};
 
 /// Where the `qpsmtpd` package puts its config.
 const STOCK: &str = "/etc/qpsmtpd";
-
-/// Stock `plugins` lines the copy leaves out for now. `check_earlytalker` needs the
-/// early-talker wait before the greeting, which is not built yet; once it is, this list
-/// is empty and the test runs Debian's file whole.
-const NOT_YET: &[&str] = &["check_earlytalker action log"];
 
 /// A copy of the stock config in a temporary directory.
 struct Stock {
@@ -56,11 +50,7 @@ impl Stock {
         }
         let config = s.config().to_string_lossy().into_owned();
         s.edit("plugins", |t| {
-            let t = t.replace("$include /etc/qpsmtpd/", &format!("$include {config}/"));
-            t.lines()
-                .filter(|l| !NOT_YET.contains(&l.trim()))
-                .map(|l| format!("{l}\n"))
-                .collect()
+            t.replace("$include /etc/qpsmtpd/", &format!("$include {config}/"))
         });
         s.edit("rcpthosts", |t| {
             t.replace("$include /etc/qpsmtpd/", &format!("$include {config}/"))
@@ -175,15 +165,10 @@ fn debians_stock_config_passes_check_and_delivers_through_tcpserver() {
     };
     let plugins = std::fs::read_to_string(stock.config().join("plugins")).unwrap();
     let original = std::fs::read_to_string(Path::new(STOCK).join("plugins")).unwrap();
-    let kept: Vec<&str> = original
-        .lines()
-        .filter(|l| !NOT_YET.contains(&l.trim()) && !l.starts_with("$include"))
-        .collect();
+    let kept: Vec<&str> = original.lines().filter(|l| !l.starts_with("$include")).collect();
     let copied: Vec<&str> = plugins.lines().filter(|l| !l.starts_with("$include")).collect();
-    assert_eq!(
-        copied, kept,
-        "the stock plugins file, but for the lines left out for now"
-    );
+    assert_eq!(copied, kept, "the stock plugins file, unchanged");
+    assert!(kept.contains(&"check_earlytalker action log"), "{original}");
 
     let check = Command::new(binary())
         .args(["--check", "--allow-root", "--config"])
@@ -197,6 +182,7 @@ fn debians_stock_config_passes_check_and_delivers_through_tcpserver() {
         String::from_utf8_lossy(&check.stderr)
     );
     for name in [
+        "check_earlytalker",
         "check_relay",
         "rhsbl",
         "dnsbl",
@@ -226,6 +212,7 @@ fn debians_stock_config_passes_check_and_delivers_through_tcpserver() {
     assert!(message.contains("Delivered through Debian's stock plugins."));
     let log = stock.log_text();
     for line in [
+        "(connect) check_earlytalker: pass, not spontaneous",
         "(connect) check_relay:",
         "(ehlo) check_spamhelo: pass",
         "(mail) rhsbl: pass, no zones",

@@ -28,6 +28,8 @@ mod dns_whitelist_soft;
 mod dnsbl;
 #[path = "../../plugins/dont_require_anglebrackets/plugin.rs"]
 mod dont_require_anglebrackets;
+#[path = "../../plugins/earlytalker/plugin.rs"]
+mod earlytalker;
 #[path = "../../plugins/fcrdns/plugin.rs"]
 mod fcrdns;
 #[path = "../../plugins/helo/plugin.rs"]
@@ -96,6 +98,7 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("dns_whitelist_soft", dns_whitelist_soft::new),
     ("dnsbl", dnsbl::new),
     ("dont_require_anglebrackets", dont_require_anglebrackets::new),
+    ("earlytalker", earlytalker::new),
     ("fcrdns", fcrdns::new),
     ("helo", helo::new),
     ("help", help::new),
@@ -133,6 +136,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("check_relay", "relay"),
     ("check_badmailfrom", "badmailfrom"),
     ("check_badrcptto", "badrcptto"),
+    ("check_earlytalker", "earlytalker"),
     // Debian's check_spamhelo loads the whole helo plugin (policy lenient by default).
     ("check_spamhelo", "helo"),
     // Its argument is honoured; Debian's 0.94 wrapper lost it (README Differences 160).
