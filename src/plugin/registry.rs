@@ -197,3 +197,38 @@ pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::plugin::Chain;
+
+    /// Every `check_*` wrapper Debian's qpsmtpd 0.94 ships (its plugins directory), and
+    /// the registry's `require_resolvable_fromhost`, loads the plugin it wraps: same
+    /// hooks, same offers, the old name kept for the log.
+    #[test]
+    fn the_old_names_load_the_same_plugins() {
+        let old_and_new = [
+            ("check_earlytalker action log", "earlytalker action log"),
+            ("check_relay", "relay"),
+            ("check_badmailfrom", "badmailfrom"),
+            ("check_badrcptto", "badrcptto"),
+            ("check_spamhelo", "helo"),
+            ("check_loop", "loop"),
+            ("require_resolvable_fromhost", "resolvable_fromhost"),
+        ];
+        let load = |line: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("plugins"), format!("{line}\n")).unwrap();
+            let config = Config::open(dir.path(), None).unwrap();
+            Chain::load(&config).unwrap_or_else(|e| panic!("{line}: {e}"))
+        };
+        for (old, new) in old_and_new {
+            let (a, b) = (load(old), load(new));
+            let (a, b) = (&a.plugins()[0], &b.plugins()[0]);
+            assert_eq!(a.hooks, b.hooks, "{old}");
+            assert_eq!(a.offers, b.offers, "{old}");
+            assert_eq!(a.spec.name, old.split(' ').next().unwrap());
+        }
+    }
+}
