@@ -216,9 +216,10 @@ impl Session {
 
     /// The wait is over: the hooks after it see what it found.
     fn after_quiet(&mut self, talked: bool) {
-        let State::Quiet { then, .. } = self.enter(State::Commands) else {
+        let State::Quiet { then, .. } = self.state else {
             return;
         };
+        self.enter(State::Commands);
         self.conn.early_input = Some(talked);
         if then == Hook::Connect {
             let out = self.run(Hook::Connect, Args::None);
