@@ -5,8 +5,10 @@
 //! stock `dnsbl` and `rhsbl` lines refuse what the test DNS server lists.
 //!
 //! Every line of the stock `plugins` file is kept as it is, `check_earlytalker action
-//! log` included (so each greeting waits its one second).
+//! log` included (so each greeting waits its one second, and a client that talks before
+//! it is logged, not refused).
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -222,6 +224,23 @@ fn debians_stock_config_passes_check_and_delivers_through_tcpserver() {
     }
     // The stock lists are empty: nothing to ask.
     assert_eq!(dns.settled_log(), Vec::<String>::new());
+
+    // A client that talks before the greeting is only logged (`action log`).
+    let mut early = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    early
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    early.write_all(b"EHLO early.example\r\nQUIT\r\n").unwrap();
+    let mut replies = String::new();
+    let _ = early.read_to_string(&mut replies);
+    assert!(replies.starts_with("220 "), "{replies}");
+    assert!(replies.contains("\r\n250-"), "{replies}");
+    assert!(replies.contains("\r\n221 "), "{replies}");
+    let log = stock.log_text();
+    assert!(
+        log.contains("check_earlytalker: fail, tolerated: Connecting host started transmitting"),
+        "{log}"
+    );
 }
 
 #[test]
