@@ -1,5 +1,6 @@
 //! The repository's own consistency: every plugin folder has its README, every built-in
-//! is registered and documented, the shipped sample config passes `--check`.
+//! is registered and documented, the shipped sample config passes `--check`, files and
+//! functions stay small.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,6 +8,9 @@ use std::process::Command;
 use qpsmtpd_rs::plugin::registry::{BUILTINS, LOG_SINKS};
 
 use crate::support::{binary, root};
+
+/// File and function sizes in src/ and plugins/.
+mod sizes;
 
 /// Folders below plugins/ that hold a plugin (Rust `plugin.rs` or an executable program).
 fn plugin_folders() -> Vec<PathBuf> {
