@@ -1,6 +1,7 @@
 //! The repository's own consistency: every plugin folder has its README, every built-in
 //! is registered and documented, the shipped sample config passes `--check`, files and
-//! functions stay small, nothing but tests unwraps or panics.
+//! functions stay small, nothing but tests unwraps or panics, citations point inside the
+//! repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,6 +10,8 @@ use qpsmtpd_rs::plugin::registry::{BUILTINS, LOG_SINKS};
 
 use crate::support::{binary, root};
 
+/// Nothing cites a document outside the repository.
+mod citations;
 /// No unwrap, expect or panic outside tests in src/ and plugins/.
 mod panics;
 /// File and function sizes in src/ and plugins/.
