@@ -16,6 +16,8 @@ mod citations;
 mod panics;
 /// File and function sizes in src/ and plugins/.
 mod sizes;
+/// plugins/README.md's walk-through quotes the real plugin.
+mod walkthrough;
 
 /// Folders below plugins/ that hold a plugin (Rust `plugin.rs` or an executable program).
 fn plugin_folders() -> Vec<PathBuf> {
