@@ -14,6 +14,8 @@ use crate::support::{binary, root};
 mod citations;
 /// No unwrap, expect or panic outside tests in src/ and plugins/.
 mod panics;
+/// unsafe: forbidden in the library, explained where the binary needs it.
+mod safety;
 /// File and function sizes in src/ and plugins/.
 mod sizes;
 /// plugins/README.md's walk-through quotes the real plugin.
