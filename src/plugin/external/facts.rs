@@ -192,18 +192,19 @@ fn arguments(r: &mut Request, args: Args<'_>) {
             password,
             digest,
             ticket,
-        } => {
-            r.fact("login_mechanism", mechanism);
-            r.fact("login_user", user);
-            for (key, value) in [
-                ("login_password", password),
-                ("login_digest", digest),
-                ("login_ticket", ticket),
-            ] {
-                if let Some(v) = value {
-                    r.fact(key, v);
-                }
-            }
+        } => login(r, mechanism, user, [password, digest, ticket]),
+    }
+}
+
+/// The `auth-*` hooks' facts: the mechanism, the user and the response parts the
+/// mechanism has (a password, a CRAM-MD5 digest, a ticket).
+fn login(r: &mut Request, mechanism: &str, user: &str, secrets: [Option<&str>; 3]) {
+    r.fact("login_mechanism", mechanism);
+    r.fact("login_user", user);
+    let keys = ["login_password", "login_digest", "login_ticket"];
+    for (key, value) in keys.into_iter().zip(secrets) {
+        if let Some(v) = value {
+            r.fact(key, v);
         }
     }
 }

@@ -80,3 +80,63 @@ fn request_lines() {
     }
     assert!(text.starts_with("hook rcpt\n") && text.ends_with("\n\n"));
 }
+
+/// The facts of one `auth-*` hook call, as lines.
+fn auth_request(hook: Hook, args: Args<'_>) -> Vec<String> {
+    let mut conn = Connection::new("c1", "192.0.2.1");
+    let mut txn = Transaction::new("c1.1".into());
+    let (config, log, chain) = (Config::empty(), Logger::silent("c1"), Chain::new());
+    let mut replies = Vec::new();
+    let cx = Context {
+        conn: &mut conn,
+        txn: &mut txn,
+        config: &config,
+        chain: &chain,
+        log: &log,
+        me: "mx.example",
+        replies: &mut replies,
+        plugin: "p",
+        hook,
+        log_adjust: None,
+    };
+    let text = String::from_utf8(request(hook, &cx, args, None).finish()).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("login_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn auth_hooks_get_the_mechanism_user_and_the_parts_the_mechanism_has() {
+    let plain = Args::Auth {
+        mechanism: "plain",
+        user: "bob",
+        password: Some("a b\nc"),
+        digest: None,
+        ticket: None,
+    };
+    assert_eq!(
+        auth_request(Hook::AuthPlain, plain),
+        [
+            "login_mechanism plain",
+            "login_user bob",
+            "login_password a b\\nc"
+        ]
+    );
+    let cram = Args::Auth {
+        mechanism: "cram-md5",
+        user: "bob",
+        password: None,
+        digest: Some("0123abcd"),
+        ticket: Some("<1.2@mx.example>"),
+    };
+    assert_eq!(
+        auth_request(Hook::AuthCramMd5, cram),
+        [
+            "login_mechanism cram-md5",
+            "login_user bob",
+            "login_digest 0123abcd",
+            "login_ticket <1.2@mx.example>"
+        ]
+    );
+}
