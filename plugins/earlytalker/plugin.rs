@@ -36,24 +36,65 @@ pub struct Earlytalker {
 /// [check-at CONNECT|DATA]... [action deny|denysoft|log]`
 pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
     let mut kv = key_values(&spec.args)?;
-    let mut wait = Duration::from_secs(1);
-    let (mut at_connect, mut at_data) = (false, false);
-    let (mut defer, mut action) = (false, None);
-    for (k, v) in &kv {
+    let read = read_args(&kv)?;
+    let has = |kv: &[(String, String)], key: &str| kv.iter().any(|(k, _)| k == key);
+    // The old `action` argument: `deny...` refuses, `log` only logs; `denysoft` defers
+    // (README Differences 170: qpsmtpd refused with 550 there).
+    if let Some(action) = &read.action {
+        if !has(&kv, "reject") {
+            let reject = if action.starts_with("deny") { "1" } else { "0" };
+            kv.push(("reject".into(), reject.into()));
+        }
+        if !has(&kv, "reject_type") {
+            let t = if action == "deny" { "perm" } else { "temp" };
+            kv.push(("reject_type".into(), t.into()));
+        }
+    }
+    // A deferred refusal defers unless told otherwise, as in qpsmtpd.
+    if read.defer && !has(&kv, "reject_type") {
+        kv.push(("reject_type".into(), "temp".into()));
+    }
+    Ok(Box::new(Earlytalker {
+        wait: read.wait,
+        at_connect: read.at_connect || !read.at_data,
+        at_data: read.at_data,
+        defer: read.defer,
+        reject: Reject::from_args(&kv, true)?,
+    }))
+}
+
+/// The arguments besides `reject` and `reject_type`, checked.
+struct Read {
+    wait: Duration,
+    at_connect: bool,
+    at_data: bool,
+    defer: bool,
+    action: Option<String>,
+}
+
+fn read_args(kv: &[(String, String)]) -> Result<Read, PluginError> {
+    let mut read = Read {
+        wait: Duration::from_secs(1),
+        at_connect: false,
+        at_data: false,
+        defer: false,
+        action: None,
+    };
+    for (k, v) in kv {
         match k.as_str() {
-            "wait" => wait = parse_wait(v)?,
+            "wait" => read.wait = parse_wait(v)?,
             "check-at" => match v.to_ascii_uppercase().as_str() {
-                "CONNECT" => at_connect = true,
-                "DATA" => at_data = true,
+                "CONNECT" => read.at_connect = true,
+                "DATA" => read.at_data = true,
                 _ => {
                     return Err(PluginError::Args(format!(
                         "check-at is CONNECT or DATA, not {v:?}"
                     )));
                 }
             },
-            "defer-reject" => defer = truthy(v),
+            "defer-reject" => read.defer = truthy(v),
             "action" => match v.to_ascii_lowercase().as_str() {
-                "deny" | "denysoft" | "log" => action = Some(v.to_ascii_lowercase()),
+                a @ ("deny" | "denysoft" | "log") => read.action = Some(a.to_string()),
                 _ => {
                     return Err(PluginError::Args(format!(
                         "action is deny, denysoft or log, not {v:?}"
@@ -71,33 +112,7 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Plugi
             }
         }
     }
-    if !at_data {
-        at_connect = true;
-    }
-    let has = |kv: &[(String, String)], key: &str| kv.iter().any(|(k, _)| k == key);
-    // The old `action` argument: `deny...` refuses, `log` only logs; `denysoft` defers
-    // (README Differences 170: qpsmtpd refused with 550 there).
-    if let Some(action) = &action {
-        if !has(&kv, "reject") {
-            let reject = if action.starts_with("deny") { "1" } else { "0" };
-            kv.push(("reject".into(), reject.into()));
-        }
-        if !has(&kv, "reject_type") {
-            let t = if action == "deny" { "perm" } else { "temp" };
-            kv.push(("reject_type".into(), t.into()));
-        }
-    }
-    // A deferred refusal defers unless told otherwise, as in qpsmtpd.
-    if defer && !has(&kv, "reject_type") {
-        kv.push(("reject_type".into(), "temp".into()));
-    }
-    Ok(Box::new(Earlytalker {
-        wait,
-        at_connect,
-        at_data,
-        defer,
-        reject: Reject::from_args(&kv, true)?,
-    }))
+    Ok(read)
 }
 
 /// Seconds, fractions allowed (qpsmtpd's `select` takes them), more than 0 and at most

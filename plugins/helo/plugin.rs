@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use names::{forged_literal, invalid_localhost, not_fqdn, plain_ip};
+
 use crate::config::Config;
 use crate::log::Level;
 use crate::plugin::services::dns::{Answer, Rdata, RecordType, Settings, lists, reverse_name};
@@ -275,51 +277,6 @@ fn in_badhelo(cx: &Context<'_>, host: &str) -> Result<Option<Fail>, Outcome> {
     Ok(None)
 }
 
-/// `localhost` from anywhere but the loopback addresses.
-fn invalid_localhost(host: &str, ip: Option<IpAddr>) -> Option<Fail> {
-    (host.eq_ignore_ascii_case("localhost") && !ip.is_some_and(|ip| ip.is_loopback()))
-        .then(|| Fail::new("You are not localhost", "invalid localhost"))
-}
-
-/// An address literal that is not the client's address.
-fn forged_literal(literal: Option<IpAddr>, ip: Option<IpAddr>) -> Option<Fail> {
-    let literal = literal?.to_canonical();
-    (Some(literal) != ip).then(|| Fail::new("Forged IPs not accepted here", "forged IP literal"))
-}
-
-/// A bare address: neither a name nor an address literal.
-fn plain_ip(host: &str) -> Option<Fail> {
-    let ipv4_shape = host.split('.').count() == 4
-        && host
-            .split('.')
-            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
-    (ipv4_shape || host.parse::<std::net::Ipv6Addr>().is_ok())
-        .then(|| Fail::new("Plain IP is invalid HELO hostname (RFC 2821)", "plain IP"))
-}
-
-/// A name without a dot, or with characters a host name cannot have (literals pass).
-fn not_fqdn(host: &str, literal: Option<IpAddr>) -> Option<Fail> {
-    if literal.is_some() {
-        return None;
-    }
-    if !host.contains('.') {
-        return Some(Fail::new(
-            "HELO name is not fully qualified. Read RFC 2821",
-            "not FQDN",
-        ));
-    }
-    if !host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
-        return Some(Fail::new(
-            "HELO name contains invalid FQDN characters. Read RFC 1035",
-            "invalid FQDN chars",
-        ));
-    }
-    None
-}
-
 /// The name must have an address; one in the client's network sets
 /// `helo_forward_match`. A temporary failure skips the test.
 fn forward_dns(cx: &mut Context<'_>, dns: &Lookups, ip: Option<IpAddr>) -> Option<Fail> {
@@ -407,6 +364,8 @@ fn name_match(ptr: &str, helo: &str) -> bool {
     matches!((last_two(ptr), last_two(helo)), (Some(a), Some(b)) if a == b)
 }
 
+#[path = "names.rs"]
+mod names;
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
