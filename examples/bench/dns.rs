@@ -82,6 +82,8 @@ fn start_server(o: &Opts, latency_ms: u64) -> Option<Server> {
         return None;
     }
     let port_file = o.work.join(format!("dns-port-{latency_ms}"));
+    // A file left by an earlier server would name its port.
+    let _ = std::fs::remove_file(&port_file);
     let child = Command::new(python)
         .arg(o.root.join("tests/dns/testdns.py"))
         .arg("--zone")
