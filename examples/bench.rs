@@ -4,8 +4,11 @@
 //! counts under callgrind, and what STARTTLS adds to a session ([tls]). It prints figures
 //! and ratios; it asserts nothing about speed. `--quick` leaves the TLS figures out,
 //! `--tls-only` runs only them. Opt-in: `--slow-clients N` adds the many-slow-clients case
-//! ([slow]), `--slow-only` runs only that.
+//! ([slow]), `--slow-only` runs only that. Opt-in: `--dns` adds the DNS plugins' cost
+//! ([dns]), `--dns-only` runs only that.
 
+#[path = "bench/dns.rs"]
+mod dns;
 #[path = "bench/slow.rs"]
 mod slow;
 #[path = "bench/tls.rs"]
@@ -33,6 +36,8 @@ struct Opts {
     slow_only: bool,
     quick: bool,
     tls_only: bool,
+    dns: bool,
+    dns_only: bool,
 }
 
 fn opts() -> Opts {
@@ -54,6 +59,8 @@ fn opts() -> Opts {
         slow_only: false,
         quick: false,
         tls_only: false,
+        dns: false,
+        dns_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -93,6 +100,8 @@ fn opts() -> Opts {
             }
             "--slow-only" => o.slow_only = true,
             "--tls-only" => o.tls_only = true,
+            "--dns" => o.dns = true,
+            "--dns-only" => o.dns_only = true,
             "--work" => o.work = PathBuf::from(args.next().expect("--work needs a directory")),
             other => panic!("unknown argument {other}"),
         }
@@ -119,6 +128,11 @@ fn main() {
     }
     if o.tls_only {
         tls::run(&o, &ours);
+        let _ = std::fs::remove_dir_all(&o.work);
+        return;
+    }
+    if o.dns_only {
+        dns::run(&o, &tcpserver, &ours);
         let _ = std::fs::remove_dir_all(&o.work);
         return;
     }
@@ -328,6 +342,9 @@ fn main() {
     }
     if o.slow.clients > 0 {
         slow::run(&o, &o.slow, &tcpserver, &ours);
+    }
+    if o.dns {
+        dns::run(&o, &tcpserver, &ours);
     }
     let _ = std::fs::remove_dir_all(&o.work);
 }

@@ -123,6 +123,7 @@ fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, m
                 read_line(session, transport, io, timeout)
             }
             Want::Data { timeout } => read_data(session, transport, io, timeout),
+            Want::Quiet { timeout } => wait_quiet(session, transport, io, timeout),
             Want::Liveness => session.step(Input::Alive(transport.client_alive())),
         };
     }
@@ -152,6 +153,19 @@ fn read_data(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, 
             session.step(Input::Data { piece, read_ahead })
         }
         Err(e) => session.step(failed(e)),
+    }
+}
+
+/// Waits for the client to speak first (it should not: the server has not answered
+/// yet); what it sends stays in the reader for the commands after.
+fn wait_quiet(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, timeout: Duration) -> Want {
+    if io.reader.buffered() > 0 {
+        return session.step(Input::Talked(true));
+    }
+    match transport.readable(timeout) {
+        Ok(talked) => session.step(Input::Talked(talked)),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => session.step(Input::Terminated),
+        Err(_) => session.step(Input::Ended),
     }
 }
 
@@ -217,6 +231,14 @@ impl Transport for Secure<'_> {
         match self {
             Secure::Rustls(s) => s.client_alive(),
             Secure::Ucspi(s) => s.client_alive(),
+        }
+    }
+
+    // Through rustls no wait: with TLS first the client spoke first anyway (ClientHello).
+    fn readable(&mut self, timeout: Duration) -> std::io::Result<bool> {
+        match self {
+            Secure::Rustls(_) => Ok(false),
+            Secure::Ucspi(s) => s.readable(timeout),
         }
     }
 }

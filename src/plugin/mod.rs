@@ -36,7 +36,7 @@ pub(crate) mod testing;
 
 pub use args::{Args, key_values};
 pub use chain::{Chain, LoadError};
-pub use context::{Context, Env, truthy};
+pub use context::{Context, Env, immune, truthy};
 pub use error::{BuildError, PluginError};
 pub use hook::Hook;
 pub use offers::{AuthMechanism, Offers};

@@ -58,6 +58,14 @@ enum State {
         /// Implicit TLS: connect hooks and the greeting come after the handshake.
         greet: bool,
     },
+    /// Waiting `wait` for input that should not come yet, before the `then` hooks (the
+    /// connect hooks before the greeting, the data hooks before `354`).
+    Quiet {
+        /// The hooks to run after.
+        then: Hook,
+        /// How long.
+        wait: std::time::Duration,
+    },
     /// QUIT, a disconnect verdict, end of input or a timeout ended the connection.
     Closed,
 }
@@ -70,6 +78,7 @@ impl State {
             State::Queueing => "queueing",
             State::Auth(_) => "AUTH exchange",
             State::StartTls { .. } => "TLS handshake",
+            State::Quiet { .. } => "waiting for an early talker",
             State::Closed => "closed",
         }
     }

@@ -69,3 +69,44 @@ fn ehlo_lists_the_keywords_plugins_offer_once_each() {
     s.step(Input::Line(b"HELO client.example"));
     assert!(!sent(&mut s).contains("X-ONE"), "HELO lists no keywords");
 }
+
+#[test]
+fn a_greeting_wait_comes_before_the_connect_hooks_and_greeting() {
+    let wait = std::time::Duration::from_millis(300);
+    let offers = Offers {
+        greeting_wait: Some(wait),
+        ..Offers::default()
+    };
+    let mut s = session(vec![Box::new(Offering(offers))]);
+    let want = s.step(Input::Connected(Opening::default()));
+    assert!(
+        matches!(want, Want::Quiet { timeout } if timeout == wait),
+        "{want:?}"
+    );
+    assert_eq!(sent(&mut s), "", "no greeting before the wait is over");
+    let want = s.step(Input::Talked(true));
+    assert!(matches!(want, Want::Command { .. }), "{want:?}");
+    assert!(sent(&mut s).starts_with("220 mx.example ESMTP"));
+    assert_eq!(
+        s.conn.early_input, None,
+        "the finding is for the hooks after the wait"
+    );
+    // A stray answer later changes nothing.
+    s.step(Input::Talked(true));
+    s.step(Input::Line(b"HELO client.example"));
+    assert!(sent(&mut s).starts_with("250 mx.example"));
+}
+
+#[test]
+fn a_relay_client_is_not_kept_waiting() {
+    let offers = Offers {
+        greeting_wait: Some(std::time::Duration::from_secs(5)),
+        data_wait: Some(std::time::Duration::from_secs(5)),
+        ..Offers::default()
+    };
+    let mut s = session(vec![Box::new(Offering(offers))]);
+    s.conn.relay_client = true;
+    let want = s.step(Input::Connected(Opening::default()));
+    assert!(matches!(want, Want::Command { .. }), "{want:?}");
+    assert!(sent(&mut s).starts_with("220 "));
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{Established, TlsError};
 use crate::connection::TlsInfo;
-use crate::io::{Transport, read_fd, write_fd};
+use crate::io::{Transport, read_fd, readable_fd, write_fd};
 
 /// The descriptors a UCSPI-TLS super-server passed.
 #[derive(Debug)]
@@ -48,6 +48,10 @@ impl Transport for FdTransport {
 
     fn write_all(&mut self, buf: &[u8], timeout: Duration) -> io::Result<()> {
         write_fd(self.write.as_fd(), buf, timeout)
+    }
+
+    fn readable(&mut self, timeout: Duration) -> io::Result<bool> {
+        readable_fd(self.read.as_fd(), timeout)
     }
 }
 
