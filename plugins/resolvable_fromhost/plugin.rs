@@ -204,7 +204,9 @@ impl ResolvableFromhost {
                 Err(_) => {
                     let (a, aaaa) = (answers.next(), answers.next());
                     for answer in [&a, &aaaa].into_iter().flatten() {
-                        if let Answer::TempFail(t) = answer {
+                        if let Answer::TempFail(t) = answer
+                            && answer.is_temporary()
+                        {
                             temporary.get_or_insert_with(|| format!("{name}: {t}"));
                         }
                     }
