@@ -216,10 +216,14 @@ impl Helo {
         if matched("helo_forward_match") || matched("helo_reverse_match") {
             return Ok(None);
         }
-        Ok(Some(Fail::new(
+        let mut fail = Fail::new(
             "That HELO hostname fails FCrDNS",
             "no forward or reverse DNS match",
-        )))
+        );
+        // A forward lookup that failed might have found the client's network: the
+        // refusal can only be temporary (README Differences 177).
+        fail.temporary = dns.a.is_temporary() || dns.aaaa.is_temporary();
+        Ok(Some(fail))
     }
 
     /// The name's A and AAAA records (none for a literal) and the client's PTR records,
