@@ -234,10 +234,11 @@ impl Transport for Secure<'_> {
         }
     }
 
-    // Through rustls no wait: with TLS first the client spoke first anyway (ClientHello).
+    // The wait runs after the handshake (also with TLS first): a client that speaks
+    // before the greeting or the 354 that follows is early there too.
     fn readable(&mut self, timeout: Duration) -> std::io::Result<bool> {
         match self {
-            Secure::Rustls(_) => Ok(false),
+            Secure::Rustls(s) => s.readable(timeout),
             Secure::Ucspi(s) => s.readable(timeout),
         }
     }

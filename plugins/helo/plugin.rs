@@ -11,7 +11,7 @@ use names::{forged_literal, invalid_localhost, not_fqdn, plain_ip};
 
 use crate::config::Config;
 use crate::log::Level;
-use crate::plugin::services::dns::{Answer, Rdata, RecordType, Settings, lists, reverse_name};
+use crate::plugin::services::dns::{Answer, DnsTrouble, Rdata, RecordType, Settings, lists, reverse_name};
 use crate::plugin::{
     Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Reject, key_values, reject_type,
 };
@@ -174,13 +174,16 @@ impl Helo {
     fn first_failure(&self, cx: &mut Context<'_>, host: &str) -> Result<Option<Fail>, Outcome> {
         let ip = lists::client_ip(cx.conn);
         let literal = lists::address_literal(host);
-        if let Some(fail) = in_badhelo(cx, host)? {
+        // `localhost.` is `localhost` to DNS: the name checks look at the name without
+        // its final dot, so that a dot cannot slip past them (README Differences 176).
+        let name = host.strip_suffix('.').unwrap_or(host);
+        if let Some(fail) = in_badhelo(cx, host, name)? {
             return Ok(Some(fail));
         }
         let cheap = [
-            invalid_localhost(host, ip),
+            invalid_localhost(name, ip),
             forged_literal(literal, ip),
-            plain_ip(host),
+            plain_ip(name),
         ];
         if let Some(fail) = cheap.into_iter().flatten().next() {
             return Ok(Some(fail));
@@ -213,10 +216,14 @@ impl Helo {
         if matched("helo_forward_match") || matched("helo_reverse_match") {
             return Ok(None);
         }
-        Ok(Some(Fail::new(
+        let mut fail = Fail::new(
             "That HELO hostname fails FCrDNS",
             "no forward or reverse DNS match",
-        )))
+        );
+        // A forward lookup that failed might have found the client's network: the
+        // refusal can only be temporary (README Differences 177).
+        fail.temporary = dns.a.is_temporary() || dns.aaaa.is_temporary();
+        Ok(Some(fail))
     }
 
     /// The name's A and AAAA records (none for a literal) and the client's PTR records,
@@ -252,13 +259,13 @@ struct Lookups {
 }
 
 /// badhelo: every line is checked (a name case-insensitively, a pattern against the name
-/// in lower case).
-fn in_badhelo(cx: &Context<'_>, host: &str) -> Result<Option<Fail>, Outcome> {
+/// in lower case), against `name`, the HELO name `host` without its final dot.
+fn in_badhelo(cx: &Context<'_>, host: &str, name: &str) -> Result<Option<Fail>, Outcome> {
     let lines = cx.config("badhelo").map_err(Outcome::from)?;
-    let lower = host.to_ascii_lowercase();
+    let lower = name.to_ascii_lowercase();
     for line in lines.iter() {
         match bad_line(line) {
-            Ok(Bad::Name(name)) if name == lower => {
+            Ok(Bad::Name(bad)) if bad.strip_suffix('.').unwrap_or(&bad) == lower => {
                 return Ok(Some(Fail::new(
                     format!("I do not believe you are {host}."),
                     "in badhelo",
@@ -304,7 +311,9 @@ fn forward_dns(cx: &mut Context<'_>, dns: &Lookups, ip: Option<IpAddr>) -> Optio
         cx.log(Level::Error, format_args!("skip, forward lookup failed: {t}"));
         return None;
     }
-    if matches!(dns.a, Answer::NxDomain) {
+    // A name DNS cannot hold (an empty label, one over 63 bytes, over 253 in all) does
+    // not exist, whatever a server would say (README Differences 175).
+    if matches!(dns.a, Answer::NxDomain | Answer::TempFail(DnsTrouble::BadName)) {
         return Some(Fail::new("HELO hostname does not exist", "no such host"));
     }
     Some(Fail::new("HELO hostname did not resolve", "no forward DNS"))

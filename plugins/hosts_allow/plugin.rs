@@ -168,12 +168,22 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_mapped_blocks_are_ipv4_blocks() {
+        let table = "::ffff:203.0.113.0/120 DENY\n";
+        assert_eq!(connect(table, "203.0.113.9").verdict, Verdict::Deny);
+        assert_eq!(connect(table, "::ffff:203.0.113.9").verdict, Verdict::Deny);
+        assert_eq!(connect(table, "203.0.114.9"), Outcome::declined());
+    }
+
+    #[test]
     fn bad_lines_and_arguments_are_refused_at_start() {
         for table in [
             "192.0.2.1\n",
             "192.0.2.1 MAYBE\n",
             "192.0.2.1 DONE\n",
             "host.example DENY\n",
+            // As IPv6 this is ::/8, not 10.0.0.0/8: neither reading is safe to guess.
+            "::ffff:10.0.0.0/8 DENY\n",
         ] {
             let (_dir, config) = config(table);
             let err = new(&testing::spec("hosts_allow", &[]), &config).err();

@@ -204,7 +204,9 @@ impl ResolvableFromhost {
                 Err(_) => {
                     let (a, aaaa) = (answers.next(), answers.next());
                     for answer in [&a, &aaaa].into_iter().flatten() {
-                        if let Answer::TempFail(t) = answer {
+                        if let Answer::TempFail(t) = answer
+                            && answer.is_temporary()
+                        {
                             temporary.get_or_insert_with(|| format!("{name}: {t}"));
                         }
                     }
@@ -264,15 +266,17 @@ fn addresses(
     if addrs.iter().any(|ip| usable(*ip)) {
         return Found::Pass("a", format!("pass, found an address for {host}"));
     }
-    if !addrs.is_empty() {
-        return Found::Bad(Bad::Refused, format!("refused address for {host}"));
-    }
+    // Only refused addresses settle nothing while a lookup failed: it might have found
+    // an exchanger or a usable address (a DNS failure is never a 5xx).
     if let Some(t) = [mx.is_temporary(), a.is_temporary(), aaaa.is_temporary()]
         .into_iter()
         .position(|t| t)
     {
         let what = ["MX", "A", "AAAA"][t];
         return Found::Temporary(format!("{what} of {host}"));
+    }
+    if !addrs.is_empty() {
+        return Found::Bad(Bad::Refused, format!("refused address for {host}"));
     }
     if matches!(a, Answer::NxDomain) {
         return Found::Bad(Bad::NoSuchDomain, format!("no such domain {host}"));

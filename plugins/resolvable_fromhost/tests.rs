@@ -260,3 +260,38 @@ fn at_most_two_round_trips() {
     // MX, A, AAAA of the domain, then A and AAAA of both exchangers.
     assert_eq!(asked.len(), 7, "{asked:?}");
 }
+
+#[test]
+fn a_refused_address_with_a_failed_lookup_beside_it_defers() {
+    use crate::plugin::services::dns::fake::{Act, reply};
+    use crate::plugin::services::dns::wire::rtype;
+    // The MX lookup (or the AAAA lookup) fails; the A record is in a refused network.
+    // The failed lookup might have found a usable exchanger or address: a DNS failure,
+    // so 4xx even with reject_type perm (README Differences 166).
+    let server = FakeServer::start(|s| {
+        let q = &s.question;
+        let failing = match q.name.as_str() {
+            "mxfail.example" => rtype::MX,
+            _ => rtype::AAAA,
+        };
+        let answer = if q.rtype == failing {
+            reply(s.id, q, 2, false, &[])
+        } else if q.rtype == rtype::A {
+            reply(
+                s.id,
+                q,
+                0,
+                false,
+                &[(&q.name, Data::A(Ipv4Addr::new(127, 0, 0, 5)))],
+            )
+        } else {
+            reply(s.id, q, 0, false, &[])
+        };
+        vec![Act::Send(answer)]
+    });
+    let list = ("invalid_resolvable_fromhost", "127.0.0.0/8\n");
+    let s = session(&server, &["reject_type", "perm"], &[list]);
+    for from in ["<a@mxfail.example>", "<a@aaaafail.example>"] {
+        assert_eq!(s.out(from), Outcome::with(Verdict::DenySoft, TEMP), "{from}");
+    }
+}

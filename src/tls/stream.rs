@@ -188,4 +188,15 @@ impl Transport for TlsStream<'_> {
     fn client_alive(&mut self) -> bool {
         self.io.client_alive()
     }
+
+    /// earlytalker's wait inside TLS: decrypted input not yet read counts at once, then
+    /// anything arriving on the connection (a record from the client, or its end). After
+    /// the handshake a polite client sends nothing until it has our reply.
+    fn readable(&mut self, timeout: Duration) -> io::Result<bool> {
+        let state = self.conn.process_new_packets().map_err(tls_error)?;
+        if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+            return Ok(true);
+        }
+        self.io.readable(timeout)
+    }
 }

@@ -63,13 +63,21 @@ pub fn timeout(v: &str) -> Result<Duration, PluginError> {
 }
 
 /// Does `ip` fall in the block `text` (`192.0.2.0/24`, `2001:db8::/32`, or one address)?
-/// `None` if `text` is neither.
+/// `None` if `text` is neither. An IPv4-mapped block (`::ffff:192.0.2.0/120`) is the
+/// IPv4 block it maps (`192.0.2.0/24`), as an IPv4-mapped client is its IPv4 address.
 pub fn in_block(ip: IpAddr, text: &str) -> Option<bool> {
     let (addr, bits) = match text.split_once('/') {
         Some((a, b)) => (a, Some(b.parse::<u32>().ok()?)),
         None => (text, None),
     };
-    let net: IpAddr = addr.parse::<IpAddr>().ok()?.to_canonical();
+    let written: IpAddr = addr.parse().ok()?;
+    let net = written.to_canonical();
+    let bits = match (written, net, bits) {
+        // The prefix counts the 96 bits of `::ffff:` too; one shorter than that is not
+        // an IPv4 block.
+        (IpAddr::V6(_), IpAddr::V4(_), Some(b)) => Some(b.checked_sub(96)?),
+        _ => bits,
+    };
     let ip = ip.to_canonical();
     let (a, b, width) = match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) => (u128::from(u32::from(n)), u128::from(u32::from(i)), 32),
@@ -170,6 +178,16 @@ mod tests {
         assert_eq!(in_block(ip("192.0.2.10"), "0.0.0.0/0"), Some(true));
         assert_eq!(in_block(ip("192.0.2.10"), "192.0.2.0/33"), None);
         assert_eq!(in_block(ip("192.0.2.10"), "192.0.2."), None);
+        // An IPv4-mapped block is the IPv4 block it maps, its prefix counted in 128 bits.
+        assert_eq!(in_block(ip("192.0.2.10"), "::ffff:192.0.2.0/120"), Some(true));
+        assert_eq!(
+            in_block(ip("::ffff:192.0.2.10"), "::ffff:192.0.2.0/120"),
+            Some(true)
+        );
+        assert_eq!(in_block(ip("192.0.3.10"), "::ffff:192.0.2.0/120"), Some(false));
+        assert_eq!(in_block(ip("10.9.9.9"), "::ffff:10.0.0.0/104"), Some(true));
+        assert_eq!(in_block(ip("192.0.2.10"), "::ffff:0.0.0.0/96"), Some(true));
+        assert_eq!(in_block(ip("10.9.9.9"), "::ffff:10.0.0.0/8"), None);
     }
 
     #[test]
