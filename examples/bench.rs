@@ -4,12 +4,15 @@
 //! counts under callgrind, and what STARTTLS adds to a session ([tls]). It prints figures
 //! and ratios; it asserts nothing about speed. `--quick` leaves the TLS figures out,
 //! `--tls-only` runs only them. Opt-in: `--slow-clients N` adds the many-slow-clients case
-//! ([slow]), `--slow-only` runs only that.
+//! ([slow]), `--slow-only` runs only that. Opt-in: `--dns` adds the DNS plugins' cost
+//! ([dns]), `--dns-only` runs only that.
 
 #[path = "bench/compare.rs"]
 mod compare;
 #[path = "bench/cost.rs"]
 mod cost;
+#[path = "bench/dns.rs"]
+mod dns;
 #[path = "bench/peers.rs"]
 mod peers;
 #[path = "bench/slow.rs"]
@@ -43,6 +46,8 @@ struct Opts {
     slow_only: bool,
     quick: bool,
     tls_only: bool,
+    dns: bool,
+    dns_only: bool,
 }
 
 fn opts() -> Opts {
@@ -68,6 +73,8 @@ fn opts() -> Opts {
         slow_only: false,
         quick: false,
         tls_only: false,
+        dns: false,
+        dns_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -127,6 +134,8 @@ fn opts() -> Opts {
             }
             "--slow-only" => o.slow_only = true,
             "--tls-only" => o.tls_only = true,
+            "--dns" => o.dns = true,
+            "--dns-only" => o.dns_only = true,
             "--work" => o.work = PathBuf::from(args.next().expect("--work needs a directory")),
             other => panic!("unknown argument {other}"),
         }
@@ -153,6 +162,11 @@ fn main() {
     }
     if o.tls_only {
         tls::run(&o, &ours);
+        let _ = std::fs::remove_dir_all(&o.work);
+        return;
+    }
+    if o.dns_only {
+        dns::run(&o, &tcpserver, &ours);
         let _ = std::fs::remove_dir_all(&o.work);
         return;
     }
@@ -408,6 +422,9 @@ fn main() {
     if o.slow.clients > 0 {
         slow::run(&o, &o.slow, &tcpserver, &ours);
     }
+    if o.dns {
+        dns::run(&o, &tcpserver, &ours);
+    }
     let _ = std::fs::remove_dir_all(&o.work);
 }
 
@@ -560,6 +577,10 @@ struct Target {
 }
 
 impl Target {
+    fn start(tcpserver: &Path, prog: &Path, args: &[String], cwd: &Path) -> Target {
+        Target::start_env(tcpserver, prog, args, cwd, &[])
+    }
+
     fn start_env(
         tcpserver: &Path,
         prog: &Path,
@@ -620,6 +641,57 @@ impl Drop for Target {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Opts {
+    /// The first concurrency asked for (the DNS figures use one).
+    fn concurrency(&self) -> usize {
+        self.concurrencies.first().copied().unwrap_or(2)
+    }
+}
+
+/// One server's figures at one concurrency (the DNS figures).
+struct Row {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    failed: usize,
+}
+
+/// `sessions` sessions against `t` at the first concurrency, after a warm-up.
+fn measure(_name: &str, t: &Target, sessions: usize, o: &Opts, body: &[u8]) -> Row {
+    let addr = format!("127.0.0.1:{}", t.port);
+    for _ in 0..5 {
+        let _ = session(&addr, body);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let times = std::sync::Mutex::new(Vec::with_capacity(sessions));
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..o.concurrency() {
+            s.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < sessions {
+                    match session(&addr, body) {
+                        Ok(d) => times.lock().unwrap().push(d.as_secs_f64()),
+                        Err(_) => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let times = times.into_inner().unwrap();
+    let rate = times.len() as f64 / wall;
+    let (p50, p99) = percentiles(times);
+    Row {
+        rate,
+        p50,
+        p99,
+        failed: failed.into_inner(),
     }
 }
 

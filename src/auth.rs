@@ -63,12 +63,12 @@ pub fn valid_password(password: &str) -> bool {
     !password.is_empty() && password.len() <= MAX_PASSWORD && !password.chars().any(char::is_control)
 }
 
-/// A CRAM-MD5 challenge in qpsmtpd's form, `<random.time@me>`.
-pub fn cram_challenge(me: &str) -> String {
+/// A CRAM-MD5 challenge in qpsmtpd's form, `<random.time@me>`, for the time `now`.
+pub fn cram_challenge(me: &str, now: std::time::SystemTime) -> String {
     use ring::rand::SecureRandom;
     let mut r = [0u8; 4];
     let _ = ring::rand::SystemRandom::new().fill(&mut r);
-    let secs = std::time::SystemTime::now()
+    let secs = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!("<{:x}.{secs:x}@{me}>", u32::from_be_bytes(r))

@@ -1,15 +1,18 @@
 //! Every program we start (queue programs, external plugins, checkpassword) runs through
 //! here, so each of them gets the same guarantees:
 //!
-//! - Every descriptor the child gets is chosen: fds 0-2 are `/dev/null` unless a pipe is
-//!   asked for, further numbers (qmail-queue's fd 6, checkpassword's fd 3) only when
-//!   named. The client's connection (our fds 0 and 1, and fd 2 under xinetd or systemd) is
-//!   never passed on; every other descriptor we hold is close-on-exec. The signal
+//! - Every descriptor the child gets is chosen: fds 0-2 are `/dev/null` unless a pipe (or
+//!   our own standard error, when it is not the client's connection) is asked for, further
+//!   numbers (qmail-queue's fd 6, checkpassword's fd 3) only when named. The client's
+//!   connection (our fds 0 and 1, and fd 2 under xinetd or systemd) is never passed on;
+//!   every other descriptor we hold is close-on-exec. The signal
 //!   dispositions a child starts with are the defaults: the binary catches (never ignores)
 //!   the signals it handles, and exec resets a caught signal.
 //! - The child leads its own process group. At the deadline, or when a termination signal
 //!   arrives, the whole group gets SIGKILL and the child is reaped, so nothing it started
-//!   keeps running or keeps our pipes open. A child is reaped on every path (`Drop` too).
+//!   keeps running or keeps our pipes open. A child is reaped on every path (`Drop` too),
+//!   except one let go on purpose with [`Process::detach`] (a log command finishing
+//!   its last lines after the session).
 //! - Feeding, reading and waiting for the exit are one `poll` loop against one deadline:
 //!   a child that writes a lot while we feed it, that stops reading, or that floods an
 //!   output cannot block us, and every output keeps at most the bytes asked for (the rest
@@ -55,6 +58,10 @@ pub enum Fd<'a> {
     /// A pipe we read, keeping at most this many bytes not yet taken; the rest is read
     /// and dropped, so the child never blocks on it.
     Read(usize),
+    /// Our own standard error, where the child's complaints are worth seeing (a log
+    /// command's); `/dev/null` when our fd 2 is the client's connection (xinetd,
+    /// systemd: [`crate::log::stderr_is_safe`]).
+    OurStderr,
 }
 
 /// A program and the descriptors it gets.
@@ -70,6 +77,8 @@ pub struct Process<'a> {
     pidfd: Option<OwnedFd>,
     exit: Option<Exit>,
     reaped: bool,
+    /// Let go with [`Process::detach`]: never killed or waited for.
+    detached: bool,
     feeds: Vec<Feed<'a>>,
     drains: Vec<Drain>,
     /// What [`Process::output`] lends for a descriptor that is not an output.
@@ -103,6 +112,8 @@ impl<'a> Spawn<'a> {
                 Fd::Feed(source) => Feed::stream(n, source, &mut feeds),
                 Fd::Requests => Feed::requests(n, &mut feeds),
                 Fd::Read(keep) => Drain::open(n, keep, &mut drains),
+                Fd::OurStderr if crate::log::stderr_is_safe() => io::stderr().as_fd().try_clone_to_owned(),
+                Fd::OurStderr => continue,
             }
             .map_err(spawn_err)?;
             match n {
@@ -135,6 +146,7 @@ impl<'a> Spawn<'a> {
             pidfd,
             exit: None,
             reaped: false,
+            detached: false,
             feeds,
             drains,
             none: Vec::new(),
@@ -251,7 +263,7 @@ impl<'a> Process<'a> {
         for f in &mut self.feeds {
             f.abandon();
         }
-        if self.reaped {
+        if self.reaped || self.detached {
             return;
         }
         if let Ok(pid) = i32::try_from(self.child.id()) {
@@ -262,6 +274,17 @@ impl<'a> Process<'a> {
             self.exit.get_or_insert(exit_of(status));
         }
         self.reaped = true;
+    }
+
+    /// Lets the child run on by itself: our pipes to it are closed (what was not written
+    /// stays unwritten) and it is neither killed nor waited for; once we exit, init reaps
+    /// it. Only for a program that must be allowed to finish its work after the session,
+    /// as a log command writing its last lines; everything else is killed at its deadline.
+    pub fn detach(mut self) {
+        for f in &mut self.feeds {
+            f.abandon();
+        }
+        self.detached = true;
     }
 
     fn finish_by(&mut self, deadline: Instant) -> Result<Exit, ChildError> {

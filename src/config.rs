@@ -27,8 +27,8 @@ mod files;
 mod lines;
 
 use files::{
-    everybody_may_read, include_files, include_target, line_of_offset, list_names, read_error, read_regular,
-    toml_lines,
+    everybody_may_read, include_files, include_target, line_of_offset, line_text, list_names, read_error,
+    read_regular, toml_lines, trimmed,
 };
 use lines::Store;
 
@@ -345,15 +345,7 @@ impl Config {
                 return Ok(());
             }
             number += 1;
-            let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            // Checked whole first (word at a time for ASCII); the lossy conversion, which
-            // goes a byte at a time, only for a line that is not UTF-8.
-            let text = match std::str::from_utf8(line) {
-                Ok(text) => std::borrow::Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(line),
-            };
-            self.push_line(out, &text, path, number, depth)?;
+            self.push_line(out, &line_text(&raw), path, number, depth)?;
         }
     }
 
@@ -366,13 +358,7 @@ impl Config {
         line: usize,
         depth: usize,
     ) -> Result<(), ConfigError> {
-        // A line that starts and ends with a printable ASCII character has nothing to
-        // trim (the usual list entry): no scan for Unicode blanks at both ends.
-        let bytes = raw.as_bytes();
-        let text = match (bytes.first(), bytes.last()) {
-            (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => raw,
-            _ => raw.trim(),
-        };
+        let text = trimmed(raw);
         if text.is_empty() || text.starts_with('#') {
             return Ok(());
         }

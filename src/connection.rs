@@ -68,6 +68,9 @@ pub struct Connection {
     /// `RBLSMTPD` as the super-server set it (rblsmtpd's variable, which tcprules can set
     /// per client; the dnsbl plugin reads it): empty = skip the DNS lists, text = refuse.
     pub rblsmtpd: Option<String>,
+    /// Whether the client sent anything during the wait a plugin asked for (see
+    /// `Offers::greeting_wait`), set only while the hooks after that wait run.
+    pub early_input: Option<bool>,
     /// Connection notes.
     pub notes: Notes,
     /// Commands dispatched so far (qpsmtpd's `command_counter`).
@@ -94,6 +97,7 @@ impl Connection {
             auth: None,
             tls: None,
             rblsmtpd: None,
+            early_input: None,
             notes: Notes::new(),
             command_count: 0,
             started: Instant::now(),

@@ -35,6 +35,14 @@ pub trait Transport {
         true
     }
 
+    /// Waits up to `timeout` for input without reading it (qpsmtpd's `select` on fd 0
+    /// in its earlytalker plugin): `true` as soon as there is some (or the end of input),
+    /// `false` after a quiet `timeout`. A transport that cannot tell answers `false` at
+    /// once.
+    fn readable(&mut self, _timeout: Duration) -> io::Result<bool> {
+        Ok(false)
+    }
+
     /// Ends the connection after the last reply (see [`linger`]); nothing by default.
     fn hang_up(&mut self) {}
 }
@@ -60,6 +68,10 @@ impl Transport for Stdio {
 
     fn client_alive(&mut self) -> bool {
         !self.socket || peer_alive(io::stdin().as_fd())
+    }
+
+    fn readable(&mut self, timeout: Duration) -> io::Result<bool> {
+        readable_fd(io::stdin().as_fd(), timeout)
     }
 
     fn hang_up(&mut self) {
@@ -138,6 +150,18 @@ pub fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8], timeout: Duration) -> io::Res
     }
 }
 
+/// Waits up to `timeout` for `fd` to become readable (input or its end), reading nothing.
+pub fn readable_fd(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    if TERMINATE.load(Ordering::SeqCst) {
+        return Err(io::Error::from(io::ErrorKind::Interrupted));
+    }
+    match wait(fd, PollFlags::POLLIN, timeout) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// `poll` then `write` in pieces of at most 4 KiB.
 pub fn write_fd(fd: BorrowedFd<'_>, mut buf: &[u8], timeout: Duration) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
@@ -197,6 +221,10 @@ fn input_waiting(fd: BorrowedFd<'_>) -> bool {
 #[derive(Debug, Default)]
 pub struct Scripted {
     chunks: std::collections::VecDeque<Vec<u8>>,
+    /// How many of the first chunks the client sends without waiting for a reply (it
+    /// talks before the greeting); the others it sends only after one, so
+    /// [`Transport::readable`] finds nothing before them.
+    early: usize,
     /// Everything written, in order.
     pub written: Vec<u8>,
     /// The number of `write_all` calls (one per flush).
@@ -213,6 +241,12 @@ impl Scripted {
             ..Scripted::default()
         }
     }
+
+    /// The first `n` chunks are sent before the server says anything.
+    pub fn early(mut self, n: usize) -> Scripted {
+        self.early = n;
+        self
+    }
 }
 
 impl Transport for Scripted {
@@ -228,8 +262,14 @@ impl Transport for Scripted {
         if n < chunk.len() {
             chunk.drain(..n);
             self.chunks.push_front(chunk);
+        } else {
+            self.early = self.early.saturating_sub(1);
         }
         Ok(n)
+    }
+
+    fn readable(&mut self, _timeout: Duration) -> io::Result<bool> {
+        Ok(self.chunks.is_empty() || self.early > 0)
     }
 
     fn write_all(&mut self, buf: &[u8], _timeout: Duration) -> io::Result<()> {

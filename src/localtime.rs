@@ -15,6 +15,14 @@ pub fn now() -> Zoned {
     Timestamp::now().to_zoned(zone().clone())
 }
 
+/// A time in the local zone (a time outside what a timestamp can hold, thousands of years
+/// away, is taken as now).
+pub fn at(time: std::time::SystemTime) -> Zoned {
+    Timestamp::try_from(time)
+        .unwrap_or_else(|_| Timestamp::now())
+        .to_zoned(zone().clone())
+}
+
 /// The local zone: `TZ` if set (a zone name, `:name`, a path or a POSIX TZ string), else
 /// `/etc/localtime`, else UTC.
 pub fn zone() -> &'static TimeZone {

@@ -255,7 +255,7 @@ fn refuse_start(reason: &str, logged: bool, stderr_ok: bool, network: bool) -> u
     if network && !logged {
         log::syslog_fallback(&line);
     }
-    let reply = startup::refusal(&qpsmtpd_rs::session::hostname());
+    let reply = startup::refusal(&qpsmtpd_rs::host::hostname());
     let mut stdio = Stdio::default();
     let _ = stdio.write_all(reply.as_bytes(), Duration::from_secs(30));
     stdio.hang_up();

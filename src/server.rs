@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use crate::connection::TlsInfo;
 use crate::io::{Line, LineReader, ReadError, Transport};
 use crate::session::{Input, Opening, Session, TlsStart, Want};
-use crate::tls::Established;
 use crate::tls::stream::TlsStream;
 use crate::tls::ucspi::{FdTransport, UcspiFds};
+use crate::tls::{Established, TlsError};
 
 /// Longest command line accepted (RFC 5321 asks for 512; AUTH lines may be far longer,
 /// RFC 4954 §4 suggests 12288).
@@ -123,6 +123,7 @@ fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, m
                 read_line(session, transport, io, timeout)
             }
             Want::Data { timeout, deadline } => read_data(session, transport, io, timeout, deadline),
+            Want::Quiet { timeout } => wait_quiet(session, transport, io, timeout),
             Want::Liveness => session.step(Input::Alive(transport.client_alive())),
         };
     }
@@ -161,6 +162,19 @@ fn read_data(
     }
 }
 
+/// Waits for the client to speak first (it should not: the server has not answered
+/// yet); what it sends stays in the reader for the commands after.
+fn wait_quiet(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, timeout: Duration) -> Want {
+    if io.reader.buffered() > 0 {
+        return session.step(Input::Talked(true));
+    }
+    match transport.readable(timeout) {
+        Ok(talked) => session.step(Input::Talked(talked)),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => session.step(Input::Terminated),
+        Err(_) => session.step(Input::Ended),
+    }
+}
+
 /// A read that produced nothing, as input.
 fn failed(e: ReadError) -> Input<'static> {
     match e {
@@ -182,7 +196,7 @@ fn handshake<'a>(
     ucspi: Option<UcspiFds>,
     transport: &'a mut dyn Transport,
     timeout: Duration,
-) -> Result<(Secure<'a>, Established), String> {
+) -> Result<(Secure<'a>, Established), TlsError> {
     match (how, ucspi) {
         (TlsStart::Rustls(config), _) => {
             let (stream, established) = crate::tls::stream::handshake(transport, config, timeout)?;
@@ -192,7 +206,7 @@ fn handshake<'a>(
             let (fds, established) = fds.start(timeout)?;
             Ok((Secure::Ucspi(fds), established))
         }
-        (TlsStart::Ucspi, None) => Err("no UCSPI-TLS descriptors".to_string()),
+        (TlsStart::Ucspi, None) => Err(TlsError::Ucspi("no descriptors".to_string())),
     }
 }
 
@@ -223,6 +237,15 @@ impl Transport for Secure<'_> {
         match self {
             Secure::Rustls(s) => s.client_alive(),
             Secure::Ucspi(s) => s.client_alive(),
+        }
+    }
+
+    // The wait runs after the handshake (also with TLS first): a client that speaks
+    // before the greeting or the 354 that follows is early there too.
+    fn readable(&mut self, timeout: Duration) -> std::io::Result<bool> {
+        match self {
+            Secure::Rustls(s) => s.readable(timeout),
+            Secure::Ucspi(s) => s.readable(timeout),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, ConfigError};
 use crate::connection::Connection;
 use crate::log::{LogSink, Logger, StderrSink, configured_level, stderr_is_safe};
-use crate::plugin::chain::parse_spec;
+use crate::plugin::spec::parse_spec;
 use crate::plugin::{Chain, LoadError, registry};
 use crate::session::{Session, Setup};
 
@@ -159,10 +159,10 @@ fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError
     let mut sinks: Vec<Box<dyn LogSink>> = Vec::new();
     for entry in lines.entries() {
         let spec = parse_spec(entry)?;
-        let sink = registry::build_sink(&spec, config).map_err(|message| LoadError {
+        let sink = registry::build_sink(&spec, config).map_err(|e| LoadError {
             file: entry.file.clone(),
             line: entry.line,
-            message,
+            message: e.to_string(),
         })?;
         sinks.push(sink);
     }
@@ -178,10 +178,10 @@ fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError
                 file: config.dir().join("logging"),
                 line: 0,
             })?;
-            sinks.push(registry::build_sink(&spec, config).map_err(|message| LoadError {
+            sinks.push(registry::build_sink(&spec, config).map_err(|e| LoadError {
                 file: spec.file.clone(),
                 line: 0,
-                message,
+                message: e.to_string(),
             })?);
         } else if stderr_is_safe() {
             sinks.push(Box::new(StderrSink::new(level)));

@@ -1,5 +1,7 @@
 //! The repository's own consistency: every plugin folder has its README, every built-in
-//! is registered and documented, the shipped sample config passes `--check`.
+//! is registered and documented, the shipped sample config passes `--check`, files and
+//! functions stay small, nothing but tests unwraps or panics, citations point inside the
+//! repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,6 +9,17 @@ use std::process::Command;
 use qpsmtpd_rs::plugin::registry::{BUILTINS, LOG_SINKS};
 
 use crate::support::{binary, root};
+
+/// Nothing cites a document outside the repository.
+mod citations;
+/// No unwrap, expect or panic outside tests in src/ and plugins/.
+mod panics;
+/// unsafe: forbidden in the library, explained where the binary needs it.
+mod safety;
+/// File and function sizes in src/ and plugins/.
+mod sizes;
+/// plugins/README.md's walk-through quotes the real plugin.
+mod walkthrough;
 
 /// Folders below plugins/ that hold a plugin (Rust `plugin.rs` or an executable program).
 fn plugin_folders() -> Vec<PathBuf> {

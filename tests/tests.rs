@@ -27,6 +27,9 @@ mod layout;
 /// Queue hand-off: real backends (Postfix, Dovecot LMTP, Exim, a qmail-queue stand-in)
 /// and faults.
 mod queue;
+/// Debian's stock /etc/qpsmtpd: `--check`, a delivery through tcpserver, its DNS
+/// plugins against the test DNS server.
+mod stock;
 /// tcpserver, xinetd, systemd-socket-activate, runit and daemontools for real; the
 /// privilege drop; `--check`.
 mod supervision;

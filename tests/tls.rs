@@ -248,7 +248,8 @@ fn swaks_starttls_and_auth_plain_login_cram_md5() {
 #[test]
 fn swaks_implicit_tls_on_the_submissions_port() {
     let Some(_) = tool("swaks") else { return };
-    let dir = TestDir::new(&tls_config(&[]));
+    // earlytalker waits after the handshake, before the greeting: swaks, polite, passes.
+    let dir = TestDir::new(&tls_config(&[("plugins", "earlytalker wait 0.3")]));
     if make_cert(&dir).is_none() {
         return;
     }
@@ -411,6 +412,64 @@ pub(crate) fn reply<R: BufRead>(r: &mut R) -> String {
             return all;
         }
     }
+}
+
+/// earlytalker `check-at DATA` inside STARTTLS: a client that sends its message after
+/// `DATA` without waiting for `354` is refused as in clear text; a polite one waits and
+/// is let through. (The wait used to end at once through TLS, so a client whose message
+/// came in a record of its own passed.)
+#[test]
+fn earlytalker_checks_data_inside_starttls() {
+    if tool("openssl").is_none() {
+        return;
+    }
+    let extra = [("plugins", "earlytalker check-at DATA wait 0.5")];
+    let dir = TestDir::new(&tls_config(&extra));
+    make_cert(&dir);
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config").arg(dir.config()).current_dir(dir.path());
+    let (mut child, tcp) = spawn_inetd(cmd);
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut plain = BufReader::new(tcp.try_clone().unwrap());
+    let mut w = tcp.try_clone().unwrap();
+    assert!(reply(&mut plain).starts_with("220 "));
+    w.write_all(b"EHLO c.example\r\n").unwrap();
+    assert!(reply(&mut plain).contains("250 STARTTLS"));
+    w.write_all(b"STARTTLS\r\n").unwrap();
+    assert!(reply(&mut plain).starts_with("220 "));
+    let conn =
+        rustls::ClientConnection::new(client_config(&dir), ServerName::try_from("mx.test").unwrap()).unwrap();
+    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+    let say = |tls: &mut BufReader<_>, line: &[u8]| {
+        let s: &mut rustls::StreamOwned<_, _> = tls.get_mut();
+        s.write_all(line).unwrap();
+        reply(tls)
+    };
+    assert!(say(&mut tls, b"EHLO c.example\r\n").starts_with("250"));
+    assert!(say(&mut tls, b"MAIL FROM:<a@example.net>\r\n").starts_with("250 "));
+    assert!(say(&mut tls, b"RCPT TO:<b@example.org>\r\n").starts_with("250 "));
+    // DATA, then the message 0.1 s later without waiting for 354, in its own record.
+    tls.get_mut().write_all(b"DATA\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let early = say(&mut tls, b"Subject: early\r\n");
+    assert!(
+        early.starts_with("554 5.7.1 Connecting host started transmitting"),
+        "{early}"
+    );
+    assert!(
+        reply(&mut tls).starts_with("500 "),
+        "the message line, as a command"
+    );
+    assert!(say(&mut tls, b"RSET\r\n").starts_with("250 "));
+    assert!(say(&mut tls, b"MAIL FROM:<a@example.net>\r\n").starts_with("250 "));
+    assert!(say(&mut tls, b"RCPT TO:<b@example.org>\r\n").starts_with("250 "));
+    assert!(say(&mut tls, b"DATA\r\n").starts_with("354 "));
+    assert!(say(&mut tls, b"Subject: polite\r\n\r\nbody\r\n.\r\n").starts_with("250 "));
+    assert!(say(&mut tls, b"QUIT\r\n").starts_with("221 "));
+    let _ = child.wait();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(log.contains("earlytalker: pass, not spontaneous"), "{log}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Reading config files: regular files only, opened without waiting; `$include`; the
 //! TOML file's values as lines.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Read;
@@ -115,5 +116,26 @@ pub(super) fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
     ConfigError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
+    }
+}
+
+/// A line as read, its LF and any CR before it dropped, as text: checked as UTF-8 whole
+/// (word at a time for ASCII), converted lossily (a byte at a time) only if it is not.
+pub(super) fn line_text(raw: &[u8]) -> Cow<'_, str> {
+    let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match std::str::from_utf8(line) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
+    }
+}
+
+/// A line without blanks at either end. One that starts and ends with a printable ASCII
+/// character (the usual list entry) has none, and is not scanned for Unicode blanks.
+pub(super) fn trimmed(raw: &str) -> &str {
+    let bytes = raw.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => raw,
+        _ => raw.trim(),
     }
 }

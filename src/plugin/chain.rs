@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-pub(crate) use super::spec::parse_spec;
+use super::spec::parse_spec;
 use super::{
     Args, AuthMechanism, Context, Env, Hook, Offers, Outcome, Plugin, PluginSpec, Services, Verdict, registry,
 };
@@ -152,12 +152,6 @@ impl Chain {
         all.auth.sort();
         all.auth.dedup();
         all
-    }
-
-    /// The certificate files of the first plugin that makes TLS possible (see
-    /// [`Plugin::offers`]). The core offers STARTTLS while some plugin does.
-    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
-        self.plugins.iter().find_map(|p| p.offers.tls.clone())
     }
 
     /// The session's services (DNS, state store, clock), shared by all its plugins.

@@ -133,10 +133,15 @@ impl Context<'_> {
     /// qpsmtpd's `is_immune`: relay clients and whitelisted hosts or senders are exempt
     /// from content policy.
     pub fn is_immune(&self) -> bool {
-        self.conn.relay_client
-            || self.conn.notes.get("whitelisthost").is_some_and(|v| truthy(v))
-            || self.txn.notes.get("whitelistsender").is_some_and(|v| truthy(v))
+        immune(self.conn, self.txn)
     }
+}
+
+/// [`Context::is_immune`] for a connection and transaction.
+pub fn immune(conn: &Connection, txn: &Transaction) -> bool {
+    conn.relay_client
+        || conn.notes.get("whitelisthost").is_some_and(|v| truthy(v))
+        || txn.notes.get("whitelistsender").is_some_and(|v| truthy(v))
 }
 
 /// Perl truthiness for note values: empty and `0` are false.

@@ -36,7 +36,7 @@ pub(crate) mod testing;
 
 pub use args::{Args, key_values};
 pub use chain::{Chain, LoadError};
-pub use context::{Context, Env, truthy};
+pub use context::{Context, Env, immune, truthy};
 pub use error::{BuildError, PluginError};
 pub use hook::Hook;
 pub use offers::{AuthMechanism, Offers};
@@ -44,10 +44,6 @@ pub use reject::{Reject, reject_type};
 pub use services::Services;
 pub use spec::{LogAdjust, PluginSpec};
 pub use verdict::{Outcome, Verdict};
-
-/// ESMTP parameters of MAIL/RCPT; defined with the transaction, named here too for the
-/// plugins that take them.
-pub use crate::transaction::Params;
 
 /// One instance of a plugin, as the chain holds it.
 pub trait Plugin {

@@ -1,6 +1,8 @@
 //! What a plugin offers the session besides its hooks: EHLO keywords, the files that make
 //! TLS possible, AUTH mechanisms. Asked once, when the plugin is loaded.
 
+use std::time::Duration;
+
 use super::Hook;
 use crate::tls::TlsFiles;
 
@@ -60,6 +62,11 @@ pub struct Offers {
     /// The AUTH mechanisms it checks. Left empty, they follow from its hooks
     /// ([`AuthMechanism::from_hooks`], applied by [`super::Chain::offers`]).
     pub auth: Vec<AuthMechanism>,
+    /// How long to wait for the client to speak first before the connect hooks (the
+    /// `earlytalker` plugin); what arrived is in `Connection::early_input` while they run.
+    pub greeting_wait: Option<Duration>,
+    /// The same wait after DATA, before the `data` hooks and `354`.
+    pub data_wait: Option<Duration>,
 }
 
 impl Offers {
@@ -77,6 +84,8 @@ impl Offers {
         self.auth.extend(&other.auth);
         self.auth.sort();
         self.auth.dedup();
+        self.greeting_wait = self.greeting_wait.max(other.greeting_wait);
+        self.data_wait = self.data_wait.max(other.data_wait);
     }
 }
 
@@ -99,7 +108,6 @@ mod tests {
         assert_eq!(offers.auth, vec![AuthMechanism::Plain, AuthMechanism::Login]);
         let tls = offers.tls.expect("the tls plugin makes TLS possible");
         assert!(tls.cert.ends_with("ssl/qpsmtpd-server.crt"), "{tls:?}");
-        assert_eq!(c.tls_files(), Some(tls));
         assert!(offers.ehlo.is_empty());
     }
 

@@ -28,14 +28,25 @@ mod dns_whitelist_soft;
 mod dnsbl;
 #[path = "../../plugins/dont_require_anglebrackets/plugin.rs"]
 mod dont_require_anglebrackets;
+#[path = "../../plugins/earlytalker/plugin.rs"]
+mod earlytalker;
+#[path = "../../plugins/fcrdns/plugin.rs"]
+mod fcrdns;
+#[path = "../../plugins/helo/plugin.rs"]
+mod helo;
 #[path = "../../plugins/help/plugin.rs"]
 mod help;
+#[path = "../../plugins/hosts_allow/plugin.rs"]
+mod hosts_allow;
 #[path = "../../plugins/logging/file/plugin.rs"]
 mod logging_file;
 #[path = "../../plugins/logging/syslog/plugin.rs"]
 mod logging_syslog;
 #[path = "../../plugins/logging/warn/plugin.rs"]
 mod logging_warn;
+// `loop` is a Rust keyword.
+#[path = "../../plugins/loop/plugin.rs"]
+mod loop_plugin;
 #[path = "../../plugins/naughty/plugin.rs"]
 mod naughty;
 #[path = "../../plugins/queue/exim-bsmtp/plugin.rs"]
@@ -60,6 +71,8 @@ mod rcpt_ok;
 mod relay;
 #[path = "../../plugins/require_auth/plugin.rs"]
 mod require_auth;
+#[path = "../../plugins/resolvable_fromhost/plugin.rs"]
+mod resolvable_fromhost;
 #[path = "../../plugins/rhsbl/plugin.rs"]
 mod rhsbl;
 #[path = "../../plugins/tls/plugin.rs"]
@@ -85,7 +98,12 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("dns_whitelist_soft", dns_whitelist_soft::new),
     ("dnsbl", dnsbl::new),
     ("dont_require_anglebrackets", dont_require_anglebrackets::new),
+    ("earlytalker", earlytalker::new),
+    ("fcrdns", fcrdns::new),
+    ("helo", helo::new),
     ("help", help::new),
+    ("hosts_allow", hosts_allow::new),
+    ("loop", loop_plugin::new),
     ("naughty", naughty::new),
     ("queue/exim-bsmtp", queue_exim_bsmtp::new),
     ("queue/lmtp", queue_lmtp::new),
@@ -99,6 +117,7 @@ pub const BUILTINS: &[(&str, Constructor)] = &[
     ("relay", relay::new),
     ("rhsbl", rhsbl::new),
     ("require_auth", require_auth::new),
+    ("resolvable_fromhost", resolvable_fromhost::new),
     ("tls", tls::new),
     ("uribl", uribl::new),
 ];
@@ -117,6 +136,14 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("check_relay", "relay"),
     ("check_badmailfrom", "badmailfrom"),
     ("check_badrcptto", "badrcptto"),
+    ("check_earlytalker", "earlytalker"),
+    // Debian's check_spamhelo loads the whole helo plugin (policy lenient by default).
+    ("check_spamhelo", "helo"),
+    // Its argument is honoured; Debian's 0.94 wrapper lost it (README Differences 160).
+    ("check_loop", "loop"),
+    // Named in Debian's plugins file (commented out) and upstream's registry; missing
+    // from 0.94 (README Differences 161).
+    ("require_resolvable_fromhost", "resolvable_fromhost"),
     // qpsmtpd's auth plugins live in plugins/auth/; a plugin_dirs entry pointing there let
     // configs name them without the directory.
     ("auth_flat_file", "auth/auth_flat_file"),
@@ -158,10 +185,9 @@ pub fn build(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, Buil
     }
 }
 
-/// Builds the log sink a `config/logging` line names. The error is the text of a
-/// [`BuildError`] (start-up puts it into its `LoadError`).
-pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, String> {
-    let sink = match LOG_SINKS.iter().find(|(n, _)| *n == spec.base) {
+/// Builds the log sink a `config/logging` line names.
+pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, BuildError> {
+    match LOG_SINKS.iter().find(|(n, _)| *n == spec.base) {
         Some((_, make)) => make(spec, config).map_err(|error| BuildError::Refused {
             plugin: spec.name.clone(),
             error,
@@ -169,6 +195,40 @@ pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>
         None => Err(BuildError::UnknownLogSink {
             plugin: spec.name.clone(),
         }),
-    };
-    sink.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::plugin::Chain;
+
+    /// Every `check_*` wrapper Debian's qpsmtpd 0.94 ships (its plugins directory), and
+    /// the registry's `require_resolvable_fromhost`, loads the plugin it wraps: same
+    /// hooks, same offers, the old name kept for the log.
+    #[test]
+    fn the_old_names_load_the_same_plugins() {
+        let old_and_new = [
+            ("check_earlytalker action log", "earlytalker action log"),
+            ("check_relay", "relay"),
+            ("check_badmailfrom", "badmailfrom"),
+            ("check_badrcptto", "badrcptto"),
+            ("check_spamhelo", "helo"),
+            ("check_loop", "loop"),
+            ("require_resolvable_fromhost", "resolvable_fromhost"),
+        ];
+        let load = |line: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("plugins"), format!("{line}\n")).unwrap();
+            let config = Config::open(dir.path(), None).unwrap();
+            Chain::load(&config).unwrap_or_else(|e| panic!("{line}: {e}"))
+        };
+        for (old, new) in old_and_new {
+            let (a, b) = (load(old), load(new));
+            let (a, b) = (&a.plugins()[0], &b.plugins()[0]);
+            assert_eq!(a.hooks, b.hooks, "{old}");
+            assert_eq!(a.offers, b.offers, "{old}");
+            assert_eq!(a.spec.name, old.split(' ').next().unwrap());
+        }
+    }
 }

@@ -23,44 +23,17 @@ use super::fixed::{
 use crate::auth::{cram_challenge, encode};
 use crate::config::{Config, ConfigError};
 use crate::log::Logger;
-use crate::plugin::{Chain, Hook};
+use crate::plugin::{AuthMechanism, Chain, Hook};
 use crate::reply::Reply;
 
 pub(super) use exchange::{Exchange, Step};
 
-/// The SASL mechanisms, in the order EHLO lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mech {
-    Plain,
-    Login,
-    CramMd5,
-}
-
-impl Mech {
-    const ALL: [Mech; 3] = [Mech::Plain, Mech::Login, Mech::CramMd5];
-
-    fn name(self) -> &'static str {
-        match self {
-            Mech::Plain => "PLAIN",
-            Mech::Login => "LOGIN",
-            Mech::CramMd5 => "CRAM-MD5",
-        }
-    }
-
-    fn hook(self) -> Hook {
-        match self {
-            Mech::Plain => Hook::AuthPlain,
-            Mech::Login => Hook::AuthLogin,
-            Mech::CramMd5 => Hook::AuthCramMd5,
-        }
-    }
-}
-
 /// AUTH settings and per-connection counters.
 #[derive(Debug, Default)]
 pub(super) struct AuthState {
-    /// Mechanisms the loaded plugins can check (empty: AUTH is never offered).
-    mechs: Vec<Mech>,
+    /// Mechanisms the loaded plugins can check, in EHLO order (empty: AUTH is never
+    /// offered).
+    mechs: Vec<AuthMechanism>,
     /// `tls_before_auth`: offer AUTH only on an encrypted connection (default yes).
     tls_before_auth: bool,
     /// `max_auth_failures`: failed attempts before the connection is closed.
@@ -73,13 +46,16 @@ pub(super) struct AuthState {
 }
 
 impl AuthState {
-    /// The mechanisms from the registered hooks (a generic `auth` hook offers all three,
-    /// as in qpsmtpd) and, only then, the two config items.
-    pub(super) fn load(chain: &Chain, config: &Config, log: &Logger) -> Result<AuthState, ConfigError> {
-        let mechs: Vec<Mech> = Mech::ALL
-            .into_iter()
-            .filter(|m| chain.has(Hook::Auth) || chain.has(m.hook()))
-            .collect();
+    /// The mechanisms the plugins offer ([`crate::plugin::Chain::offers`]: by default
+    /// those whose hooks they register, all three with the generic `auth` hook, as in
+    /// qpsmtpd) and, only when there are any, the two config items.
+    pub(super) fn load(
+        mechs: &[AuthMechanism],
+        chain: &Chain,
+        config: &Config,
+        log: &Logger,
+    ) -> Result<AuthState, ConfigError> {
+        let mechs = mechs.to_vec();
         if mechs.is_empty() {
             return Ok(AuthState::default());
         }
@@ -176,7 +152,7 @@ impl Session {
     }
 
     /// The mechanism the client asked for, if we offer it.
-    fn mechanism(&self, name: &str) -> Result<Mech, Reply> {
+    fn mechanism(&self, name: &str) -> Result<AuthMechanism, Reply> {
         if let Some(mech) = self
             .auth
             .mechs
@@ -196,15 +172,15 @@ impl Session {
     }
 
     /// The first step of a mechanism, with the initial response if the client sent one.
-    fn auth_start(&mut self, mech: Mech, initial: Option<&str>) {
+    fn auth_start(&mut self, mech: AuthMechanism, initial: Option<&str>) {
         match (mech, initial) {
-            (Mech::Plain, Some(ir)) => self.auth_plain(ir),
-            (Mech::Plain, None) => self.auth_ask(mech, Step::PlainResponse, " ".to_string()),
-            (Mech::Login, Some(ir)) => self.auth_login_user(ir),
-            (Mech::Login, None) => self.auth_ask(mech, Step::LoginUser, encode(b"Username:")),
+            (AuthMechanism::Plain, Some(ir)) => self.auth_plain(ir),
+            (AuthMechanism::Plain, None) => self.auth_ask(mech, Step::PlainResponse, " ".to_string()),
+            (AuthMechanism::Login, Some(ir)) => self.auth_login_user(ir),
+            (AuthMechanism::Login, None) => self.auth_ask(mech, Step::LoginUser, encode(b"Username:")),
             // CRAM-MD5 is server-first (RFC 2195): an initial response is ignored.
-            (Mech::CramMd5, _) => {
-                let challenge = cram_challenge(&self.settings.me);
+            (AuthMechanism::CramMd5, _) => {
+                let challenge = cram_challenge(&self.settings.me, self.now());
                 let text = encode(challenge.as_bytes());
                 self.auth_ask(mech, Step::CramResponse { challenge }, text)
             }

@@ -34,8 +34,16 @@ pub(super) use receiver::DataReceiver;
 use receiver::Event;
 
 impl Session {
-    /// DATA: the `data` hook runs before the sequence checks, as in qpsmtpd.
+    /// DATA: the `data` hook runs before the sequence checks, as in qpsmtpd, after the
+    /// wait for an early talker if a plugin asks for one.
     pub(super) fn data(&mut self) {
+        if !self.quiet_first(Hook::Data, self.offers.data_wait) {
+            self.data_hooks();
+        }
+    }
+
+    /// The `data` hooks, then `354` or the refusal.
+    pub(super) fn data_hooks(&mut self) {
         let out = self.run(Hook::Data, Args::None);
         if self.respond(&DATA, out, "").is_some() {
             self.start_data();

@@ -95,8 +95,9 @@ impl Session {
     }
 
     /// The EHLO keywords: qpsmtpd's PIPELINING, 8BITMIME and SIZE, plus
-    /// ENHANCEDSTATUSCODES and SMTPUTF8, then STARTTLS, what plugins added, and AUTH last
-    /// (qpsmtpd's order, the `tls` plugin loaded first).
+    /// ENHANCEDSTATUSCODES and SMTPUTF8, then STARTTLS, what plugins offer for every
+    /// client ([`crate::plugin::Offers::ehlo`]) and what their `ehlo` hooks added for this
+    /// one, and AUTH last (qpsmtpd's order, the `tls` plugin loaded first).
     fn ehlo_keywords(&self) -> Vec<String> {
         let mut lines = vec!["PIPELINING".to_string(), "8BITMIME".to_string()];
         if self.settings.databytes > 0 {
@@ -107,7 +108,11 @@ impl Session {
         if self.tls.offered {
             lines.push("STARTTLS".to_string());
         }
-        lines.extend(self.txn.capabilities.iter().cloned());
+        for keyword in self.offers.ehlo.iter().chain(&self.txn.capabilities) {
+            if !lines.contains(keyword) {
+                lines.push(keyword.clone());
+            }
+        }
         if self.auth.offered
             && let Some(keyword) = self.auth_keyword()
         {

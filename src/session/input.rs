@@ -20,7 +20,7 @@ use super::{Session, State};
 use crate::connection::TlsInfo;
 use crate::log::Level;
 use crate::plugin::{Args, Hook};
-use crate::tls::Established;
+use crate::tls::{Established, TlsError};
 
 /// Something that happened on the connection, for [`Session::step`].
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub enum Input<'a> {
     /// A line from the client without its line end: a command, or the answer to an AUTH
     /// challenge while the session wants one.
     Line(&'a [u8]),
+    /// The answer to [`Want::Quiet`]: did the client send anything during the wait?
+    Talked(bool),
     /// A line longer than the limit was read and thrown away.
     LineTooLong,
     /// A piece of message data: a line with its LF, or 64 KiB of a longer one.
@@ -52,7 +54,7 @@ pub enum Input<'a> {
     /// The handshake failed (the client speaks TLS or nothing: no reply).
     TlsFailed {
         /// Why.
-        why: &'a str,
+        why: &'a TlsError,
         /// Bytes the client sent in clear text before it, thrown away unread.
         discarded: usize,
     },
@@ -108,6 +110,12 @@ pub enum Want {
         /// When the whole message must be in (`data_deadline` after `354`).
         deadline: Option<Instant>,
     },
+    /// Wait up to `timeout` for input without taking it (a client that speaks before
+    /// the greeting, or before `354`) and answer with [`Input::Talked`].
+    Quiet {
+        /// How long to wait.
+        timeout: Duration,
+    },
     /// Is the client still there? Answer with [`Input::Alive`].
     Liveness,
     /// Send the queued replies, throw away what was read ahead, then do the handshake
@@ -130,6 +138,7 @@ impl Session {
             Input::Line(line) if matches!(self.state, State::Auth(_)) => self.auth_response(line),
             Input::Line(line) if matches!(self.state, State::Commands) => self.command_line(line),
             Input::Line(_) => {}
+            Input::Talked(talked) => self.after_quiet(talked),
             Input::LineTooLong => self.line_too_long(),
             Input::Data { piece, read_ahead } => self.data_segment(piece, read_ahead),
             Input::Alive(alive) => self.queue_if_alive(alive),
@@ -155,6 +164,7 @@ impl Session {
                 deadline: self.data_deadline(),
             },
             State::Queueing => Want::Liveness,
+            State::Quiet { wait, .. } => Want::Quiet { timeout: *wait },
             State::StartTls { how, .. } => Want::StartTls {
                 how: how.clone(),
                 timeout,
@@ -177,7 +187,8 @@ impl Session {
         self.start();
     }
 
-    /// Runs the connect hooks and queues the greeting.
+    /// Runs the connect hooks and queues the greeting, after the wait for an early
+    /// talker if a plugin asks for one.
     pub(super) fn start(&mut self) {
         self.log.log(
             Level::Info,
@@ -186,8 +197,40 @@ impl Session {
                 self.conn.remote_info, self.conn.remote_ip
             ),
         );
+        if self.quiet_first(Hook::Connect, self.offers.greeting_wait) {
+            return;
+        }
         let out = self.run(Hook::Connect, Args::None);
         self.connect_respond(out);
+    }
+
+    /// Enters the wait for input before `hook` if a plugin wants one and the client is
+    /// not immune (relay client, whitelisted: no plugin would judge it).
+    pub(super) fn quiet_first(&mut self, hook: Hook, wait: Option<Duration>) -> bool {
+        let Some(wait) = wait else {
+            return false;
+        };
+        if crate::plugin::immune(&self.conn, &self.txn) {
+            return false;
+        }
+        self.enter(State::Quiet { then: hook, wait });
+        true
+    }
+
+    /// The wait is over: the hooks after it see what it found.
+    fn after_quiet(&mut self, talked: bool) {
+        let State::Quiet { then, .. } = self.state else {
+            return;
+        };
+        self.enter(State::Commands);
+        self.conn.early_input = Some(talked);
+        if then == Hook::Connect {
+            let out = self.run(Hook::Connect, Args::None);
+            self.connect_respond(out);
+        } else {
+            self.data_hooks();
+        }
+        self.conn.early_input = None;
     }
 
     /// Nothing arrived within the timeout: `421` and close (README Differences 1; Perl's

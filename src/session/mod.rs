@@ -29,13 +29,13 @@ mod tls;
 use crate::config::{Config, ConfigError};
 use crate::connection::Connection;
 use crate::log::{Level, Logger};
-use crate::plugin::{Args, Chain, Env, Hook, Outcome};
+use crate::plugin::{Args, Chain, Env, Hook, Offers, Outcome};
 use crate::reply::Reply;
 use crate::tls::preopen::Preopened;
 use crate::transaction::Transaction;
 
 pub use input::{Input, Opening, TlsStart, Want};
-pub use settings::{DEFAULT_DATA_DEADLINE, Settings, hostname};
+pub use settings::{DEFAULT_DATA_DEADLINE, Settings};
 pub use summary::Ending;
 pub use tls::TlsReport;
 
@@ -58,6 +58,14 @@ enum State {
         /// Implicit TLS: connect hooks and the greeting come after the handshake.
         greet: bool,
     },
+    /// Waiting `wait` for input that should not come yet, before the `then` hooks (the
+    /// connect hooks before the greeting, the data hooks before `354`).
+    Quiet {
+        /// The hooks to run after.
+        then: Hook,
+        /// How long.
+        wait: std::time::Duration,
+    },
     /// QUIT, a disconnect verdict, end of input or a timeout ended the connection.
     Closed,
 }
@@ -70,6 +78,7 @@ impl State {
             State::Queueing => "queueing",
             State::Auth(_) => "AUTH exchange",
             State::StartTls { .. } => "TLS handshake",
+            State::Quiet { .. } => "waiting for an early talker",
             State::Closed => "closed",
         }
     }
@@ -92,6 +101,9 @@ pub struct Session {
     conn: Connection,
     txn: Transaction,
     chain: Chain,
+    /// What the plugins offer together (EHLO keywords, TLS files, AUTH mechanisms), asked
+    /// once at start.
+    offers: Offers,
     config: Config,
     log: Logger,
     settings: Settings,
@@ -109,12 +121,14 @@ impl Session {
     /// Reads the settings and prepares a session (nothing is sent yet).
     pub fn new(setup: Setup) -> Result<Session, ConfigError> {
         let settings = Settings::load(&setup.chain, &setup.config, &setup.log)?;
-        let auth = auth::AuthState::load(&setup.chain, &setup.config, &setup.log)?;
+        let offers = setup.chain.offers();
+        let auth = auth::AuthState::load(&offers.auth, &setup.chain, &setup.config, &setup.log)?;
         let txn = Transaction::new(format!("{}.0", setup.conn.id));
         Ok(Session {
             conn: setup.conn,
             txn,
             chain: setup.chain,
+            offers,
             config: setup.config,
             log: setup.log,
             settings,
@@ -183,6 +197,12 @@ impl Session {
             .run(hook, &mut self.conn, &mut self.txn, env, &mut self.replies, args)
     }
 
+    /// The time now by the session's clock, the one plugins see as `cx.now()` (fixed by
+    /// the config item `test_clock`, so that transcripts showing a time are repeatable).
+    fn now(&self) -> std::time::SystemTime {
+        self.chain.services().now(&self.config, &self.log)
+    }
+
     /// Queues a reply (the one place core replies are sent from).
     fn reply(&mut self, reply: Reply) {
         self.replies.push(reply);
@@ -228,3 +248,6 @@ impl Session {
         self.txn = Transaction::new(format!("{}.{}", self.conn.id, self.txn_count));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,8 +12,9 @@ use super::refusals::{MAIL, RCPT, RCPT_POST};
 use crate::address::Address;
 use crate::command::{PathArgs, PathCommand, parse_path};
 use crate::log::Level;
-use crate::plugin::{Args, Hook, Outcome, Params, Verdict, truthy};
+use crate::plugin::{Args, Hook, Outcome, Verdict, truthy};
 use crate::reply::Reply;
+use crate::transaction::Params;
 
 impl Session {
     /// MAIL FROM: always starts a new transaction first (a second MAIL restarts it).

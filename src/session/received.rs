@@ -131,7 +131,7 @@ impl Session {
             comment_text(self.conn.hello_host(), self.txn.smtputf8),
             self.settings.me,
             self.txn.id,
-            rfc5322_now(),
+            rfc5322(self.now()),
         )
     }
 
@@ -332,9 +332,10 @@ fn pvalue(s: &str, utf8: bool) -> String {
     out
 }
 
-/// Local time with a numeric zone, as in RFC 5322 §3.3 (qpsmtpd's strftime format).
-pub fn rfc5322_now() -> String {
-    crate::localtime::now()
+/// A time as local time with a numeric zone, as in RFC 5322 §3.3 (qpsmtpd's strftime
+/// format).
+pub fn rfc5322(time: std::time::SystemTime) -> String {
+    crate::localtime::at(time)
         .strftime("%a, %d %b %Y %H:%M:%S %z")
         .to_string()
 }

@@ -82,7 +82,7 @@ impl Settings {
     /// Reads the settings through the chain's `config` hooks and the config files.
     pub fn load(chain: &Chain, config: &Config, log: &Logger) -> Result<Settings, ConfigError> {
         let items = Items { chain, config, log };
-        let me = items.text("me")?.unwrap_or_else(hostname);
+        let me = items.text("me")?.unwrap_or_else(crate::host::hostname);
         let timeout = items.seconds("timeout")?.unwrap_or(1200);
         let command_timeout = items.seconds("timeoutsmtpd")?.unwrap_or(timeout);
         let auth_results_id = match items.text("me-auth-results")? {
@@ -120,13 +120,4 @@ impl Settings {
 /// as for ever, and a longer one would overflow the clock arithmetic of each read.
 fn seconds(n: u64) -> Duration {
     Duration::from_secs(n.min(1 << 32))
-}
-
-/// The host name from the kernel (qpsmtpd's default for `me`).
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
 }

@@ -15,7 +15,7 @@ use super::summary::Ending;
 use super::{Session, State, TlsStart};
 use crate::log::Level;
 use crate::tls::preopen::Preopened;
-use crate::tls::{self, Acceptor, Established, TicketSetting, TlsSettings};
+use crate::tls::{self, Acceptor, Established, TicketSetting, TlsError, TlsSettings};
 
 /// What the session knows about TLS besides [`crate::connection::Connection::tls`].
 #[derive(Debug, Default)]
@@ -42,7 +42,7 @@ pub struct TlsReport {
 impl Session {
     /// Is a plugin loaded that makes TLS possible (the `tls` plugin)?
     pub fn tls_available(&self) -> bool {
-        self.chain.tls_files().is_some()
+        self.offers.tls.is_some()
     }
 
     /// Did the client connect to port 465, where TLS comes first (as qpsmtpd's `tls`
@@ -54,9 +54,6 @@ impl Session {
     /// TLS before the greeting (port 465, `--implicit-tls`): without the plugin or a
     /// usable certificate the connection ends without a word.
     pub(super) fn implicit_tls_first(&mut self) {
-        if !self.tls_available() {
-            return self.tls_failed("implicit TLS needs the tls plugin in config/plugins", 0);
-        }
         match self.tls_start() {
             Ok(how) => {
                 self.enter(State::StartTls { how, greet: true });
@@ -66,8 +63,12 @@ impl Session {
     }
 
     /// How the handshake will be done: by the UCSPI-TLS super-server, or with our
-    /// certificate (read now: only sessions that use TLS read it).
-    fn tls_start(&mut self) -> Result<TlsStart, String> {
+    /// certificate (read now: only sessions that use TLS read it). Either way only with
+    /// the plugin.
+    fn tls_start(&mut self) -> Result<TlsStart, TlsError> {
+        if !self.tls_available() {
+            return Err(TlsError::NoPlugin);
+        }
         if self.tls.ucspi {
             return Ok(TlsStart::Ucspi);
         }
@@ -104,13 +105,11 @@ impl Session {
 
     /// The settings for a handshake: the plugin's files and `tls_ciphers`, `tls_protocols`
     /// and `tls_ticket_keys`, read now (only sessions that use TLS read them).
-    fn tls_settings(&self) -> Result<TlsSettings, String> {
-        let files = self.chain.tls_files().ok_or("no tls plugin is loaded")?;
-        let first = |name: &str| -> Result<Option<String>, String> {
-            self.chain
-                .config(name, &self.config, &self.log)
-                .map(|l| l.first().map(str::to_string))
-                .map_err(|e| e.to_string())
+    fn tls_settings(&self) -> Result<TlsSettings, TlsError> {
+        let files = self.offers.tls.clone().ok_or(TlsError::NoPlugin)?;
+        let first = |name: &str| -> Result<Option<String>, TlsError> {
+            let lines = self.chain.config(name, &self.config, &self.log)?;
+            Ok(lines.first().map(str::to_string))
         };
         let tickets = tls::ticket_setting(first("tls_ticket_keys")?.as_deref(), self.config.dir())?;
         Ok(TlsSettings {
@@ -122,7 +121,7 @@ impl Session {
     }
 
     /// Reads the certificate and key and builds the TLS configuration.
-    fn tls_acceptor(&mut self) -> Result<Acceptor, String> {
+    fn tls_acceptor(&mut self) -> Result<Acceptor, TlsError> {
         let settings = self.tls_settings()?;
         let acceptor = tls::server_config(&settings, self.tls.preopened.take())?;
         if let Some((warning, serious)) = &acceptor.warning {
@@ -134,7 +133,7 @@ impl Session {
 
     /// For `--check`: builds the TLS configuration as a STARTTLS would, without logging,
     /// and says what will become of session tickets. `None` without the tls plugin.
-    pub fn tls_check(&mut self) -> Option<Result<TlsReport, String>> {
+    pub fn tls_check(&mut self) -> Option<Result<TlsReport, TlsError>> {
         let mut settings = match self.tls_settings() {
             Ok(s) => s,
             Err(_) if !self.tls_available() => return None,
@@ -202,7 +201,7 @@ impl Session {
 
     /// The handshake failed: one log line and the connection ends; the client gets no SMTP
     /// reply (it is speaking TLS, or nothing).
-    pub(super) fn tls_failed(&mut self, why: &str, discarded: usize) {
+    pub(super) fn tls_failed(&mut self, why: &TlsError, discarded: usize) {
         self.log_discarded(discarded);
         self.log.log(Level::Notice, format_args!("TLS failed: {why}"));
         self.summary.end_unless_known(Ending::TlsFailed);
@@ -223,7 +222,7 @@ impl Session {
 
 /// Can this user use the ticket-key file: read it (as opened before the switch, or now)
 /// if it exists, else create it in its directory?
-fn ticket_check(t: &TicketSetting, opened: Option<std::fs::File>) -> Result<String, String> {
+fn ticket_check(t: &TicketSetting, opened: Option<std::fs::File>) -> Result<String, TlsError> {
     let rotate = format!("new key every {} s", t.rotate.as_secs());
     // A dangling symlink exists too: the session refuses it, so --check must see it.
     let exists = opened.is_some() || t.path.symlink_metadata().is_ok();
@@ -237,10 +236,10 @@ fn ticket_check(t: &TicketSetting, opened: Option<std::fs::File>) -> Result<Stri
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     if !dir.is_dir() {
-        return Err(format!("{} does not exist", dir.display()));
+        return Err(TlsError::tickets(dir, "does not exist"));
     }
     access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
-        .map_err(|e| format!("{} is not writable by this user: {}", dir.display(), e.desc()))?;
+        .map_err(|e| TlsError::tickets(dir, format!("not writable by this user: {}", e.desc())))?;
     Ok(format!(
         "{} (made by the first TLS session; {rotate})",
         t.path.display()

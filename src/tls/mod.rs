@@ -15,6 +15,7 @@
 //! switches to its account ([`preopen`]), so keys only root may read work; they are still
 //! read and parsed only when a client asks for TLS.
 
+pub mod error;
 pub mod policy;
 pub mod preopen;
 pub mod stream;
@@ -31,6 +32,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::connection::TlsInfo;
+pub use error::{PemFile, TlsError};
 
 /// The files the `tls` plugin names (its arguments), not read until TLS starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +89,7 @@ pub struct TicketSetting {
 
 /// `tls_ticket_keys`: `PATH [ROTATION_SECONDS]` (a relative path is in the config
 /// directory), `none` for no resumption, or nothing for [`DEFAULT_TICKET_KEYS`].
-pub fn ticket_setting(line: Option<&str>, config_dir: &Path) -> Result<Option<TicketSetting>, String> {
+pub fn ticket_setting(line: Option<&str>, config_dir: &Path) -> Result<Option<TicketSetting>, TlsError> {
     let Some(line) = line else {
         return Ok(Some(TicketSetting {
             path: PathBuf::from(DEFAULT_TICKET_KEYS),
@@ -113,9 +115,10 @@ pub fn ticket_setting(line: Option<&str>, config_dir: &Path) -> Result<Option<Ti
             // lifetime of at most 7 days.
             Ok(secs) if (60..=MAX_TICKET_ROTATION).contains(&secs) => Duration::from_secs(secs),
             _ => {
-                return Err(format!(
-                    "tls_ticket_keys: rotation must be from 60 to {MAX_TICKET_ROTATION} seconds, not {w:?}"
-                ));
+                return Err(TlsError::Setting {
+                    item: "tls_ticket_keys",
+                    problem: format!("rotation must be from 60 to {MAX_TICKET_ROTATION} seconds, not {w:?}"),
+                });
             }
         },
     };
@@ -185,26 +188,31 @@ fn read_all(opened: Option<std::fs::File>, path: &Path) -> std::io::Result<Vec<u
 /// Reads the certificate and key and builds the rustls configuration (TLS 1.2 and 1.3,
 /// ring provider passed explicitly). Called only when a client asks for TLS; `opened`
 /// holds the files opened before the switch to the service account, if any.
-pub fn server_config(settings: &TlsSettings, opened: Option<preopen::Preopened>) -> Result<Acceptor, String> {
+pub fn server_config(
+    settings: &TlsSettings,
+    opened: Option<preopen::Preopened>,
+) -> Result<Acceptor, TlsError> {
     let s = &settings.files;
     let mut opened = opened.filter(|o| o.files == *s).unwrap_or_default();
     let chain = certificate_chain(s, &mut opened)?;
-    let key_pem = read_all(opened.key.take(), &s.key).map_err(|e| format!("key {}: {e}", s.key.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("key {}: {e}", s.key.display()))?;
+    let key_file = |e: &dyn std::fmt::Display| TlsError::file(PemFile::Key, &s.key, e);
+    let key_pem = read_all(opened.key.take(), &s.key).map_err(|e| key_file(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| key_file(&e))?;
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites = policy::cipher_suites(&provider.cipher_suites, settings.ciphers.as_deref())?;
     let versions = policy::versions(settings.protocols.as_deref())?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("tls_ciphers/tls_protocols: {e}"))?
+        .map_err(|e| TlsError::Setting {
+            item: "tls_ciphers/tls_protocols",
+            problem: e.to_string(),
+        })?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| {
-            format!(
-                "certificate {} and key {}: {e}",
-                s.cert.display(),
-                s.key.display()
-            )
+        .map_err(|e| TlsError::CertificateAndKey {
+            cert: s.cert.clone(),
+            key: s.key.clone(),
+            problem: e.to_string(),
         })?;
     // A session cache in memory dies with this process; only shared tickets can resume.
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -223,24 +231,22 @@ pub fn server_config(settings: &TlsSettings, opened: Option<preopen::Preopened>)
 fn certificate_chain(
     s: &TlsFiles,
     opened: &mut preopen::Preopened,
-) -> Result<Vec<CertificateDer<'static>>, String> {
-    let cert_pem = read_all(opened.cert.take(), &s.cert)
-        .map_err(|e| format!("certificate {}: {e}", s.cert.display()))?;
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let cert_file = |e: &dyn std::fmt::Display| TlsError::file(PemFile::Certificate, &s.cert, e);
+    let cert_pem = read_all(opened.cert.take(), &s.cert).map_err(|e| cert_file(&e))?;
     let mut chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("certificate {}: {e}", s.cert.display()))?;
+        .map_err(|e| cert_file(&e))?;
     if chain.is_empty() {
-        return Err(format!(
-            "certificate {}: no certificate in the file",
-            s.cert.display()
-        ));
+        return Err(cert_file(&"no certificate in the file"));
     }
     let ca_file = opened.ca.take();
     if ca_file.is_some() || s.ca.is_file() {
-        let ca_pem = read_all(ca_file, &s.ca).map_err(|e| format!("CA file {}: {e}", s.ca.display()))?;
+        let ca_error = |e: &dyn std::fmt::Display| TlsError::file(PemFile::Ca, &s.ca, e);
+        let ca_pem = read_all(ca_file, &s.ca).map_err(|e| ca_error(&e))?;
         let ca = CertificateDer::pem_slice_iter(&ca_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("CA file {}: {e}", s.ca.display()))?;
+            .map_err(|e| ca_error(&e))?;
         for cert in ca {
             if !chain.contains(&cert) {
                 chain.push(cert);

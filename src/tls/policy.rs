@@ -8,6 +8,8 @@
 
 use rustls::{CipherSuite, SupportedCipherSuite, SupportedProtocolVersion};
 
+use super::TlsError;
+
 /// OpenSSL's names for the TLS 1.2 suites rustls has (TLS 1.3 names are the IANA ones).
 const OPENSSL_NAMES: &[(&str, &str)] = &[
     (
@@ -93,7 +95,7 @@ fn tokens(spec: &str) -> impl Iterator<Item = (bool, &str)> {
 pub fn cipher_suites(
     all: &[SupportedCipherSuite],
     spec: Option<&str>,
-) -> Result<Vec<SupportedCipherSuite>, String> {
+) -> Result<Vec<SupportedCipherSuite>, TlsError> {
     let Some(spec) = spec else {
         return Ok(all.to_vec());
     };
@@ -111,7 +113,10 @@ pub fn cipher_suites(
         .copied()
         .collect();
     if out.is_empty() {
-        return Err(format!("tls_ciphers {spec:?} leaves no cipher suite"));
+        return Err(TlsError::Setting {
+            item: "tls_ciphers",
+            problem: format!("{spec:?} leaves no cipher suite"),
+        });
     }
     Ok(out)
 }
@@ -127,7 +132,7 @@ fn version_of(token: &str) -> Option<&'static SupportedProtocolVersion> {
 /// The protocol versions `tls_protocols` allows: TLS 1.2 and 1.3 unless it names one of
 /// them, minus those it excludes (`!TLSv1.2`). Older versions do not exist in rustls, so
 /// `SSLv23:!SSLv2:!SSLv3` (qpsmtpd's default) means both.
-pub fn versions(spec: Option<&str>) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
+pub fn versions(spec: Option<&str>) -> Result<Vec<&'static SupportedProtocolVersion>, TlsError> {
     let both = [&rustls::version::TLS13, &rustls::version::TLS12];
     let Some(spec) = spec else {
         return Ok(both.to_vec());
@@ -142,9 +147,10 @@ pub fn versions(spec: Option<&str>) -> Result<Vec<&'static SupportedProtocolVers
         .filter(|v| !named.iter().any(|(on, n)| !*on && n.version == v.version))
         .collect();
     if out.is_empty() {
-        return Err(format!(
-            "tls_protocols {spec:?} leaves neither TLSv1.2 nor TLSv1.3"
-        ));
+        return Err(TlsError::Setting {
+            item: "tls_protocols",
+            problem: format!("{spec:?} leaves neither TLSv1.2 nor TLSv1.3"),
+        });
     }
     Ok(out)
 }

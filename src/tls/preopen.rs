@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use super::TlsFiles;
 use crate::config::Config;
-use crate::plugin::chain::parse_spec;
 use crate::plugin::registry;
+use crate::plugin::spec::parse_spec;
 
 /// Files opened before the switch; each is `None` when it could not be opened then (the
 /// session tries the path again, and reports that error).

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 
-use super::{Established, info_of};
+use super::{Established, TlsError, info_of};
 use crate::io::Transport;
 
 /// `io::Read`/`io::Write` over a transport, each call bounded by one deadline.
@@ -69,8 +69,8 @@ pub fn handshake<'a>(
     io: &'a mut dyn Transport,
     config: Arc<ServerConfig>,
     timeout: Duration,
-) -> Result<(TlsStream<'a>, Established), String> {
-    let conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
+) -> Result<(TlsStream<'a>, Established), TlsError> {
+    let conn = ServerConnection::new(config).map_err(|e| TlsError::Handshake(e.to_string()))?;
     let mut stream = TlsStream { io, conn };
     let deadline = Instant::now() + timeout;
     match stream.complete_handshake(deadline) {
@@ -80,11 +80,9 @@ pub fn handshake<'a>(
             // than a closed connection); the SMTP session says nothing more.
             let _ = stream.flush(Instant::now() + Duration::from_secs(2));
             return Err(match e.kind() {
-                io::ErrorKind::TimedOut => "timeout during the TLS handshake".to_string(),
-                io::ErrorKind::UnexpectedEof => {
-                    "client closed the connection during the TLS handshake".to_string()
-                }
-                _ => format!("TLS handshake failed: {e}"),
+                io::ErrorKind::TimedOut => TlsError::HandshakeTimeout,
+                io::ErrorKind::UnexpectedEof => TlsError::ClientClosed,
+                _ => TlsError::Handshake(e.to_string()),
             });
         }
     }
@@ -189,5 +187,16 @@ impl Transport for TlsStream<'_> {
 
     fn client_alive(&mut self) -> bool {
         self.io.client_alive()
+    }
+
+    /// earlytalker's wait inside TLS: decrypted input not yet read counts at once, then
+    /// anything arriving on the connection (a record from the client, or its end). After
+    /// the handshake a polite client sends nothing until it has our reply.
+    fn readable(&mut self, timeout: Duration) -> io::Result<bool> {
+        let state = self.conn.process_new_packets().map_err(tls_error)?;
+        if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+            return Ok(true);
+        }
+        self.io.readable(timeout)
     }
 }

@@ -37,6 +37,8 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::server::ProducesTickets;
 
+use super::TlsError;
+
 const NAME_LEN: usize = 16;
 const KEY_LEN: usize = 32;
 
@@ -84,7 +86,7 @@ impl TicketKeys {
         path: &Path,
         rotate: Duration,
         opened: Option<File>,
-    ) -> Result<(TicketKeys, Option<String>), String> {
+    ) -> Result<(TicketKeys, Option<String>), TlsError> {
         let now = unix_now();
         let period = rotate.as_secs().max(60);
         let mut keys = match opened {
@@ -109,7 +111,7 @@ impl TicketKeys {
             .filter_map(|k| Some((k.name, k.aead()?)))
             .collect::<Vec<_>>();
         if keys.is_empty() {
-            return Err(format!("{}: no usable key", path.display()));
+            return Err(TlsError::tickets(path, "no usable key"));
         }
         let keys = TicketKeys {
             keys,
@@ -122,10 +124,10 @@ impl TicketKeys {
 
 impl TicketKeys {
     /// For `--check`: can the file be read, and is it private? Nothing is written.
-    pub fn check_file(path: &Path, opened: Option<File>) -> Result<(), String> {
+    pub fn check_file(path: &Path, opened: Option<File>) -> Result<(), TlsError> {
         let file = match opened {
             Some(f) => f,
-            None => open_key_file(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            None => open_key_file(path).map_err(|e| TlsError::tickets(path, e))?,
         };
         keys_from(file, path, unix_now(), u64::MAX / 4).map(|_| ())
     }
@@ -208,20 +210,20 @@ fn regular(file: File) -> std::io::Result<File> {
 
 /// The keys in the file that are still usable (younger than two periods), newest first.
 /// A missing file is no keys; a file others may read is an error.
-fn read_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
+fn read_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, TlsError> {
     match open_key_file(path) {
         Ok(file) => keys_from(file, path, now, period),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(TlsError::tickets(path, e)),
     }
 }
 
 /// [`read_keys`] from an open file.
-fn keys_from(mut file: File, path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
+fn keys_from(mut file: File, path: &Path, now: u64, period: u64) -> Result<Vec<Key>, TlsError> {
     check_private(&file, path)?;
     let mut text = String::new();
     file.read_to_string(&mut text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| TlsError::tickets(path, e))?;
     let mut keys: Vec<Key> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -235,17 +237,15 @@ fn keys_from(mut file: File, path: &Path, now: u64, period: u64) -> Result<Vec<K
 
 /// The key file must belong to us (or root) and be closed to group and others: anyone who
 /// can read it can decrypt recorded TLS 1.2 sessions that received tickets under its keys.
-fn check_private(file: &File, path: &Path) -> Result<(), String> {
-    let meta = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+fn check_private(file: &File, path: &Path) -> Result<(), TlsError> {
+    let meta = file.metadata().map_err(|e| TlsError::tickets(path, e))?;
     if meta.uid() != nix::unistd::geteuid().as_raw() && meta.uid() != 0 {
-        return Err(format!("{} does not belong to this user", path.display()));
+        return Err(TlsError::tickets(path, "does not belong to this user"));
     }
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} may be read by others (mode {:o}); it must be 0600",
-            path.display(),
-            meta.permissions().mode() & 0o777
-        ));
+        let mode = meta.permissions().mode() & 0o777;
+        let problem = format!("may be read by others (mode {mode:o}); it must be 0600");
+        return Err(TlsError::tickets(path, problem));
     }
     Ok(())
 }
@@ -264,7 +264,7 @@ fn parse_line(line: &str) -> Option<Key> {
 
 /// Makes a new current key and rewrites the file with it and the previous key, under an
 /// exclusive lock on `<file>.lock` so concurrent processes rotate once.
-fn rotate_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
+fn rotate_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, TlsError> {
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
     let lock = OpenOptions::new()
         .create(true)
@@ -275,8 +275,8 @@ fn rotate_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
         .open(&lock_path)
         .map_err(symlink_error)
         .and_then(regular)
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock_briefly(&lock).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        .map_err(|e| TlsError::tickets(&lock_path, e))?;
+    lock_briefly(&lock).map_err(|e| TlsError::tickets(&lock_path, e))?;
     // Another process may have rotated while we waited for the lock.
     let mut keys = read_keys(path, now, period)?;
     if keys.first().is_some_and(|k| k.created + period > now) {
@@ -290,7 +290,7 @@ fn rotate_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
     };
     rng.fill(&mut key.name)
         .and_then(|()| rng.fill(&mut key.secret))
-        .map_err(|_| "no random numbers for a ticket key".to_string())?;
+        .map_err(|_| TlsError::tickets(path, "no random numbers for a new key"))?;
     keys.truncate(1);
     keys.insert(0, key);
     let dir = path
@@ -300,13 +300,12 @@ fn rotate_keys(path: &Path, now: u64, period: u64) -> Result<Vec<Key>, String> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tls_ticket_keys.")
         .tempfile_in(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(|e| TlsError::tickets(dir, e))?;
     let text: String = keys.iter().map(Key::line).collect();
     tmp.write_all(text.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| TlsError::tickets(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| TlsError::tickets(path, e))?;
     Ok(keys)
 }
 

@@ -12,9 +12,9 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::Established;
+use super::{Established, TlsError};
 use crate::connection::TlsInfo;
-use crate::io::{Transport, read_fd, write_fd};
+use crate::io::{Transport, read_fd, readable_fd, write_fd};
 
 /// The descriptors a UCSPI-TLS super-server passed.
 #[derive(Debug)]
@@ -49,6 +49,10 @@ impl Transport for FdTransport {
     fn write_all(&mut self, buf: &[u8], timeout: Duration) -> io::Result<()> {
         write_fd(self.write.as_fd(), buf, timeout)
     }
+
+    fn readable(&mut self, timeout: Duration) -> io::Result<bool> {
+        readable_fd(self.read.as_fd(), timeout)
+    }
 }
 
 /// The longest answer accepted on the control descriptor.
@@ -56,24 +60,26 @@ const MAX_ANSWER: usize = 16 * 1024;
 
 impl UcspiFds {
     /// Asks the super-server to start TLS and waits (at most `timeout`) for its answer.
-    pub fn start(self, timeout: Duration) -> Result<(FdTransport, Established), String> {
+    pub fn start(self, timeout: Duration) -> Result<(FdTransport, Established), TlsError> {
         let deadline = Instant::now() + timeout;
-        write_fd(self.ctl.as_fd(), b"Y", timeout)
-            .map_err(|e| format!("UCSPI-TLS control descriptor: {e}"))?;
+        let control = |e: io::Error| TlsError::Ucspi(format!("control descriptor: {e}"));
+        write_fd(self.ctl.as_fd(), b"Y", timeout).map_err(control)?;
         let mut answer = Vec::new();
         let mut buf = [0u8; 1024];
         while !answer.ends_with(b"\0\0") {
             let left = deadline.saturating_duration_since(Instant::now());
             let n = read_fd(self.ctl.as_fd(), &mut buf, left).map_err(|e| match e.kind() {
-                io::ErrorKind::TimedOut => "timeout waiting for the UCSPI-TLS handshake".to_string(),
-                _ => format!("UCSPI-TLS control descriptor: {e}"),
+                io::ErrorKind::TimedOut => TlsError::HandshakeTimeout,
+                _ => control(e),
             })?;
             if n == 0 {
-                return Err("the UCSPI-TLS server closed the control descriptor: handshake failed".into());
+                return Err(TlsError::Ucspi(
+                    "the server closed the control descriptor: handshake failed".into(),
+                ));
             }
             answer.extend_from_slice(&buf[..n]);
             if answer.len() > MAX_ANSWER {
-                return Err("UCSPI-TLS answer too long".into());
+                return Err(TlsError::Ucspi("answer too long".into()));
             }
         }
         let established = Established {

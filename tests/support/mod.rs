@@ -256,7 +256,14 @@ pub fn run_in_process(t: &Transcript, dir: &TestDir) -> Run {
             Step::Expect(_) | Step::Close => None,
         })
         .collect();
-    let mut transport = Scripted::new(chunks);
+    // What the client sends before the first reply it waits for, it sends early.
+    let early = t
+        .steps
+        .iter()
+        .take_while(|s| !matches!(s, Step::Expect(_)))
+        .filter(|s| matches!(s, Step::Send(_) | Step::Wait(_)))
+        .count();
+    let mut transport = Scripted::new(chunks).early(early);
     let written = match startup::open(options) {
         Ok(mut session) => {
             server::serve(&mut session, &mut transport, View::default());

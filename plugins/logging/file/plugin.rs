@@ -6,12 +6,13 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::child::{Fd, Process, Spawn};
 use crate::config::Config;
 use crate::log::{Level, LogSink, Record};
 use crate::plugin::{LogAdjust, PluginError, PluginSpec};
@@ -44,11 +45,15 @@ const PIPE_WAIT: Duration = Duration::from_secs(2);
 /// by itself; it is not killed, so the last lines are not lost).
 const PIPE_EXIT_WAIT: Duration = Duration::from_secs(2);
 
+/// The descriptor the log command reads its lines from.
+const COMMAND_INPUT: i32 = 0;
+
 enum Out {
     File(File),
     /// A named pipe, written without blocking.
     Fifo(File),
-    Pipe(Child),
+    /// The log command, started through the one child runner ([`crate::child`]).
+    Pipe(Process<'static>),
 }
 
 /// `logging/file [loglevel L] [nosplit] [reopen] [tsformat FMT] PATH|'|command'`
@@ -111,26 +116,16 @@ impl FileLog {
     fn open(&self, id: &str) -> Option<Out> {
         match &self.target {
             Target::Path(p) => open_file(&strftime(&p.replace("%i", id))),
-            // Run as written: a `%` in a shell command (`date +%s`) stays what it is.
+            // Run as written: a `%` in a shell command (`date +%s`) stays what it is. Its
+            // standard error is ours unless ours is the client's connection.
             Target::Pipe(cmd) => {
-                // Under xinetd and systemd, fd 2 can be the client's socket.
-                let stderr = if crate::log::stderr_is_safe() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
-                };
-                let child = Command::new("/bin/sh")
-                    .arg("-c")
-                    .arg(cmd)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(stderr)
-                    .spawn()
-                    .ok()?;
-                if let Some(stdin) = child.stdin.as_ref() {
-                    nonblocking(stdin.as_fd());
-                }
-                Some(Out::Pipe(child))
+                let mut sh = Command::new("/bin/sh");
+                sh.arg("-c").arg(cmd);
+                let started = Spawn::new(sh)
+                    .fd(COMMAND_INPUT, Fd::Requests)
+                    .fd(2, Fd::OurStderr)
+                    .start();
+                started.ok().map(Out::Pipe)
             }
         }
     }
@@ -156,15 +151,6 @@ fn open_file(path: &str) -> Option<Out> {
     kind.is_fifo().then_some(Out::Fifo(file))
 }
 
-fn nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
-    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
-        let _ = fcntl(
-            fd,
-            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
-        );
-    }
-}
-
 fn blocking(fd: std::os::fd::BorrowedFd<'_>) {
     if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
         let _ = fcntl(
@@ -174,8 +160,21 @@ fn blocking(fd: std::os::fd::BorrowedFd<'_>) {
     }
 }
 
-/// Writes a whole line to a non-blocking pipe or FIFO, waiting at most [`PIPE_WAIT`] for
-/// room (a termination signal ends the wait too); `false` when it could not.
+/// Hands a whole line to the log command, waiting at most [`PIPE_WAIT`] for it to take it
+/// (a termination signal ends the wait too); `false` when it could not, or has exited.
+fn send_line(command: &mut Process<'_>, line: &[u8]) -> bool {
+    command.send(COMMAND_INPUT, line);
+    let deadline = Instant::now() + PIPE_WAIT;
+    while !command.sent(COMMAND_INPUT) {
+        if !command.writable(COMMAND_INPUT) || command.step(deadline).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Writes a whole line to a non-blocking FIFO, waiting at most [`PIPE_WAIT`] for room (a
+/// termination signal ends the wait too); `false` when it could not.
 fn write_line(w: &mut (impl Write + AsFd), mut line: &[u8]) -> bool {
     let deadline = Instant::now() + PIPE_WAIT;
     while !line.is_empty() {
@@ -234,10 +233,7 @@ impl LogSink for FileLog {
         let ok = match out.as_mut() {
             Some(Out::File(f)) => f.write_all(line.as_bytes()).is_ok(),
             Some(Out::Fifo(f)) => write_line(f, line.as_bytes()),
-            Some(Out::Pipe(child)) => child
-                .stdin
-                .as_mut()
-                .is_some_and(|s| write_line(s, line.as_bytes())),
+            Some(Out::Pipe(command)) => send_line(command, line.as_bytes()),
             None => false,
         };
         if !ok {
@@ -248,17 +244,16 @@ impl LogSink for FileLog {
 
 impl Drop for FileLog {
     /// The log command gets end of input and a moment to finish; one that does not exit
-    /// is left to run on (and to be reaped by init) rather than holding the session.
+    /// in time (or when a termination signal arrives) is left to run on by itself, and to
+    /// be reaped by init, rather than holding the session or losing its last lines.
     fn drop(&mut self) {
-        if let Some(Out::Pipe(mut child)) = self.out.borrow_mut().take() {
-            drop(child.stdin.take());
+        if let Some(Out::Pipe(mut command)) = self.out.borrow_mut().take() {
+            command.close(COMMAND_INPUT);
             let deadline = Instant::now() + PIPE_EXIT_WAIT;
-            while Instant::now() < deadline && !crate::io::TERMINATE.load(std::sync::atomic::Ordering::SeqCst)
-            {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
+            while command.exit().is_none() {
+                if command.step(deadline).is_err() {
+                    return command.detach();
                 }
-                std::thread::sleep(Duration::from_millis(5));
             }
         }
     }
@@ -318,6 +313,30 @@ mod tests {
         line(&*s, "hello");
         drop(s);
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "x %i\n");
+    }
+
+    #[test]
+    fn a_slow_command_finishes_its_last_lines_after_the_session() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        // It reads everything, then takes longer than PIPE_EXIT_WAIT to write it out.
+        let cmd = format!("|cat > {0}.tmp; sleep 3; mv {0}.tmp {0}", out.display());
+        let s = sink(&[&cmd]);
+        line(&*s, "last words");
+        let started = Instant::now();
+        drop(s);
+        let waited = started.elapsed();
+        assert!(waited >= PIPE_EXIT_WAIT && waited < PIPE_EXIT_WAIT + Duration::from_secs(1));
+        assert!(
+            !out.exists(),
+            "the command was still at work when the session ended"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !out.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read_to_string(&out).expect("the command was not killed");
+        assert!(text.ends_with("6b000000.1 last words\n"), "{text}");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The AUTH exchange: `334` challenges, the client's answers, and credentials refused
 //! before any plugin sees them.
 
-use super::Mech;
 use crate::auth::{decode, encode, split_plain, valid_name, valid_password};
 use crate::log::Level;
+use crate::plugin::AuthMechanism;
 use crate::session::fixed::{
     AUTH_CANCELED, AUTH_CHALLENGE, AUTH_INVALID_STRING, AUTH_LINE_TOO_LONG, AUTH_UNDECODABLE,
     CREDENTIALS_INVALID,
@@ -13,7 +13,7 @@ use crate::session::{Session, State};
 /// Where an AUTH exchange stands while it waits for the client's next line.
 #[derive(Debug)]
 pub struct Exchange {
-    mech: Mech,
+    mech: AuthMechanism,
     step: Step,
 }
 
@@ -38,7 +38,7 @@ pub enum Step {
 
 impl Session {
     /// Sends a `334` challenge and waits for the client's answer.
-    pub(super) fn auth_ask(&mut self, mech: Mech, step: Step, challenge: String) {
+    pub(super) fn auth_ask(&mut self, mech: AuthMechanism, step: Step, challenge: String) {
         self.reply(AUTH_CHALLENGE.about(&challenge));
         self.enter(State::Auth(Box::new(Exchange { mech, step })));
     }
@@ -73,28 +73,30 @@ impl Session {
             return self.auth_undecodable();
         };
         let Some((authzid, user, password)) = split_plain(&blob) else {
-            return self.auth_failed_early(Mech::Plain, "not three NUL-separated parts");
+            return self.auth_failed_early(AuthMechanism::Plain, "not three NUL-separated parts");
         };
         if !valid_name(&user) || !valid_password(&password) || authzid.chars().any(char::is_control) {
             return self.auth_failed_early(
-                Mech::Plain,
+                AuthMechanism::Plain,
                 "empty, too long or control characters in the credentials",
             );
         }
         // qpsmtpd: acting for another user is not allowed.
         if !authzid.is_empty() && authzid != user {
-            return self.auth_failed_early(Mech::Plain, "authorization id differs from the user");
+            return self.auth_failed_early(AuthMechanism::Plain, "authorization id differs from the user");
         }
-        self.auth_check(Mech::Plain, &user, Some(&password), None);
+        self.auth_check(AuthMechanism::Plain, &user, Some(&password), None);
     }
 
     pub(super) fn auth_login_user(&mut self, response: &str) {
         match decode_text(response) {
-            Some(user) if valid_name(&user) => {
-                self.auth_ask(Mech::Login, Step::LoginPassword { user }, encode(b"Password:"))
-            }
+            Some(user) if valid_name(&user) => self.auth_ask(
+                AuthMechanism::Login,
+                Step::LoginPassword { user },
+                encode(b"Password:"),
+            ),
             Some(_) => self.auth_failed_early(
-                Mech::Login,
+                AuthMechanism::Login,
                 "empty, too long or control characters in the user name",
             ),
             None => self.auth_undecodable(),
@@ -104,10 +106,10 @@ impl Session {
     fn auth_login_password(&mut self, response: &str, user: &str) {
         match decode_text(response) {
             Some(password) if valid_password(&password) => {
-                self.auth_check(Mech::Login, user, Some(&password), None)
+                self.auth_check(AuthMechanism::Login, user, Some(&password), None)
             }
             Some(_) => self.auth_failed_early(
-                Mech::Login,
+                AuthMechanism::Login,
                 "empty, too long or control characters in the password",
             ),
             None => self.auth_undecodable(),
@@ -122,11 +124,13 @@ impl Session {
         match (parts.next(), parts.next()) {
             (Some(user), Some(digest)) if !user.is_empty() && !digest.is_empty() => {
                 if !valid_name(user) {
-                    return self
-                        .auth_failed_early(Mech::CramMd5, "too long or control characters in the user name");
+                    return self.auth_failed_early(
+                        AuthMechanism::CramMd5,
+                        "too long or control characters in the user name",
+                    );
                 }
                 let (user, digest) = (user.to_string(), digest.to_string());
-                self.auth_check(Mech::CramMd5, &user, None, Some((&digest, challenge)));
+                self.auth_check(AuthMechanism::CramMd5, &user, None, Some((&digest, challenge)));
             }
             _ => self.reply(AUTH_INVALID_STRING.reply()),
         }
@@ -134,7 +138,7 @@ impl Session {
 
     /// Credentials refused before any plugin saw them (the log says why, the client gets
     /// the one failure reply); counts as a failure.
-    fn auth_failed_early(&mut self, mech: Mech, why: &str) {
+    fn auth_failed_early(&mut self, mech: AuthMechanism, why: &str) {
         self.log
             .log(Level::Notice, format_args!("AUTH {} failed: {why}", mech.name()));
         self.auth_count_failure(CREDENTIALS_INVALID.reply());

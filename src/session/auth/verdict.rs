@@ -1,10 +1,10 @@
 //! Running the AUTH hooks and answering their verdict, as the `AUTH` row of the reply
 //! table says; the plugin's text goes to the log only.
 
-use super::Mech;
 use crate::auth::valid_name;
 use crate::connection::AuthInfo;
 use crate::log::Level;
+use crate::plugin::AuthMechanism;
 use crate::plugin::{Args, Hook, Outcome, Verdict};
 use crate::reply::Reply;
 use crate::session::Session;
@@ -16,7 +16,7 @@ impl Session {
     /// Runs `auth-<mech>`, then `auth` if those declined, and answers.
     pub(super) fn auth_check(
         &mut self,
-        mech: Mech,
+        mech: AuthMechanism,
         user: &str,
         password: Option<&str>,
         cram: Option<(&str, &str)>,
@@ -41,7 +41,7 @@ impl Session {
         self.auth_respond(mech, user, out);
     }
 
-    fn auth_respond(&mut self, mech: Mech, user: &str, out: Outcome) {
+    fn auth_respond(&mut self, mech: AuthMechanism, user: &str, out: Outcome) {
         let detail = detail(&out);
         let name = mech.name();
         let temporary = matches!(out.verdict, Verdict::DenySoft | Verdict::DenySoftDisconnect);
@@ -67,7 +67,7 @@ impl Session {
         }
     }
 
-    fn auth_succeeded(&mut self, mech: Mech, user: &str, detail: &str) {
+    fn auth_succeeded(&mut self, mech: AuthMechanism, user: &str, detail: &str) {
         let name = mech.name();
         // The name the password store answers for (`Alice@Example.com` logging in as
         // `alice`), when the plugin said; else the one the client gave.

@@ -11,7 +11,7 @@ fn dkim_h_tag() {
 
 #[test]
 fn date_format() {
-    let d = rfc5322_now();
+    let d = rfc5322(std::time::SystemTime::now());
     // e.g. "Sun, 22 Nov 2026 02:12:51 +0000"
     assert_eq!(d.len(), 31, "{d}");
     assert!(d[26..].starts_with('+') || d[26..].starts_with('-'), "{d}");

@@ -248,6 +248,11 @@ impl Client {
         }
         for v6 in [false, true] {
             loop {
+                // A stream of datagrams to our port (forged or not) must not keep us
+                // reading past the deadline.
+                if Instant::now() >= deadline {
+                    return;
+                }
                 let socket = if v6 { &self.udp6 } else { &self.udp4 };
                 let Some(socket) = socket else { break };
                 let (n, from) = match socket.recv_from(&mut self.buf) {

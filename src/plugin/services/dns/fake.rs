@@ -250,9 +250,21 @@ fn encode(data: &Data) -> (u16, Vec<u8>) {
 /// A server answering from these records (owner, data): the records of the asked name
 /// and type, NODATA when the name has others, else NXDOMAIN.
 pub fn serving(records: &[(&str, Data)]) -> FakeServer {
+    serving_failing(records, &[])
+}
+
+/// [`serving`], but names equal to or under one of `servfail` get `SERVFAIL`.
+pub fn serving_failing(records: &[(&str, Data)], servfail: &[&str]) -> FakeServer {
     let records: Vec<(String, Data)> = records.iter().map(|(n, d)| (n.to_string(), d.clone())).collect();
+    let servfail: Vec<String> = servfail.iter().map(|n| n.to_string()).collect();
     FakeServer::start(move |s| {
         let q = &s.question;
+        if servfail
+            .iter()
+            .any(|f| q.name == *f || q.name.ends_with(&format!(".{f}")))
+        {
+            return vec![Act::Send(reply(s.id, q, 2, false, &[]))];
+        }
         let owned: Vec<&(String, Data)> = records.iter().filter(|(n, _)| *n == q.name).collect();
         let hits: Vec<(&str, Data)> = owned
             .iter()

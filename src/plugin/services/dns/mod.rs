@@ -40,7 +40,8 @@ pub enum Answer<T> {
     /// The name exists but has no records of this type.
     NoData,
     /// No answer could be had now; not a "no". A plugin lets the client through or
-    /// defers it (`4xx`), as its README says, and never refuses it for good.
+    /// defers it (`4xx`), as its README says, and never refuses it for good. (Except
+    /// [`DnsTrouble::BadName`]: see [`Answer::is_temporary`].)
     TempFail(DnsTrouble),
 }
 
@@ -57,7 +58,8 @@ pub enum DnsTrouble {
     /// A server answered `SERVFAIL`, `REFUSED` or something that could not be read.
     ServerFailure,
     /// The name cannot be asked (an empty or over-long label, more than 253 bytes, a
-    /// blank, a control character or a backslash).
+    /// blank, a control character or a backslash). Such a name has no records now or
+    /// later: [`Answer::is_temporary`] is false for it.
     BadName,
 }
 
@@ -228,9 +230,12 @@ impl<T> Answer<T> {
         }
     }
 
-    /// Is this a temporary failure (not a definite answer)?
+    /// Is this a temporary failure (not a definite answer)? A name that cannot be asked
+    /// ([`DnsTrouble::BadName`]) is not: it will not have records later either, so a
+    /// hostile PTR or MX name, or a HELO name with an empty label, cannot pass a check
+    /// as a DNS failure would (README Differences 175).
     pub fn is_temporary(&self) -> bool {
-        matches!(self, Answer::TempFail(_))
+        matches!(self, Answer::TempFail(t) if *t != DnsTrouble::BadName)
     }
 
     /// The same answer with each record changed by `f`.

@@ -213,8 +213,15 @@ fn a_silent_server_times_out_and_the_budget_then_answers_at_once() {
     assert_eq!(dns.a("b.test"), Answer::TempFail(DnsTrouble::BudgetSpent));
     let start = Instant::now();
     assert_eq!(dns.a("c.test"), Answer::TempFail(DnsTrouble::BudgetSpent));
-    assert!(start.elapsed() < Duration::from_millis(50));
-    assert_eq!(dns.stats().udp, 2, "a.test and b.test were sent, c.test not");
+    // Well under the 200 ms timeout: c.test was not sent and waited for.
+    assert!(start.elapsed() < Duration::from_millis(150));
+    // b.test goes out when the budget still has time left when it is asked; on a loaded
+    // machine a.test's wait may already have used the whole budget. c.test never does.
+    let sent = dns.stats().udp;
+    assert!(
+        (1..=2).contains(&sent),
+        "a.test (and b.test) sent, c.test not: {sent}"
+    );
     // The timeout is remembered: the same question is not asked again.
     assert_eq!(dns.a("a.test"), Answer::TempFail(DnsTrouble::Timeout));
 }
