@@ -52,7 +52,8 @@ impl Plugin for MemoryQueue {
         assert!(!cx.txn.recipients.is_empty(), "queued without recipients");
         if !cx.conn.relay_client {
             for r in &cx.txn.recipients {
-                let host = r.host().unwrap_or("").to_ascii_lowercase();
+                // A recipient without a domain (`<postmaster>`, RFC 5321 §4.5.1) is local.
+                let host = r.host().unwrap_or(ME).to_ascii_lowercase();
                 assert!(OURS.contains(&host.as_str()), "relayed to {r}");
                 assert!(!r.has_routing(), "routed recipient {r}");
             }
