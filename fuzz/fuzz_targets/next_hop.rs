@@ -61,7 +61,9 @@ fn serve(stream: UnixStream, work: Work) {
         }
         let Some(reply) = replies.next() else { break };
         let _ = writer.write_all(&reply);
-        if line.eq_ignore_ascii_case(b"DATA\r\n") && reply.first() == Some(&b'3') {
+        // The client sends the message only after a whole 3xx reply (an unfinished one
+        // leaves it waiting for the rest, which the end of the replies gives it).
+        if line.eq_ignore_ascii_case(b"DATA\r\n") && reply.first() == Some(&b'3') && reply.ends_with(b"\n") {
             loop {
                 line.clear();
                 if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
