@@ -42,6 +42,15 @@ fn replies(data: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Does the reply end with a whole final line (not `NNN-...`, not cut off)?
+fn whole(reply: &[u8]) -> bool {
+    let Some(body) = reply.strip_suffix(b"\n") else {
+        return false;
+    };
+    let last = body.rsplit(|b| *b == b'\n').next().unwrap_or(body);
+    last.get(3) != Some(&b'-')
+}
+
 /// Answers one connection: the greeting, then one reply after each command line (after
 /// DATA's `3xx`, after the message, as many as follow the dot); when the replies run
 /// out, the sending side is closed (so the client never waits for one that will not
@@ -61,9 +70,9 @@ fn serve(stream: UnixStream, work: Work) {
         }
         let Some(reply) = replies.next() else { break };
         let _ = writer.write_all(&reply);
-        // The client sends the message only after a whole 3xx reply (an unfinished one
-        // leaves it waiting for the rest, which the end of the replies gives it).
-        if line.eq_ignore_ascii_case(b"DATA\r\n") && reply.first() == Some(&b'3') && reply.ends_with(b"\n") {
+        // The client sends the message only after a whole 3xx reply (after an unfinished
+        // one it waits for the rest, and the end of the replies ends that wait).
+        if line.eq_ignore_ascii_case(b"DATA\r\n") && reply.first() == Some(&b'3') && whole(&reply) {
             loop {
                 line.clear();
                 if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
