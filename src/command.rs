@@ -317,6 +317,8 @@ mod tests {
             ),
             (Mail, "FROM:<\"a>b\"@c.d>", ok("<\"a>b\"@c.d>", &[])),
             (Mail, "FROM:<\"a\\\"> b\"@c.d>", ok("<\"a\\\"> b\"@c.d>", &[])),
+            // `\` escapes only inside a quoted string: outside one, `\>` closes the path.
+            (Mail, "FROM:<a\\>b@c.d> SIZE=1", ok("<a\\>b@c.d> SIZE=1", &[])),
             // qpsmtpd: "Syntax error in parameters"; now the address does not parse.
             (Mail, "FROM:<a@b.c d>", ok("<a@b.c d>", &[])),
             (Mail, "FROM:a@b.c d", ok("a@b.c", &["d"])),

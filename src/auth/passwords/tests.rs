@@ -129,6 +129,10 @@ fn unknown_or_malformed_entries_never_match() {
         ("{PLAIN}Y6/Od0lWQtTdQ", false),
         ("correct horse", false),
         ("Y6/Od0lWQtTd!", false),
+        // A `$` in a clear password is not yet an AIX hash: 22 crypt characters after it.
+        ("my$password", false),
+        ("NjHs5Dun$NaaXU977/uYKL9e/BTVtX!", false),
+        ("NjHs5Dun!$NaaXU977/uYKL9e/BTVtX.", false),
     ] {
         assert_eq!(looks_like_a_hash(entry).is_some(), hash, "{entry}");
     }
