@@ -25,11 +25,12 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use qpsmtpd_rs::config::Config;
 use qpsmtpd_rs::connection::Connection;
-use qpsmtpd_rs::io::{Line, LineReader, ReadError, Scripted};
+use qpsmtpd_rs::io::{Line, LineReader, ReadError, Scripted, Transport};
 use qpsmtpd_rs::log::Logger;
 use qpsmtpd_rs::plugin::{Args, Chain, Context, Hook, Outcome, Plugin, PluginSpec};
 use qpsmtpd_rs::server::MAX_COMMAND_LINE;
 use qpsmtpd_rs::session::{Input, Opening, Session, Setup, Want};
+use qpsmtpd_rs::tls::TlsError;
 
 const ME: &str = "mx.example.com";
 const OURS: [&str; 2] = ["example.com", ME];
@@ -187,9 +188,14 @@ fuzz_target!(|input: &[u8]| {
         let queued_before = QUEUE.with(|q| q.borrow().len());
         let (next, data_step) = match want {
             Want::Closed => break,
+            // The earlytalker wait: the scripted transport says whether input is waiting.
+            Want::Quiet { timeout } => (
+                s.step(Input::Talked(transport.readable(timeout).unwrap_or(true))),
+                false,
+            ),
             Want::StartTls { .. } => (
                 s.step(Input::TlsFailed {
-                    why: "fuzz",
+                    why: &TlsError::NoPlugin,
                     discarded: reader.discard(),
                 }),
                 false,
