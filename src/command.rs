@@ -139,7 +139,7 @@ pub enum PathCommand {
 /// may hold spaces and `>`), and the parameters follow it after blanks. An argument
 /// without brackets (for `dont_require_anglebrackets`) is split as qpsmtpd's `parse_mail`
 /// did: parameters are peeled off the end. A missing address is an error for MAIL too
-/// (qpsmtpd took a bare `MAIL FROM:` as the null sender: README Differences 40).
+/// (qpsmtpd took a bare `MAIL FROM:` as the null sender: README Differences 61).
 pub fn parse_path(cmd: PathCommand, line: &str) -> Result<PathArgs, &'static str> {
     let prefix = match cmd {
         PathCommand::Mail => "from:",

@@ -79,7 +79,7 @@ pub fn qmail_control(qmail_env: Option<String>) -> Option<PathBuf> {
 /// Opens everything a session needs.
 pub fn open(opts: Options) -> Result<Session, StartFailure> {
     let unlogged = |error: StartError| StartFailure { error, logged: false };
-    // After the switch: the account that serves reads its config (README Differences 62).
+    // After the switch: the account that serves reads its config (README Differences 33).
     let config = Config::open(&opts.config_dir, opts.qmail_control)
         .map_err(|e| unlogged(e.into()))?
         .read_by_serving_account();
