@@ -102,7 +102,7 @@ impl LineError {
 }
 
 /// Checks a command line's bytes: UTF-8, no control character but tab (README Differences
-/// 41).
+/// 62).
 pub fn check_line(raw: &[u8]) -> Result<&str, LineError> {
     if raw.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(LineError::Control);

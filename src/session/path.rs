@@ -36,7 +36,7 @@ impl Session {
         let addr = self.pre_address(Hook::MailPre, args.addr, &params);
         // qmail's double-bounce sender is the null sender, as in qpsmtpd. qpsmtpd's other
         // special case, anything with `[undefined]` in it, is refused (README Differences
-        // 40): an unparseable sender must not become a bounce that skips badmailfrom.
+        // 61): an unparseable sender must not become a bounce that skips badmailfrom.
         let from = if addr == "<#@[]>" {
             Some(Address::null())
         } else {
