@@ -7,26 +7,36 @@
 //! ([slow]), `--slow-only` runs only that. Opt-in: `--dns` adds the DNS plugins' cost
 //! ([dns]), `--dns-only` runs only that.
 
+#[path = "bench/compare.rs"]
+mod compare;
+#[path = "bench/cost.rs"]
+mod cost;
 #[path = "bench/dns.rs"]
 mod dns;
+#[path = "bench/peers.rs"]
+mod peers;
 #[path = "bench/slow.rs"]
 mod slow;
 #[path = "bench/tls.rs"]
 mod tls;
+#[path = "bench/variants.rs"]
+mod variants;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 struct Opts {
     sessions: usize,
     perl_sessions: usize,
-    concurrency: usize,
+    concurrencies: Vec<usize>,
+    rounds: usize,
+    peers: bool,
+    binary: Option<PathBuf>,
+    variants: Vec<(String, PathBuf)>,
     greetings: usize,
     big_mb: usize,
     record: bool,
@@ -44,7 +54,11 @@ fn opts() -> Opts {
     let mut o = Opts {
         sessions: 2000,
         perl_sessions: 100,
-        concurrency: 4,
+        concurrencies: vec![2, 8],
+        rounds: 2,
+        peers: true,
+        binary: None,
+        variants: Vec::new(),
         greetings: 300,
         big_mb: 100,
         record: false,
@@ -72,7 +86,26 @@ fn opts() -> Opts {
         match a.as_str() {
             "--sessions" => o.sessions = num("--sessions"),
             "--perl-sessions" => o.perl_sessions = num("--perl-sessions"),
-            "--concurrency" => o.concurrency = num("--concurrency"),
+            "--concurrency" => {
+                o.concurrencies = args
+                    .next()
+                    .map(|v| v.split(',').filter_map(|c| c.parse().ok()).collect())
+                    .filter(|v: &Vec<usize>| !v.is_empty())
+                    .expect("--concurrency needs numbers, as in 2,8")
+            }
+            "--rounds" => o.rounds = num("--rounds").max(1),
+            "--no-peers" => o.peers = false,
+            "--variant" => {
+                let v = args.next().expect("--variant needs NAME=PATH");
+                let (name, path) = v.split_once('=').expect("--variant needs NAME=PATH");
+                // Absolute: each server runs in its own directory.
+                let path = std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                o.variants.push((name.to_string(), path));
+            }
+            "--binary" => {
+                let path = args.next().expect("--binary needs a path");
+                o.binary = Some(std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+            }
             "--greetings" => o.greetings = num("--greetings"),
             "--big-mb" => o.big_mb = num("--big-mb"),
             "--record" => o.record = true,
@@ -82,6 +115,7 @@ fn opts() -> Opts {
                 o.perl_sessions = 20;
                 o.greetings = 50;
                 o.big_mb = 20;
+                o.rounds = 1;
             }
             "--slow-clients" => o.slow.clients = num("--slow-clients"),
             "--slow-timeout" => o.slow.timeout = num("--slow-timeout") as u64,
@@ -113,7 +147,7 @@ fn main() {
     let mut o = opts();
     std::fs::create_dir_all(&o.work).unwrap();
     let release = o.root.join("target/release");
-    let ours = release.join("qpsmtpd-rs");
+    let ours = o.binary.clone().unwrap_or_else(|| release.join("qpsmtpd-rs"));
     let floor = release.join("examples/smtp_floor");
     let tcpserver = which("tcpserver").expect("tcpserver (ucspi-tcp) is needed");
     let perl_ok = Path::new("/usr/share/perl5/Qpsmtpd/TcpServer.pm").exists();
@@ -136,14 +170,39 @@ fn main() {
         let _ = std::fs::remove_dir_all(&o.work);
         return;
     }
+    if !o.variants.is_empty() {
+        println!(
+            "builds of qpsmtpd-rs side by side: {} sessions per measurement at {} clients; \
+             load average {}\n",
+            o.sessions,
+            o.concurrencies
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            load_average()
+        );
+        variants::run(&o, &o.variants, &tcpserver, &floor, &body);
+        let _ = std::fs::remove_dir_all(&o.work);
+        return;
+    }
 
     println!(
-        "qpsmtpd-rs benchmark: {} sessions ({} for Perl), {} at a time, ~2 KB message each",
-        o.sessions, o.perl_sessions, o.concurrency
+        "qpsmtpd-rs benchmark: {} sessions per measurement ({} for Perl), at {} clients, ~2 KB \
+         message per connection",
+        o.sessions,
+        o.perl_sessions,
+        o.concurrencies
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
     );
     println!(
-        "each server is started per connection by tcpserver on 127.0.0.1; maildirs fsync'd on {}\n",
-        o.work.display()
+        "all on 127.0.0.1; tcpserver starts ours, Perl's and the floors per connection; maildirs \
+         fsync'd on {}; load average {}\n",
+        o.work.display(),
+        load_average()
     );
 
     let sample = o.work.join("sample");
@@ -153,88 +212,108 @@ fn main() {
     let floor_dir = o.work.join("floor-maildir");
     make_maildir(&floor_dir);
 
-    let mut rows = Vec::new();
-    let t = Target::start(&tcpserver, &floor, &[], &o.work);
-    rows.push(measure("floor (no storage)", &t, o.sessions, &o, &body));
-    drop(t);
-    let t = Target::start(
-        &tcpserver,
-        &floor,
-        &["--maildir".into(), floor_dir.to_string_lossy().into_owned()],
-        &o.work,
-    );
-    rows.push(measure("floor (maildir+fsync)", &t, o.sessions, &o, &body));
-    drop(t);
-    let t = Target::start(
-        &tcpserver,
-        &ours,
-        &["--config".into(), sample_cfg.to_string_lossy().into_owned()],
-        &sample,
-    );
-    rows.push(measure("qpsmtpd-rs sample", &t, o.sessions, &o, &body));
-    drop(t);
-    let t = Target::start(
-        &tcpserver,
-        &ours,
-        &["--config".into(), chain20_cfg.to_string_lossy().into_owned()],
-        &chain20,
-    );
-    rows.push(measure("qpsmtpd-rs 20 plugins", &t, o.sessions, &o, &body));
-    drop(t);
+    // Started in table order; ratios are of the first qpsmtpd-rs row to each other row.
+    let mut servers = Vec::new();
+    let tcp = |name: &str, prog: &Path, args: &[String], cwd: &Path, env: &[(&str, String)]| {
+        let t = Target::start_env(&tcpserver, prog, args, cwd, env);
+        compare::Server {
+            name: name.into(),
+            port: t.port,
+            sessions: o.sessions,
+            warm: 20,
+            keep: Box::new(t),
+        }
+    };
+    let cfg_arg = |cfg: &Path| vec!["--config".into(), cfg.to_string_lossy().into_owned()];
+    servers.push(tcp("floor (no storage)", &floor, &[], &o.work, &[]));
+    let floor_args = ["--maildir".into(), floor_dir.to_string_lossy().into_owned()];
+    servers.push(tcp("floor (maildir+fsync)", &floor, &floor_args, &o.work, &[]));
     if perl_ok {
         let perl_dir = o.work.join("perl");
         let perl_cfg = write_config(&perl_dir, &perl_chain(&perl_dir));
         let oracle = o.root.join("tests/oracle/qpsmtpd-tcpserver");
-        let t = Target::start_env(
-            &tcpserver,
+        let env = [("QPSMTPD_CONFIG", perl_cfg.to_string_lossy().into_owned())];
+        let args = [oracle.to_string_lossy().into_owned()];
+        let mut perl = tcp(
+            "Perl qpsmtpd 0.94",
             Path::new("/usr/bin/perl"),
-            &[oracle.to_string_lossy().into_owned()],
+            &args,
             &perl_dir,
-            &[("QPSMTPD_CONFIG", perl_cfg.to_string_lossy().into_owned())],
+            &env,
         );
-        rows.push(measure("Perl qpsmtpd 0.94", &t, o.perl_sessions, &o, &body));
-        drop(t);
+        perl.sessions = o.perl_sessions;
+        perl.warm = 5;
+        servers.push(perl);
+    } else {
+        println!("Perl qpsmtpd: skipped (apt-get install qpsmtpd)");
     }
+    if o.peers {
+        match peers::Postfix::start(&o.work.join("postfix")) {
+            Ok(p) => servers.push(compare::Server {
+                name: format!("Postfix {}", p.version()),
+                port: p.port,
+                sessions: o.sessions,
+                // Its smtpd and cleanup processes are reused: start a few of each.
+                warm: 100,
+                keep: Box::new(p),
+            }),
+            Err(e) => println!("Postfix: skipped, {e}"),
+        }
+        let cache = o.root.join("target/bench-cache/haraka");
+        match peers::Haraka::start(&cache, &o.work.join("haraka")) {
+            Ok(h) => servers.push(compare::Server {
+                name: format!("Haraka {} (2 workers)", peers::HARAKA),
+                port: h.port,
+                sessions: o.sessions,
+                // Node compiles the hot paths after a few hundred sessions.
+                warm: 1000,
+                keep: Box::new(h),
+            }),
+            Err(e) => println!("Haraka: skipped, {e}"),
+        }
+    }
+    servers.push(tcp(
+        "qpsmtpd-rs sample",
+        &ours,
+        &cfg_arg(&sample_cfg),
+        &sample,
+        &[],
+    ));
+    servers.push(tcp(
+        "qpsmtpd-rs 20 plugins",
+        &ours,
+        &cfg_arg(&chain20_cfg),
+        &chain20,
+        &[],
+    ));
+    compare::run(&servers, &o.concurrencies, o.rounds, o.greetings, &body);
+    // Each server stops here (Postfix and Haraka too), before the per-session figures.
+    drop(servers);
 
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>11} {:>11} {:>8}",
-        "target", "msgs/s", "p50 ms", "p99 ms", "greet p50", "greet p99", "failed"
+        "\nper session (whole sessions run one at a time, {} each; getrusage):",
+        o.greetings
     );
-    for r in &rows {
-        println!(
-            "{:<24} {:>9.0} {:>9.2} {:>9.2} {:>10.3}m {:>10.3}m {:>8}",
-            r.name,
-            r.rate,
-            r.p50 * 1e3,
-            r.p99 * 1e3,
-            r.greet_p50 * 1e3,
-            r.greet_p99 * 1e3,
-            r.failed
-        );
-    }
-    let rate = |n: &str| rows.iter().find(|r| r.name.starts_with(n)).map(|r| r.rate);
-    println!();
-    if let (Some(rs), Some(f)) = (rate("qpsmtpd-rs sample"), rate("floor (no storage)")) {
-        println!("qpsmtpd-rs / floor (no storage):     {:.2}", rs / f);
-    }
-    if let (Some(rs), Some(f)) = (rate("qpsmtpd-rs sample"), rate("floor (maildir")) {
-        println!(
-            "qpsmtpd-rs / floor (maildir+fsync):  {:.2}   (target >= 0.8)",
-            rs / f
-        );
-    }
-    if let (Some(rs), Some(p)) = (rate("qpsmtpd-rs sample"), rate("Perl")) {
-        println!(
-            "qpsmtpd-rs / Perl qpsmtpd:           {:.1}   (target >= 80)",
-            rs / p
-        );
-    }
-    if let (Some(c20), Some(rs)) = (rate("qpsmtpd-rs 20"), rate("qpsmtpd-rs sample")) {
-        println!(
-            "20-plugin chain cost / sample chain: {:.2}   (by throughput; target <= 1.2)",
-            rs / c20
-        );
-    }
+    let floor_cost = cost::per_session(&mut Command::new(&floor), &body, o.greetings);
+    cost::print("floor", &floor_cost);
+    let ours_cost = cost::per_session(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        &body,
+        o.greetings,
+    );
+    cost::print("qpsmtpd-rs sample", &ours_cost);
+    cost::print_memory("floor", &cost::memory(&mut Command::new(&floor), &body));
+    let ours_memory = cost::memory(
+        Command::new(&ours)
+            .args(["--config"])
+            .arg(&sample_cfg)
+            .current_dir(&sample),
+        &body,
+    );
+    cost::print_memory("qpsmtpd-rs sample", &ours_memory);
 
     println!(
         "\nexec to greeting (spawned directly with a socket as fd 0/1, {} times, p50 / p99):",
@@ -349,6 +428,16 @@ fn main() {
     let _ = std::fs::remove_dir_all(&o.work);
 }
 
+/// The 1, 5 and 15 minute load averages: how busy the machine was while we measured.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn s_num(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -385,56 +474,6 @@ fn baseline(o: &Opts, sample: u64, chain20: u64) {
         );
         std::fs::write(&path, text).unwrap();
         println!("  recorded in {}", path.display());
-    }
-}
-
-struct Row {
-    name: String,
-    rate: f64,
-    p50: f64,
-    p99: f64,
-    greet_p50: f64,
-    greet_p99: f64,
-    failed: usize,
-}
-
-fn measure(name: &str, t: &Target, sessions: usize, o: &Opts, body: &[u8]) -> Row {
-    let addr = format!("127.0.0.1:{}", t.port);
-    // warm up (page cache, tcpserver)
-    for _ in 0..5 {
-        let _ = session(&addr, body);
-    }
-    let (greet_p50, greet_p99) = greetings(&addr, o.greetings.min(sessions.max(20)));
-    let next = AtomicUsize::new(0);
-    let times = Mutex::new(Vec::with_capacity(sessions));
-    let failed = AtomicUsize::new(0);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..o.concurrency {
-            s.spawn(|| {
-                while next.fetch_add(1, Ordering::SeqCst) < sessions {
-                    match session(&addr, body) {
-                        Ok(d) => times.lock().unwrap().push(d.as_secs_f64()),
-                        Err(_) => {
-                            failed.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let wall = start.elapsed().as_secs_f64();
-    let times = times.into_inner().unwrap();
-    let rate = times.len() as f64 / wall;
-    let (p50, p99) = percentiles(times);
-    Row {
-        name: name.to_string(),
-        rate,
-        p50,
-        p99,
-        greet_p50,
-        greet_p99,
-        failed: failed.into_inner(),
     }
 }
 
@@ -602,6 +641,57 @@ impl Drop for Target {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Opts {
+    /// The first concurrency asked for (the DNS figures use one).
+    fn concurrency(&self) -> usize {
+        self.concurrencies.first().copied().unwrap_or(2)
+    }
+}
+
+/// One server's figures at one concurrency (the DNS figures).
+struct Row {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    failed: usize,
+}
+
+/// `sessions` sessions against `t` at the first concurrency, after a warm-up.
+fn measure(_name: &str, t: &Target, sessions: usize, o: &Opts, body: &[u8]) -> Row {
+    let addr = format!("127.0.0.1:{}", t.port);
+    for _ in 0..5 {
+        let _ = session(&addr, body);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let times = std::sync::Mutex::new(Vec::with_capacity(sessions));
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..o.concurrency() {
+            s.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < sessions {
+                    match session(&addr, body) {
+                        Ok(d) => times.lock().unwrap().push(d.as_secs_f64()),
+                        Err(_) => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let times = times.into_inner().unwrap();
+    let rate = times.len() as f64 / wall;
+    let (p50, p99) = percentiles(times);
+    Row {
+        rate,
+        p50,
+        p99,
+        failed: failed.into_inner(),
     }
 }
 

@@ -16,7 +16,7 @@
 //! about the value; a session that serves as root reads what root may read.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -27,8 +27,8 @@ mod files;
 mod lines;
 
 use files::{
-    everybody_may_read, include_files, include_target, line_of_offset, list_names, read_error, read_regular,
-    toml_lines,
+    everybody_may_read, include_files, include_target, line_of_offset, line_text, list_names, read_error,
+    read_regular, toml_lines, trimmed,
 };
 use lines::Store;
 
@@ -92,10 +92,13 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     dir: PathBuf,
     /// The names in `dir` when it was opened.
-    names: HashSet<String>,
+    names: BTreeSet<String>,
     qmail_control: Option<PathBuf>,
     toml: Option<(PathBuf, toml::Table)>,
-    cache: RefCell<HashMap<String, Lines>>,
+    cache: RefCell<BTreeMap<String, Lines>>,
+    /// The value of every item that is set nowhere, shared: most of the items a session
+    /// asks about are absent, and answering them costs no allocation.
+    unset: Lines,
     /// Read with root's rights on behalf of another account (`user` and `group` before
     /// the switch): `$include` only into files everybody may read.
     as_root: bool,
@@ -139,15 +142,20 @@ impl Config {
             names,
             qmail_control,
             toml,
-            cache: RefCell::new(HashMap::new()),
+            cache: RefCell::new(BTreeMap::new()),
+            unset: Lines::default(),
             as_root: nix::unistd::geteuid().is_root(),
         })
     }
 
     /// The config as the account that serves reads it, after any switch: whatever it may
     /// read it may include, also when it serves as root (`user root`).
+    /// Items already read under the stricter rule are read again.
     pub fn read_by_serving_account(mut self) -> Config {
-        self.as_root = false;
+        if self.as_root {
+            self.as_root = false;
+            self.cache.get_mut().clear();
+        }
         self
     }
 
@@ -155,10 +163,11 @@ impl Config {
     pub fn empty() -> Config {
         Config {
             dir: PathBuf::from("/nonexistent"),
-            names: HashSet::new(),
+            names: BTreeSet::new(),
             qmail_control: None,
             toml: None,
-            cache: RefCell::new(HashMap::new()),
+            cache: RefCell::new(BTreeMap::new()),
+            unset: Lines::default(),
             as_root: false,
         }
     }
@@ -172,6 +181,9 @@ impl Config {
     pub fn lines(&self, name: &str) -> Result<Lines, ConfigError> {
         if let Some(hit) = self.cache.borrow().get(name) {
             return Ok(hit.clone());
+        }
+        if self.unset_everywhere(name) {
+            return Ok(self.unset.clone());
         }
         let mut store = self.load(name)?;
         store.shrink_to_fit();
@@ -261,6 +273,19 @@ impl Config {
         Cdb::open(&path).map_err(|e| read_error(&path, &e))
     }
 
+    /// Is `name` known to be set nowhere, from what was read at open alone (not in the
+    /// TOML file, not in the directory listing, and no qmail control directory that
+    /// would need a look)?
+    fn unset_everywhere(&self, name: &str) -> bool {
+        self.qmail_control.is_none()
+            && !name.contains('/')
+            && !self.names.contains(name)
+            && self
+                .toml
+                .as_ref()
+                .is_none_or(|(_, table)| !table.contains_key(name))
+    }
+
     /// Where the file for `name` is: the config dir first, then qmail's control dir.
     fn file_path(&self, name: &str) -> Option<PathBuf> {
         if name.is_empty() || name.contains('\0') {
@@ -320,9 +345,7 @@ impl Config {
                 return Ok(());
             }
             number += 1;
-            let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            self.push_line(out, &String::from_utf8_lossy(line), path, number, depth)?;
+            self.push_line(out, &line_text(&raw), path, number, depth)?;
         }
     }
 
@@ -335,7 +358,7 @@ impl Config {
         line: usize,
         depth: usize,
     ) -> Result<(), ConfigError> {
-        let text = raw.trim();
+        let text = trimmed(raw);
         if text.is_empty() || text.starts_with('#') {
             return Ok(());
         }

@@ -71,7 +71,7 @@ impl<'a> Iterator for Fields<'a> {
         let (field, rest) = self.rest.split_at(len);
         self.rest = rest;
         let line = field.strip_suffix(b"\n").unwrap_or(field);
-        let colon = memchr::memchr(b':', line).unwrap_or(line.len());
+        let colon = crate::bytes::find_byte(b':', line).unwrap_or(line.len());
         Some(Field {
             // Names are checked or cleaned to printable ASCII before they are stored.
             name: std::str::from_utf8(&line[..colon]).unwrap_or(""),
@@ -84,7 +84,7 @@ impl<'a> Iterator for Fields<'a> {
 /// first newline that no blank follows.
 fn field_len(block: &[u8]) -> usize {
     let mut from = 0;
-    while let Some(pos) = memchr::memchr(b'\n', &block[from..]) {
+    while let Some(pos) = crate::bytes::find_byte(b'\n', &block[from..]) {
         let end = from + pos + 1;
         match block.get(end) {
             Some(b' ' | b'\t') => from = end,
@@ -174,7 +174,9 @@ impl Header {
             Some(i) => self.offset_of(i),
             None => self.block.len(),
         };
-        self.block.splice(at..at, field);
+        // Appended, then turned into place: cheaper than splicing through an iterator.
+        self.block.extend_from_slice(&field);
+        self.block[at..].rotate_right(field.len());
         self.count += 1;
     }
 
@@ -297,15 +299,27 @@ fn unsafe_in_header(c: char) -> bool {
     (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}'
 }
 
+/// Has `line` no byte that can begin an unsafe character: C0 controls but tab, DEL, C1
+/// controls (UTF-8 lead byte 0xC2) and U+2028/U+2029 (lead byte 0xE2)? The usual value
+/// then needs no rebuilding a character at a time.
+fn needs_no_cleaning(line: &str) -> bool {
+    line.bytes()
+        .all(|b| (b >= 0x20 && b != 0x7f && b != 0xc2 && b != 0xe2) || b == b'\t')
+}
+
 /// `Name: value` as stored (see [`Header::add`]), with its final newline.
 fn field_bytes(name: &str, value: &str) -> Vec<u8> {
     let mut lines: Vec<String> = Vec::new();
     for (i, line) in value.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        let cleaned: String = line
-            .chars()
-            .map(|c| if unsafe_in_header(c) { ' ' } else { c })
-            .collect();
+        let cleaned: std::borrow::Cow<'_, str> = if needs_no_cleaning(line) {
+            line.into()
+        } else {
+            line.chars()
+                .map(|c| if unsafe_in_header(c) { ' ' } else { c })
+                .collect::<String>()
+                .into()
+        };
         if i == 0 {
             lines.push(format!("{}: {cleaned}", clean_name(name)));
         } else if !cleaned.trim().is_empty() {

@@ -23,6 +23,7 @@
 pub mod address;
 pub mod addrlist;
 pub mod auth;
+pub mod bytes;
 pub mod cdb;
 pub mod check;
 pub mod child;

@@ -170,22 +170,24 @@ fn run() -> u8 {
     // Started as root: the TLS files are opened before the switch (a key only root may
     // read), and read only if the client asks for TLS.
     let mut tls_files = None;
-    if let Err(e) = privileges::drop_privileges(
+    let qmail_control = startup::qmail_control(env("QMAIL"));
+    let opened = match privileges::drop_privileges(
         &config_dir,
-        startup::qmail_control(env("QMAIL")),
+        qmail_control.clone(),
         cli.allow_root,
         remote,
         &mut |config| tls_files = qpsmtpd_rs::tls::preopen::preopen(config),
     ) {
-        return refuse_start(&e.to_string(), false, stderr_ok, network);
-    }
+        Ok((_, opened)) => opened,
+        Err(e) => return refuse_start(&e.to_string(), false, stderr_ok, network),
+    };
     let options = Options {
         config_dir,
-        qmail_control: startup::qmail_control(env("QMAIL")),
+        qmail_control,
         conn,
         sinks: None,
     };
-    let mut session = match startup::open(options) {
+    let mut session = match startup::open_with(options, opened) {
         Ok(session) => session,
         Err(failure) => return refuse_start(&failure.error.to_string(), failure.logged, stderr_ok, network),
     };

@@ -133,26 +133,30 @@ pub fn serving_remote(stdin_is_socket: bool, env: &dyn Fn(&str) -> Option<String
 /// directory and becomes that account, or refuses (see the module docs). Just before the
 /// switch, `before_switch` gets the config (to open files only root may read). Costs one
 /// `geteuid` call when not started as root.
+///
+/// When the process stays root, the config it opened is handed back with the outcome:
+/// root is the serving account, so the session can use it instead of listing the
+/// directory again (see [`Config::read_by_serving_account`]).
 pub fn drop_privileges(
     config_dir: &Path,
     qmail_control: Option<PathBuf>,
     allow_root: bool,
     remote: bool,
     before_switch: &mut dyn FnMut(&Config),
-) -> Result<Outcome, PrivError> {
+) -> Result<(Outcome, Option<Config>), PrivError> {
     if !geteuid().is_root() {
-        return Ok(Outcome::Unprivileged);
+        return Ok((Outcome::Unprivileged, None));
     }
     let config = Config::open(config_dir, qmail_control)?;
     match target(&config)? {
         Target::Account(account) => {
             before_switch(&config);
             become_account(&account)?;
-            Ok(Outcome::Dropped(account))
+            Ok((Outcome::Dropped(account), None))
         }
-        Target::Root => Ok(Outcome::StayedRoot),
-        Target::Unset if allow_root => Ok(Outcome::StayedRoot),
-        Target::Unset if !remote => Ok(Outcome::LocalDebug),
+        Target::Root => Ok((Outcome::StayedRoot, Some(config))),
+        Target::Unset if allow_root => Ok((Outcome::StayedRoot, Some(config))),
+        Target::Unset if !remote => Ok((Outcome::LocalDebug, Some(config))),
         Target::Unset => Err(PrivError::RootRefused),
     }
 }

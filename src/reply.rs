@@ -231,7 +231,7 @@ pub fn fill<'a>(text: &'a str, values: &[&str]) -> std::borrow::Cow<'a, str> {
 /// Where the first `<placeholder>` in `text` starts, and its length.
 fn next_placeholder(text: &str) -> Option<(usize, usize)> {
     let mut from = 0;
-    while let Some(open) = memchr::memchr(b'<', &text.as_bytes()[from..]).map(|i| from + i) {
+    while let Some(open) = crate::bytes::find_byte(b'<', &text.as_bytes()[from..]).map(|i| from + i) {
         let name_len = text[open + 1..]
             .bytes()
             .take_while(|b| b.is_ascii_lowercase() || *b == b'-')
@@ -249,6 +249,15 @@ fn next_placeholder(text: &str) -> Option<(usize, usize)> {
 fn split_lines(msg: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
     for m in msg {
+        // Most texts are one clean line: no control character at all (C0, DEL, or C1,
+        // which UTF-8 encodes after 0xC2), so no character-by-character rebuild.
+        if !m.is_empty()
+            && m.bytes()
+                .all(|b| (b >= 0x20 && b != 0x7f && b != 0xc2) || b == b'\t')
+        {
+            lines.push(m.clone());
+            continue;
+        }
         for part in m.split('\n') {
             let clean: String = part.chars().filter(|c| !c.is_control() || *c == '\t').collect();
             if !clean.is_empty() {

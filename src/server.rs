@@ -6,7 +6,7 @@
 //! blocking read. So the replies to a pipelined group of commands leave in one write
 //! (RFC 2920 §3.1), and a client that does not pipeline gets each reply at once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::connection::TlsInfo;
 use crate::io::{Line, LineReader, ReadError, Transport};
@@ -122,7 +122,7 @@ fn converse(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, m
             Want::Command { timeout } | Want::AuthResponse { timeout } => {
                 read_line(session, transport, io, timeout)
             }
-            Want::Data { timeout } => read_data(session, transport, io, timeout),
+            Want::Data { timeout, deadline } => read_data(session, transport, io, timeout, deadline),
             Want::Quiet { timeout } => wait_quiet(session, transport, io, timeout),
             Want::Liveness => session.step(Input::Alive(transport.client_alive())),
         };
@@ -144,8 +144,14 @@ fn read_line(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, 
 }
 
 /// Reads a piece of message data and hands it over.
-fn read_data(session: &mut Session, transport: &mut dyn Transport, io: &mut Io, timeout: Duration) -> Want {
-    match io.reader.read_data(transport, timeout) {
+fn read_data(
+    session: &mut Session,
+    transport: &mut dyn Transport,
+    io: &mut Io,
+    timeout: Duration,
+    deadline: Option<Instant>,
+) -> Want {
+    match io.reader.read_data(transport, timeout, deadline) {
         Ok((piece, read_ahead)) => {
             if io.view.transcript {
                 echo(&mut io.out, piece.strip_suffix(b"\n").unwrap_or(piece));

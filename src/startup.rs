@@ -78,11 +78,19 @@ pub fn qmail_control(qmail_env: Option<String>) -> Option<PathBuf> {
 
 /// Opens everything a session needs.
 pub fn open(opts: Options) -> Result<Session, StartFailure> {
+    open_with(opts, None)
+}
+
+/// [`open`], with the config directory already opened by the account that serves (a
+/// process that started as root and stays root), if there is one.
+pub fn open_with(opts: Options, opened: Option<Config>) -> Result<Session, StartFailure> {
     let unlogged = |error: StartError| StartFailure { error, logged: false };
     // After the switch: the account that serves reads its config (README Differences 33).
-    let config = Config::open(&opts.config_dir, opts.qmail_control)
-        .map_err(|e| unlogged(e.into()))?
-        .read_by_serving_account();
+    let config = match opened {
+        Some(config) => config,
+        None => Config::open(&opts.config_dir, opts.qmail_control).map_err(|e| unlogged(e.into()))?,
+    }
+    .read_by_serving_account();
     // Before any plugin is loaded, so the limits cover everything a session does.
     crate::privileges::apply_limits(&config).map_err(|e| unlogged(e.into()))?;
     let log = match opts.sinks {

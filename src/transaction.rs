@@ -92,6 +92,21 @@ impl Spool {
         }
     }
 
+    /// Appends everything written so far to `out`. A body in a file is copied by the
+    /// kernel (`copy_file_range`, or `sendfile`, where the file systems allow; std's
+    /// `io::copy` between files chooses), not read into and written out of our memory:
+    /// `out`'s buffer is written first, then the body goes from file to file.
+    pub fn copy_to_file(&mut self, out: &mut BufWriter<File>) -> io::Result<u64> {
+        self.flush()?;
+        match &self.file {
+            Some(f) => io::copy(&mut f.temp.reopen()?, out),
+            None => {
+                out.write_all(&self.memory)?;
+                Ok(self.memory.len() as u64)
+            }
+        }
+    }
+
     /// The spool file's path, moving the body to disk first if it was in memory
     /// (qpsmtpd's `body_filename`, for scanners that want a file).
     pub fn path(&mut self) -> io::Result<&Path> {
@@ -202,6 +217,19 @@ impl Transaction {
         Ok(head + body)
     }
 
+    /// [`Transaction::write_message`] into a file, with the body copied from the spool
+    /// file by the kernel when it is in one (a large message is not copied through our
+    /// memory once more).
+    pub fn write_message_to_file(&mut self, out: &mut BufWriter<File>) -> io::Result<u64> {
+        self.header.write_to(out)?;
+        let head = self.header.as_bytes().len() as u64;
+        let body = match &mut self.body {
+            Some(spool) => spool.copy_to_file(out)?,
+            None => 0,
+        };
+        Ok(head + body)
+    }
+
     /// The size of the message as it will be queued.
     pub fn message_size(&self) -> u64 {
         self.header.as_bytes().len() as u64 + self.body.as_ref().map_or(0, Spool::len)
@@ -235,6 +263,29 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         drop(s);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_message_written_to_a_file_is_the_same_whether_spooled_in_memory_or_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        for threshold in [1 << 20, 10] {
+            let mut t = Transaction::new("t1".into());
+            t.header.push_line(b"Subject: hi\n");
+            let mut body = Spool::new(dir.path(), threshold);
+            body.write(b"\nfirst line of the body\n").unwrap();
+            body.write(b"second\n").unwrap();
+            t.body = Some(body);
+            let path = dir.path().join(format!("out.{threshold}"));
+            let mut out = BufWriter::new(File::create(&path).unwrap());
+            out.write_all(b"Return-Path: <a@b>\n").unwrap();
+            let n = t.write_message_to_file(&mut out).unwrap();
+            out.flush().unwrap();
+            let expected = b"Subject: hi\n\nfirst line of the body\nsecond\n";
+            assert_eq!(n, expected.len() as u64);
+            let mut all = b"Return-Path: <a@b>\n".to_vec();
+            all.extend_from_slice(expected);
+            assert_eq!(std::fs::read(&path).unwrap(), all, "threshold {threshold}");
+        }
     }
 
     #[test]

@@ -130,8 +130,8 @@ pub fn run(o: &Opts, tcpserver: &Path, ours: &Path) {
         "\nDNS plugins: Debian's stock plugin set against the test DNS server,\n{} sessions each \
          ({} as shipped), {} at a time, client 127.0.0.1 (not a relay client here)",
         o.sessions,
-        (o.concurrency * 5).min(o.sessions),
-        o.concurrency
+        (o.concurrency() * 5).min(o.sessions),
+        o.concurrency()
     );
     let body = super::message(2000);
     let with_fcrdns = with_fcrdns();
@@ -171,7 +171,7 @@ pub fn run(o: &Opts, tcpserver: &Path, ours: &Path) {
             );
             // Few sessions: each takes a second (the greeting figure, sequential, is
             // over 20 of them).
-            let n = (o.concurrency * 5).min(o.sessions);
+            let n = (o.concurrency() * 5).min(o.sessions);
             print_row(
                 "stock as shipped (1 s wait)",
                 0,

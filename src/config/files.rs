@@ -1,7 +1,8 @@
 //! Reading config files: regular files only, opened without waiting; `$include`; the
 //! TOML file's values as lines.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -50,8 +51,8 @@ pub(super) fn everybody_may_read(path: &Path) -> Result<(), ConfigError> {
 }
 
 /// The names of the entries of a directory.
-pub(super) fn list_names(dir: &Path) -> std::io::Result<HashSet<String>> {
-    let mut names = HashSet::new();
+pub(super) fn list_names(dir: &Path) -> std::io::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(dir)? {
         names.insert(entry?.file_name().to_string_lossy().into_owned());
     }
@@ -115,5 +116,26 @@ pub(super) fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
     ConfigError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
+    }
+}
+
+/// A line as read, its LF and any CR before it dropped, as text: checked as UTF-8 whole
+/// (word at a time for ASCII), converted lossily (a byte at a time) only if it is not.
+pub(super) fn line_text(raw: &[u8]) -> Cow<'_, str> {
+    let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match std::str::from_utf8(line) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
+    }
+}
+
+/// A line without blanks at either end. One that starts and ends with a printable ASCII
+/// character (the usual list entry) has none, and is not scanned for Unicode blanks.
+pub(super) fn trimmed(raw: &str) -> &str {
+    let bytes = raw.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => raw,
+        _ => raw.trim(),
     }
 }

@@ -39,7 +39,13 @@ pub(super) struct Store {
 
 impl Store {
     pub(super) fn push(&mut self, text: &str, file: &Path, line: usize) {
-        if self.files.last().is_none_or(|(_, f)| f != file) {
+        // Compared as bytes: `Path`'s own comparison parses both into components, for
+        // every line of every file. (Two spellings of one path just start a new run.)
+        if self
+            .files
+            .last()
+            .is_none_or(|(_, f)| f.as_os_str() != file.as_os_str())
+        {
             self.files.push((self.ends.len(), file.to_path_buf()));
         }
         self.text.push_str(text);

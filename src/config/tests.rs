@@ -110,7 +110,13 @@ fn as_root_an_include_of_a_private_file_is_refused_without_its_lines() {
     assert!(e.contains("not everybody may read"), "{e}");
     assert!(!e.contains("hash"), "{e}");
     assert_eq!(texts(&c.lines("group").unwrap()), ["shared line"]);
-    // The account that serves (here root) reads what it may read.
+    // The account that serves (here root) reads what it may read, also through the
+    // config opened to find that account (a process that stays root keeps it).
+    let reused = c.read_by_serving_account();
+    assert_eq!(
+        texts(&reused.lines("user").unwrap()),
+        ["root:$6$hash:19000:0:99999:7:::"]
+    );
     let c = Config::open(d.path(), None).unwrap().read_by_serving_account();
     assert_eq!(
         texts(&c.lines("user").unwrap()),
@@ -169,4 +175,64 @@ fn number_rejects_garbage() {
     fs::write(d.path().join("databytes"), "lots\n").unwrap();
     let c = Config::open(d.path(), None).unwrap();
     assert!(c.number("databytes").is_err());
+}
+
+#[test]
+fn items_set_nowhere_are_empty_and_set_ones_are_found_wherever_they_are() {
+    let d = tempfile::tempdir().unwrap();
+    fs::create_dir(d.path().join("help")).unwrap();
+    fs::write(d.path().join("help/mail"), "mail help\n").unwrap();
+    fs::write(d.path().join("me"), "file.example\n").unwrap();
+    fs::write(d.path().join(TOML_FILE), "databytes = 1000\n").unwrap();
+    let c = Config::open(d.path(), None).unwrap();
+    assert!(c.lines("timeoutsmtpd").unwrap().is_empty());
+    assert!(c.lines("").unwrap().is_empty());
+    assert_eq!(texts(&c.lines("me").unwrap()), ["file.example"]);
+    assert_eq!(texts(&c.lines("databytes").unwrap()), ["1000"]);
+    assert_eq!(texts(&c.lines("help/mail").unwrap()), ["mail help"]);
+    assert!(c.lines("help/quit").unwrap().is_empty());
+}
+
+#[test]
+fn lines_are_trimmed_of_any_blank_and_bytes_that_are_not_utf8_replaced() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(
+        d.path().join("badrcptto"),
+        b"plain@example.org\n  padded@example.org \t\r\n\xc2\xa0nbsp@example.org\xc2\xa0\n\xffbad@example.org\n# comment\n\n".as_slice(),
+    )
+    .unwrap();
+    let c = Config::open(d.path(), None).unwrap();
+    assert_eq!(
+        texts(&c.lines("badrcptto").unwrap()),
+        [
+            "plain@example.org",
+            "padded@example.org",
+            "nbsp@example.org",
+            "\u{fffd}bad@example.org"
+        ]
+    );
+}
+
+#[test]
+fn lines_across_the_read_buffer_and_a_last_line_without_an_end_keep_their_numbers() {
+    let d = tempfile::tempdir().unwrap();
+    let long = "x".repeat(70_000);
+    let mut text = String::new();
+    for i in 0..5000 {
+        text.push_str(&format!("entry{i}.example\n"));
+    }
+    text.push_str(&long);
+    text.push_str("\r\n\nlast");
+    fs::write(d.path().join("rcpthosts"), &text).unwrap();
+    let c = Config::open(d.path(), None).unwrap();
+    let lines = c.lines("rcpthosts").unwrap();
+    let entries = lines.entries();
+    assert_eq!(entries.len(), 5002);
+    assert_eq!((entries[0].text.as_str(), entries[0].line), ("entry0.example", 1));
+    assert_eq!(
+        (entries[4999].text.as_str(), entries[4999].line),
+        ("entry4999.example", 5000)
+    );
+    assert_eq!((entries[5000].text.len(), entries[5000].line), (70_000, 5001));
+    assert_eq!((entries[5001].text.as_str(), entries[5001].line), ("last", 5003));
 }

@@ -105,7 +105,7 @@ impl Wire {
     /// `max` bytes is a protocol error.
     pub fn read_line(&mut self, deadline: Instant, max: usize) -> Result<Vec<u8>, Broken> {
         loop {
-            if let Some(pos) = memchr::memchr(b'\n', &self.inbuf) {
+            if let Some(pos) = crate::bytes::find_byte(b'\n', &self.inbuf) {
                 if pos >= max {
                     return Err(self.broken(Trouble::Protocol, "reply line too long"));
                 }

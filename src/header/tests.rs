@@ -91,6 +91,16 @@ fn added_fields_carry_no_control_characters() {
         b"X-A: a X-Injected: 1\nX-B: b c d e f g h\tk\nX-C: c\n folded\n last\nBad-Name--: v\n".to_vec()
     );
     assert_eq!(h.len(), 4);
+    // Text outside ASCII that is not a control stays as it is, on either path.
+    let mut u = Header::new();
+    u.add("X-U", "caf\u{e9} \u{a2}5 \u{2013} \u{20ac}", None);
+    u.add("X-P", "a\u{2029}b\u{9f}c", None);
+    assert_eq!(
+        u.to_bytes(),
+        "X-U: caf\u{e9} \u{a2}5 \u{2013} \u{20ac}\nX-P: a b c\n"
+            .as_bytes()
+            .to_vec()
+    );
     let mut long = Header::new();
     long.add(&"N".repeat(2000), "v", None);
     // The name and its colon on the first line, the value folded after them.

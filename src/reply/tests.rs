@@ -51,6 +51,20 @@ fn control_characters_are_removed() {
 }
 
 #[test]
+fn c1_controls_and_del_are_removed_and_other_text_kept_as_it_is() {
+    let r = Reply::from_plugin(
+        550,
+        "5.0.0",
+        &strings(&["a\u{85}b\u{9f}c\u{7f}d", "caf\u{e9} \u{a2}5\tok", "two\nlines"]),
+        "",
+    );
+    assert_eq!(
+        r.lines,
+        strings(&["abcd", "caf\u{e9} \u{a2}5\tok", "two", "lines"])
+    );
+}
+
+#[test]
 fn reply_lines_are_cut_to_512_octets() {
     let long = "\u{e9}".repeat(600);
     for reply in [

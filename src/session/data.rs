@@ -20,7 +20,7 @@ mod receiver;
 #[cfg(test)]
 mod tests;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::fixed::{
     BARE_NEWLINE, GO_AHEAD, MAIL_FIRST, MESSAGE_TOO_BIG, NUL_IN_MESSAGE, RCPT_FIRST, SPOOL_FAILED,
@@ -70,18 +70,15 @@ impl Session {
         self.reply(GO_AHEAD.reply());
     }
 
-    /// How long the next read of message data may wait: `timeout`, but never past the
-    /// message's deadline, `data_deadline` after `354` (per-read timeouts alone would let
-    /// a client that trickles a line at a time hold the message open for ever).
-    pub(super) fn data_read_timeout(&self) -> Duration {
+    /// When the message being received must be complete: `data_deadline` after `354`
+    /// (per-read timeouts alone would let a client that trickles a line at a time hold
+    /// the message open for ever). The driver reads the clock against it only when it has
+    /// to wait for input, not for every line already read ahead.
+    pub(super) fn data_deadline(&self) -> Option<Instant> {
         let State::Data(receiver) = &self.state else {
-            return self.settings.data_timeout;
+            return None;
         };
-        let Some(deadline) = receiver.started.checked_add(self.settings.data_deadline) else {
-            return self.settings.data_timeout;
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.settings.data_timeout.min(left)
+        receiver.started.checked_add(self.settings.data_deadline)
     }
 
     /// Has the message being received run past `data_deadline`?

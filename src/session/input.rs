@@ -12,7 +12,7 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::fixed::{INCOMPLETE_DATA, SHUTTING_DOWN, TIMEOUT};
 use super::summary::Ending;
@@ -103,10 +103,12 @@ pub enum Want {
         /// How long the line may take.
         timeout: Duration,
     },
-    /// The next piece of message data, within `timeout`.
+    /// The next piece of message data, within `timeout` and before `deadline`.
     Data {
         /// How long the piece may take.
         timeout: Duration,
+        /// When the whole message must be in (`data_deadline` after `354`).
+        deadline: Option<Instant>,
     },
     /// Wait up to `timeout` for input without taking it (a client that speaks before
     /// the greeting, or before `354`) and answer with [`Input::Talked`].
@@ -158,7 +160,8 @@ impl Session {
             State::Commands => Want::Command { timeout },
             State::Auth(_) => Want::AuthResponse { timeout },
             State::Data(_) => Want::Data {
-                timeout: self.data_read_timeout(),
+                timeout: self.settings.data_timeout,
+                deadline: self.data_deadline(),
             },
             State::Queueing => Want::Liveness,
             State::Quiet { wait, .. } => Want::Quiet { timeout: *wait },

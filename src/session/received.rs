@@ -197,7 +197,7 @@ fn claims_id(raw: &[u8], our_id: &str) -> bool {
     if authserv_id(&String::from_utf8_lossy(raw)) == our_id {
         return true;
     }
-    if memchr::memmem::find(raw, b"=?").is_none() {
+    if !raw.windows(2).any(|w| w == b"=?") {
         return false;
     }
     let mut line = raw.to_vec();

@@ -181,7 +181,7 @@ impl Maildir {
             if let Some(r) = rcpt {
                 writeln!(out, "Delivered-To: {}", r.mailbox())?;
             }
-            cx.txn.write_message(out)?;
+            cx.txn.write_message_to_file(out)?;
             Ok(())
         };
         write(&mut out, cx).map_err(|e| ("write", e))?;

@@ -85,7 +85,7 @@ impl DataReceiver {
         if at_start && (seg == b".\r\n" || (!self.strict_crlf && seg == b".\n")) {
             return Event::Complete;
         }
-        if memchr::memchr(0, seg).is_some() {
+        if crate::bytes::contains_byte(0, seg) {
             self.nul = true;
         }
         let mut content = if ends_line { &seg[..seg.len() - 1] } else { seg };
@@ -104,7 +104,7 @@ impl DataReceiver {
             content = stripped;
             self.pending_cr = true;
         }
-        let bare_cr = lone_held_cr || memchr::memchr(b'\r', content).is_some();
+        let bare_cr = lone_held_cr || crate::bytes::contains_byte(b'\r', content);
         if self.strict_crlf && ((ends_line && !crlf) || bare_cr) {
             return Event::BareNewline;
         }
