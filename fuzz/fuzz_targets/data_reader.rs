@@ -88,7 +88,7 @@ fn through_reader(data: &[u8], sizes: &[u8]) -> Vec<Vec<u8>> {
     let mut transport = Scripted::new(chunks);
     let mut reader = LineReader::new();
     let mut out = Vec::new();
-    while let Ok((piece, _)) = reader.read_data(&mut transport, Duration::from_secs(1)) {
+    while let Ok((piece, _)) = reader.read_data(&mut transport, Duration::from_secs(1), None) {
         assert!(!piece.is_empty());
         out.push(piece.to_vec());
     }

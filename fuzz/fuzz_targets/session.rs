@@ -208,8 +208,8 @@ fuzz_target!(|input: &[u8]| {
                 };
                 (s.step(input), false)
             }
-            Want::Data { .. } => {
-                let input = match reader.read_data(&mut transport, Duration::from_secs(5)) {
+            Want::Data { deadline, .. } => {
+                let input = match reader.read_data(&mut transport, Duration::from_secs(5), deadline) {
                     Ok((piece, read_ahead)) => Input::Data { piece, read_ahead },
                     Err(e) => failed(e),
                 };
