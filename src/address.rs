@@ -1,7 +1,7 @@
 //! Envelope addresses: one strict parser for the paths of MAIL and RCPT, and the one place
 //! each hand-off format is written from.
 //!
-//! The grammar is RFC 5321 §4.1.2 with RFC 6531's additions (README Differences 39):
+//! The grammar is RFC 5321 §4.1.2 with RFC 6531's additions (README Differences 60):
 //!
 //! ```text
 //! Path       = "<" [ A-d-l ":" ] Mailbox ">"        the source route is accepted and dropped

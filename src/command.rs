@@ -102,7 +102,7 @@ impl LineError {
 }
 
 /// Checks a command line's bytes: UTF-8, no control character but tab (README Differences
-/// 41).
+/// 62).
 pub fn check_line(raw: &[u8]) -> Result<&str, LineError> {
     if raw.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(LineError::Control);
@@ -139,7 +139,7 @@ pub enum PathCommand {
 /// may hold spaces and `>`), and the parameters follow it after blanks. An argument
 /// without brackets (for `dont_require_anglebrackets`) is split as qpsmtpd's `parse_mail`
 /// did: parameters are peeled off the end. A missing address is an error for MAIL too
-/// (qpsmtpd took a bare `MAIL FROM:` as the null sender: README Differences 40).
+/// (qpsmtpd took a bare `MAIL FROM:` as the null sender: README Differences 61).
 pub fn parse_path(cmd: PathCommand, line: &str) -> Result<PathArgs, &'static str> {
     let prefix = match cmd {
         PathCommand::Mail => "from:",
@@ -317,6 +317,8 @@ mod tests {
             ),
             (Mail, "FROM:<\"a>b\"@c.d>", ok("<\"a>b\"@c.d>", &[])),
             (Mail, "FROM:<\"a\\\"> b\"@c.d>", ok("<\"a\\\"> b\"@c.d>", &[])),
+            // `\` escapes only inside a quoted string: outside one, `\>` closes the path.
+            (Mail, "FROM:<a\\>b@c.d> SIZE=1", ok("<a\\>b@c.d> SIZE=1", &[])),
             // qpsmtpd: "Syntax error in parameters"; now the address does not parse.
             (Mail, "FROM:<a@b.c d>", ok("<a@b.c d>", &[])),
             (Mail, "FROM:a@b.c d", ok("a@b.c", &["d"])),

@@ -5,7 +5,7 @@
 //! Parsing follows `Mail::Header->extract` as qpsmtpd's `data_respond` uses it: a field is
 //! `Name:` where the name has no spaces, colons or control characters; lines starting
 //! with a blank continue the previous field; an mbox `From ` line becomes `Mail-From:`.
-//! One deliberate fix (README Differences 13): qpsmtpd silently dropped a line that is not a field;
+//! One deliberate fix (README Differences 17): qpsmtpd silently dropped a line that is not a field;
 //! here such a line ends the header block and starts the body, so no text is lost.
 //!
 //! Fields added by the core and by plugins ([`Header::add`]) are cleaned as they are

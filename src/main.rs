@@ -193,7 +193,7 @@ fn run() -> u8 {
     };
     session.set_tls_preopened(tls_files);
     // After the switch from root and the plugins' loading: nothing started from now on
-    // gains privileges, unless a plugin may need a set-id program (README Differences 64).
+    // gains privileges, unless a plugin may need a set-id program (README Differences 35).
     startup::forbid_new_privileges(session.chain());
     let tls = server::TlsOptions {
         implicit: cli.implicit_tls,

@@ -17,7 +17,7 @@
 //! A super-server started us for a remote client when fd 0 is a socket or one of its
 //! variables is set (`PROTO`, `TCPREMOTEIP`, ...: the test privilege dropping uses). Then
 //! the client is never guessed to be `127.0.0.1`, which the shipped `relayclients` lets
-//! relay: an address nothing names is [`UNKNOWN_REMOTE_IP`] (README Differences 44). Such
+//! relay: an address nothing names is [`UNKNOWN_REMOTE_IP`] (README Differences 65). Such
 //! a connection is a network connection for the line-end policy too, even when a TLS
 //! wrapper hands us pipes.
 

@@ -85,7 +85,7 @@ pub fn open(opts: Options) -> Result<Session, StartFailure> {
 /// process that started as root and stays root), if there is one.
 pub fn open_with(opts: Options, opened: Option<Config>) -> Result<Session, StartFailure> {
     let unlogged = |error: StartError| StartFailure { error, logged: false };
-    // After the switch: the account that serves reads its config (README Differences 62).
+    // After the switch: the account that serves reads its config (README Differences 33).
     let config = match opened {
         Some(config) => config,
         None => Config::open(&opts.config_dir, opts.qmail_control).map_err(|e| unlogged(e.into()))?,

@@ -250,7 +250,7 @@ fn an_ipv6_server() {
 
 #[test]
 fn sigterm_ends_a_dns_wait_at_once() {
-    // README Differences 64: every wait ends at once on SIGTERM, a DNS wait too.
+    // README Differences 35: every wait ends at once on SIGTERM, a DNS wait too.
     let Some(dns) = TestDns::start(&["tests/dns/test.zone"]) else {
         return;
     };

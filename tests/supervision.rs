@@ -483,6 +483,27 @@ fn check_lists_the_chain_and_names_problems() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("config directory does not exist"));
 }
 
+/// With the tls plugin, `--check` reads the TLS settings as a STARTTLS would: one that
+/// cannot be used fails the check (a session would find out only when a client asks).
+#[test]
+fn check_names_unusable_tls_settings() {
+    let mut config = delivering_config();
+    config.push(("plugins".into(), "tls".into()));
+    config.push(("tls_ticket_keys".into(), "tickets 5".into()));
+    let dir = TestDir::new(&config);
+    let out = Command::new(binary())
+        .args(["--check", "--config"])
+        .arg(dir.config())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: tls: tls_ticket_keys: rotation must be from 60"),
+        "{stderr}"
+    );
+}
+
 /// Started as root with `user nobody`: the session runs as nobody (uid, gid and no
 /// supplementary groups, read from /proc), under the `rlimits` limits, and the message
 /// file it writes belongs to nobody. `--check` reports the same account.

@@ -24,6 +24,8 @@ mod external;
 mod harness;
 /// The repository's consistency: plugin READMEs, registry, docs, sample config.
 mod layout;
+/// Third-party probes under tcpserver: nmap's smtp-open-relay, SMTP smuggling payloads.
+mod probes;
 /// Queue hand-off: real backends (Postfix, Dovecot LMTP, Exim, a qmail-queue stand-in)
 /// and faults.
 mod queue;

@@ -1,13 +1,23 @@
 //! Runs every `tests/transcripts/**/*.smtp` twice: in-process (the session over a
 //! scripted transport) and through the real binary with a TCP socket as fd 0/1 (or a
 //! pipe for `! pipe` transcripts). A run that executes no transcript fails.
+//!
+//! Two switches make the run shorter for the mutation test (tests/mutants/run), never
+//! in CI: `QPSMTPD_RS_TRANSCRIPTS_IN_PROCESS=1` skips the runs through the binary, and
+//! `QPSMTPD_RS_TRANSCRIPTS_SKIP=dns,tls` skips the transcripts under those folders.
 
 use crate::support::transcript::{self, Transcript};
 use crate::support::{TestDir, binary_command, dns, root, run_in_process, run_over_socket, verify};
 
 #[test]
 fn transcripts() {
-    let files = transcript::all(&root().join("tests/transcripts"));
+    let top = root().join("tests/transcripts");
+    let skipped = skipped_folders();
+    let files: Vec<_> = transcript::all(&top)
+        .into_iter()
+        .filter(|p| !skipped.iter().any(|d| p.starts_with(top.join(d))))
+        .collect();
+    let in_process_only = std::env::var("QPSMTPD_RS_TRANSCRIPTS_IN_PROCESS").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
     let mut runs = 0;
     for path in &files {
@@ -31,7 +41,7 @@ fn transcripts() {
         if let Err(e) = verify(&t, &dir, &run, "in-process") {
             failures.push(e);
         }
-        if t.in_process_only {
+        if t.in_process_only || in_process_only {
             continue;
         }
         let dir = TestDir::new(&t.config);
@@ -52,4 +62,15 @@ fn transcripts() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The folders named in `QPSMTPD_RS_TRANSCRIPTS_SKIP` (comma-separated).
+fn skipped_folders() -> Vec<String> {
+    std::env::var("QPSMTPD_RS_TRANSCRIPTS_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect()
 }

@@ -31,7 +31,13 @@ fuzz_target!(|data: &[u8]| {
             Data::A(_) | Data::Aaaa(_) | Data::Other => {}
         }
     }
-    for rtype in [RecordType::A, RecordType::Aaaa, RecordType::Mx, RecordType::Txt, RecordType::Ptr] {
+    for rtype in [
+        RecordType::A,
+        RecordType::Aaaa,
+        RecordType::Mx,
+        RecordType::Txt,
+        RecordType::Ptr,
+    ] {
         let _ = answer_from(&reply, &reply.question.name, rtype);
     }
 });

@@ -175,7 +175,7 @@ impl Helo {
         let ip = lists::client_ip(cx.conn);
         let literal = lists::address_literal(host);
         // `localhost.` is `localhost` to DNS: the name checks look at the name without
-        // its final dot, so that a dot cannot slip past them (README Differences 176).
+        // its final dot, so that a dot cannot slip past them (README Differences 88).
         let name = host.strip_suffix('.').unwrap_or(host);
         if let Some(fail) = in_badhelo(cx, host, name)? {
             return Ok(Some(fail));
@@ -221,7 +221,7 @@ impl Helo {
             "no forward or reverse DNS match",
         );
         // A forward lookup that failed might have found the client's network: the
-        // refusal can only be temporary (README Differences 177).
+        // refusal can only be temporary (README Differences 89).
         fail.temporary = dns.a.is_temporary() || dns.aaaa.is_temporary();
         Ok(Some(fail))
     }
@@ -312,7 +312,7 @@ fn forward_dns(cx: &mut Context<'_>, dns: &Lookups, ip: Option<IpAddr>) -> Optio
         return None;
     }
     // A name DNS cannot hold (an empty label, one over 63 bytes, over 253 in all) does
-    // not exist, whatever a server would say (README Differences 175).
+    // not exist, whatever a server would say (README Differences 87).
     if matches!(dns.a, Answer::NxDomain | Answer::TempFail(DnsTrouble::BadName)) {
         return Some(Fail::new("HELO hostname does not exist", "no such host"));
     }

@@ -105,7 +105,7 @@ fn in_cdb(cx: &Context<'_>, ip: &str) -> Result<bool, Outcome> {
 }
 
 /// Does a relayclients entry match this IP? An entry is an address, a CIDR block
-/// (network and broadcast addresses included: README Differences 15), or a textual
+/// (network and broadcast addresses included: README Differences 22), or a textual
 /// prefix ending in `.` or `:` as in tcprules (`192.168.`, `2001:db8:`).
 pub fn matches(ip: &str, entry: &str) -> bool {
     let entry = entry.trim();

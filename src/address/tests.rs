@@ -35,7 +35,7 @@ fn rfc5321_paths_accepted() {
     }
 }
 
-/// What Perl qpsmtpd accepted and the grammar does not (README Differences 39).
+/// What Perl qpsmtpd accepted and the grammar does not (README Differences 60).
 #[test]
 fn qpsmtpd_leniencies_refused() {
     let refused = [

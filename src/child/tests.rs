@@ -165,3 +165,40 @@ fn without_a_pidfd_the_exit_is_still_seen() {
     assert_eq!(done.exit, Exit::Code(4));
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[test]
+fn only_an_open_requests_pipe_is_writable() {
+    let mut p = Spawn::new(sh("cat > /dev/null"))
+        .fd(0, Fd::Requests)
+        .fd(1, Fd::Read(100))
+        .start()
+        .unwrap();
+    assert!(p.writable(0));
+    // An output, and a descriptor that is not the child's at all, are never writable.
+    assert!(!p.writable(1));
+    assert!(!p.writable(5));
+    p.send(0, b"x\n");
+    p.close(0);
+    while p.exit().is_none() {
+        p.step(soon(5.0)).unwrap();
+    }
+    assert!(!p.writable(0));
+    assert!(p.sent(0));
+}
+
+#[test]
+fn read_waiting_takes_what_the_output_already_holds() {
+    let mut p = Spawn::new(sh("echo hello; sleep 5"))
+        .fd(1, Fd::Read(100))
+        .start()
+        .unwrap();
+    // Without a step: only what read_waiting reads shows.
+    let deadline = soon(5.0);
+    while p.output(1).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        p.read_waiting(100);
+    }
+    assert_eq!(std::mem::take(p.output(1)), b"hello\n");
+    assert!(!p.output_ended(1));
+    p.kill();
+}

@@ -18,7 +18,7 @@
 //!   dot (LMTP: one per recipient) gives our client `250`; a refusal keeps its class
 //!   ([`dot_code`]); anything else is a `451`.
 //! - After anything but a clean `250` in the DATA phase, after a `421`, an unexpected code
-//!   or unsolicited input, the connection is not used again (README Differences 60).
+//!   or unsolicited input, the connection is not used again (README Differences 44).
 //! - `reset_transaction`: RSET downstream when a transaction is abandoned;
 //!   `disconnect`: QUIT.
 //!

@@ -84,3 +84,22 @@ fn groups(attrs: Vec<String>) -> Vec<String> {
     }
     groups
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_go_in_groups_of_under_500_bytes() {
+        let short: Vec<String> = ["NAME=a.example", "ADDR=192.0.2.1", "PORT=25"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(groups(short), ["NAME=a.example ADDR=192.0.2.1 PORT=25"]);
+        let long: Vec<String> = (0..4).map(|i| format!("HELO={i}{}", "x".repeat(200))).collect();
+        let want = [
+            format!("{} {}", long[0], long[1]),
+            format!("{} {}", long[2], long[3]),
+        ];
+        assert_eq!(groups(long), want);
+    }
+}

@@ -4,8 +4,8 @@
 //! the mechanisms are listed in a fixed order (Perl: hash order, random per process), a
 //! response that is not base64 gets `501`, a temporary failure of the password store gets
 //! `454` instead of `535`, and repeated failures close the connection. Every failure gets
-//! the same `535` (README Differences 82), user names and passwords with control
-//! characters or empty passwords are refused for every mechanism (README Differences 81),
+//! the same `535` (README Differences 56), user names and passwords with control
+//! characters or empty passwords are refused for every mechanism (README Differences 55),
 //! and a line too long for the exchange ends it (RFC 4954 §4).
 //!
 //! The exchange itself (challenges and answers) is in `auth/exchange.rs`, the verdicts in

@@ -34,7 +34,7 @@ impl Session {
         }
         self.conn.command_count += 1;
         // A known verb acts on its arguments: only UTF-8 without control characters gets
-        // that far (README Differences 41). Unknown verbs are refused anyway, by the
+        // that far (README Differences 62). Unknown verbs are refused anyway, by the
         // `unrecognized_command` hook that counts them.
         if let (Some(_), Err(e)) = (cmd.known, checked) {
             self.log

@@ -14,6 +14,8 @@
 //! | end of input, or a line not complete within `timeout` | `451`/`421`, nothing queued, spool file removed |
 //! | message not complete `data_deadline` seconds after `354` | `421 4.4.2`, nothing queued, spool file removed |
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod receiver;
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,7 @@ pub const SYNTAX_ERROR: Fixed = Fixed::new(501, "5.5.2", "Syntax error in comman
 /// A bad HELO/EHLO argument (a `helo_parse`/`ehlo_parse` plugin's refusal without text).
 pub const HELLO_SYNTAX_ERROR: Fixed = Fixed::new(501, "5.5.2", "Syntax error");
 /// A command line with control characters or bytes that are not UTF-8 (README
-/// Differences 41); `<reason>` says which.
+/// Differences 62); `<reason>` says which.
 pub const LINE_REFUSED: Fixed = Fixed::new(501, "5.5.2", "<reason>");
 /// RSET, and NOOP when no plugin minds.
 pub const OK: Fixed = Fixed::new(250, "2.0.0", "OK");
@@ -58,7 +58,7 @@ pub const RECIPIENT_UNPARSEABLE: Fixed = Fixed::new(501, "5.1.3", "could not par
 pub const MAIL_BEFORE_RCPT: Fixed = Fixed::new(503, "5.5.1", "Use MAIL before RCPT");
 /// More than `max_recipients` (RFC 5321 §4.5.3.1.10).
 pub const TOO_MANY_RECIPIENTS: Fixed = Fixed::new(452, "4.5.3", "Too many recipients");
-/// Sender-specified routing from a client that may not relay (README Differences 42).
+/// Sender-specified routing from a client that may not relay (README Differences 63).
 pub const ROUTING_REFUSED: Fixed = Fixed::new(
     550,
     "5.7.1",
@@ -110,7 +110,7 @@ pub const BARE_NEWLINE: Fixed = Fixed::new(
 );
 /// Over `databytes` or `max_header_size`.
 pub const MESSAGE_TOO_BIG: Fixed = Fixed::new(552, "5.3.4", "Message too big!");
-/// A NUL byte in the message (README Differences 100).
+/// A NUL byte in the message (README Differences 13).
 pub const NUL_IN_MESSAGE: Fixed = Fixed::new(
     554,
     "5.6.0",
@@ -166,7 +166,7 @@ pub const AUTH_SUCCEEDED: Fixed = Fixed::new(
     "2.7.0",
     "<mechanism> authentication successful for <user><detail>",
 );
-/// Every refused credential (README Differences 82): nothing tells an unknown user from
+/// Every refused credential (README Differences 56): nothing tells an unknown user from
 /// a wrong password.
 pub const CREDENTIALS_INVALID: Fixed = Fixed::new(535, "5.7.8", "Authentication credentials invalid");
 /// The password store cannot answer now.

@@ -64,7 +64,7 @@ impl Session {
     }
 
     /// HELO or EHLO accepted. A later one is accepted too and, once accepted, resets the
-    /// state as RSET does (RFC 5321 §4.1.4; qpsmtpd answered 503: README Differences 43);
+    /// state as RSET does (RFC 5321 §4.1.4; qpsmtpd answered 503: README Differences 64);
     /// refused, it leaves the state as it was.
     fn greeted(&mut self, esmtp: bool, host: &str, again: bool) {
         if again {

@@ -34,6 +34,8 @@ use crate::reply::Reply;
 use crate::tls::preopen::Preopened;
 use crate::transaction::Transaction;
 
+#[doc(hidden)]
+pub use data::fuzzing as data_fuzzing;
 pub use input::{Input, Opening, TlsStart, Want};
 pub use settings::{DEFAULT_DATA_DEADLINE, Settings};
 pub use summary::Ending;

@@ -36,7 +36,7 @@ impl Session {
         let addr = self.pre_address(Hook::MailPre, args.addr, &params);
         // qmail's double-bounce sender is the null sender, as in qpsmtpd. qpsmtpd's other
         // special case, anything with `[undefined]` in it, is refused (README Differences
-        // 40): an unparseable sender must not become a bounce that skips badmailfrom.
+        // 61): an unparseable sender must not become a bounce that skips badmailfrom.
         let from = if addr == "<#@[]>" {
             Some(Address::null())
         } else {
@@ -140,7 +140,7 @@ impl Session {
 
     /// May this client use sender-specified routing (`%`, `!` or a quoted `@` in a local
     /// part)? Clients that may relay anyway, and every client when the
-    /// `allow_untrusted_routing` config item is `1` (README Differences 42). Postfix's
+    /// `allow_untrusted_routing` config item is `1` (README Differences 63). Postfix's
     /// `allow_untrusted_routing = no` is the model: a downstream MTA that honours the
     /// percent hack or a bang path would otherwise relay for anyone. `Err` is the refusal;
     /// a config file that cannot be read is a temporary failure, never a guess.

@@ -34,7 +34,7 @@ impl Session {
 
     /// Incoming `Authentication-Results` become `Original-Authentication-Results` at the
     /// end of the header (all of them: qpsmtpd 1.00's loop skipped every other one, README
-    /// Differences 14):
+    /// Differences 18):
     ///
     /// - one that claims our authserv-id always (RFC 8601 §5: a reader downstream trusts
     ///   our id), even under a DKIM signature that lists the field in `h=`: anyone can add

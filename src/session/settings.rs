@@ -121,3 +121,74 @@ impl Settings {
 fn seconds(n: u64) -> Duration {
     Duration::from_secs(n.min(1 << 32))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(items: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in items {
+            std::fs::write(dir.path().join(name), format!("{text}\n")).unwrap();
+        }
+        let config = Config::open(dir.path(), None).unwrap();
+        Settings::load(&Chain::new(), &config, &Logger::silent("test"))
+    }
+
+    #[test]
+    fn defaults() {
+        let s = load(&[("me", "mx.example.org")]).unwrap();
+        assert_eq!(s.me, "mx.example.org");
+        assert_eq!(s.auth_results_id.as_deref(), Some("mx.example.org"));
+        assert_eq!(s.greeting, None);
+        assert_eq!(s.databytes, 0);
+        assert_eq!(s.command_timeout, Duration::from_secs(1200));
+        assert_eq!(s.data_timeout, Duration::from_secs(1200));
+        assert_eq!(s.data_deadline, Duration::from_secs(DEFAULT_DATA_DEADLINE));
+        assert_eq!(s.size_threshold, crate::transaction::DEFAULT_SIZE_THRESHOLD);
+        assert_eq!(s.max_recipients, 1000);
+        assert_eq!(s.max_header_size, 1024 * 1024);
+    }
+
+    #[test]
+    fn timeouts() {
+        let s = load(&[("timeout", "30"), ("data_deadline", "600")]).unwrap();
+        assert_eq!(s.command_timeout, Duration::from_secs(30));
+        assert_eq!(s.data_timeout, Duration::from_secs(30));
+        assert_eq!(s.data_deadline, Duration::from_secs(600));
+        // qmail's timeoutsmtpd is for commands only.
+        let s = load(&[("timeout", "30"), ("timeoutsmtpd", "5")]).unwrap();
+        assert_eq!(s.command_timeout, Duration::from_secs(5));
+        assert_eq!(s.data_timeout, Duration::from_secs(30));
+        // 0 is no timeout at all, so it means the default.
+        let s = load(&[("timeout", "0"), ("timeoutsmtpd", "0"), ("data_deadline", "0")]).unwrap();
+        assert_eq!(s.command_timeout, Duration::from_secs(1200));
+        assert_eq!(s.data_deadline, Duration::from_secs(DEFAULT_DATA_DEADLINE));
+        let s = load(&[("timeout", "99999999999")]).unwrap();
+        assert_eq!(s.data_timeout, Duration::from_secs(1 << 32));
+    }
+
+    #[test]
+    fn numbers_and_names() {
+        let s = load(&[
+            ("me", "mx.example.org"),
+            ("me-auth-results", "none"),
+            ("smtpgreeting", "hello there"),
+            ("databytes", "1000"),
+            ("size_threshold", "10"),
+            ("max_recipients", "0"),
+            ("max_header_size", "10"),
+        ])
+        .unwrap();
+        assert_eq!(s.auth_results_id, None);
+        assert_eq!(s.greeting.as_deref(), Some("hello there"));
+        assert_eq!(s.databytes, 1000);
+        assert_eq!(s.size_threshold, 10);
+        assert_eq!(s.max_recipients, 1);
+        assert_eq!(s.max_header_size, 1024);
+        let s = load(&[("me-auth-results", "auth.example.org")]).unwrap();
+        assert_eq!(s.auth_results_id.as_deref(), Some("auth.example.org"));
+        let err = load(&[("databytes", "10k")]).unwrap_err().to_string();
+        assert!(err.contains("databytes must be a whole number"), "{err}");
+    }
+}

@@ -167,7 +167,7 @@ const MAX_PEM_FILE: u64 = 4 * 1024 * 1024;
 
 /// Reads a whole file opened earlier (as root) or, without one, by its path. Only a
 /// regular file is read, opened without waiting: a FIFO or a device named as a
-/// certificate must not hold the session (README Differences 62), and at most
+/// certificate must not hold the session (README Differences 33), and at most
 /// [`MAX_PEM_FILE`] bytes of it.
 fn read_all(opened: Option<std::fs::File>, path: &Path) -> std::io::Result<Vec<u8>> {
     let file = match opened {

@@ -43,7 +43,7 @@ fn next_hop_faults_give_4xx_and_its_refusals_pass_through() {
     // The details are in the log, not in the reply.
     assert!(log.contains("waiting for the reply: timed out"), "{log}");
 
-    let cases: [(Script, &str); 6] = [
+    let cases: [(Script, &str); 8] = [
         (
             Script {
                 dot: Act::Hang,
@@ -70,6 +70,15 @@ fn next_hop_faults_give_4xx_and_its_refusals_pass_through() {
         (
             Script::answering("452 4.3.1 insufficient system storage\r\n"),
             "452 4.3.1 insufficient system storage",
+        ),
+        // Without an enhanced status code of its own, the refusal gets the class's.
+        (
+            Script::answering("554 rejected as spam\r\n"),
+            "554 5.0.0 rejected as spam",
+        ),
+        (
+            Script::answering("452 try again later\r\n"),
+            "452 4.0.0 try again later",
         ),
         (
             Script::answering("250 2.0.0 Ok: queued as XYZ\r\n"),

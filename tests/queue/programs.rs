@@ -142,6 +142,23 @@ fn a_queue_program_that_exits_0_without_reading_a_small_message_is_no_250() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// What a sendmail program writes goes to the log; a quiet one adds no line.
+#[test]
+fn what_a_sendmail_program_says_goes_to_the_log() {
+    for kind in ["sendmail", "postfix-queue"] {
+        let (reply, log) = deliver_message(
+            kind,
+            Some("cat > /dev/null; echo 'warning: odd' >&2; exit 0"),
+            &tricky_message("said"),
+        );
+        assert!(reply.starts_with("250 "), "{kind}: {reply}");
+        assert!(log.contains(" said: warning: odd"), "{kind}: {log}");
+        let (reply, log) = deliver_message(kind, Some("cat > /dev/null; exit 0"), &tricky_message("quiet"));
+        assert!(reply.starts_with("250 "), "{kind}: {reply}");
+        assert!(!log.contains(" said:"), "{kind}: {log}");
+    }
+}
+
 /// Exim's temporary error replies speak about our own system (its spool, its
 /// configuration): the client gets a plain text, the log Exim's words. A permanent one
 /// (a policy refusal from `acl_not_smtp`) keeps Exim's text.

@@ -197,6 +197,34 @@ fn a_queue_killed_mid_transfer_or_missing_gives_451() {
     assert!(spool.is_empty(), "spool files left: {spool:?}");
 }
 
+/// Without a path in config/plugins the program is `$QMAIL/bin/qmail-queue`, qmail's own
+/// variable (empty or unset: /var/qmail).
+#[test]
+fn without_a_path_the_program_is_found_through_qmail() {
+    let home = TestDir::new(&[]);
+    let bin = home.path().join("qmail/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("qmail-queue"), STAND_IN).unwrap();
+    std::fs::set_permissions(bin.join("qmail-queue"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", "queue/qmail-queue timeout 2"),
+        ("rcpthosts", "example.org"),
+    ]));
+    let out = dir.path().join("qq");
+    std::fs::create_dir(&out).unwrap();
+    let s = Setup { dir, out };
+    let qmail = home.path().join("qmail");
+    let r = deliver(&s, "ok", &[("QMAIL", qmail.to_str().unwrap())]);
+    assert!(r.starts_with("250 2.0.0 Queued! "), "{r}");
+    assert_eq!(stored(&s.out, "msg.").len(), 1);
+    if !Path::new("/var/qmail/bin/qmail-queue").exists() {
+        let r = deliver(&s, "ok", &[("QMAIL", "")]);
+        assert_eq!(r, "451 4.3.0 Unable to queue message; try again later");
+        assert_eq!(stored(&s.out, "msg.").len(), 1);
+    }
+}
+
 #[test]
 fn a_client_gone_after_the_dot_gets_nothing_queued() {
     let s = setup(&[("size_threshold", "0")]);

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::auth::encode;
 use crate::config::Config;
@@ -133,22 +133,25 @@ const MAX_LINE: u64 = 64 * 1024;
 
 impl Dovecot {
     /// Handshake (`VERSION`, `CPID`; the server lists its mechanisms up to `DONE`), then one
-    /// `AUTH` with the PLAIN response, then `OK` or `FAIL`.
+    /// `AUTH` with the PLAIN response, then `OK` or `FAIL`. The timeout bounds the reading
+    /// of the whole exchange: a server that keeps sending lines without finishing its
+    /// handshake, or answers other requests and never ours, cannot hold the session.
     fn ask(&self, r: &Request<'_>) -> std::io::Result<Answer> {
+        let deadline = Instant::now() + self.timeout;
         let stream = UnixStream::connect(&self.socket)?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         let mut writer = stream.try_clone()?;
         let mut reader = BufReader::new(stream);
         writer.write_all(format!("VERSION\t1\t2\nCPID\t{}\n", std::process::id()).as_bytes())?;
-        if !offers_plain(&mut reader)? {
+        if !offers_plain(&mut reader, deadline)? {
             return Err(std::io::Error::other(
                 "Dovecot does not offer PLAIN (auth_mechanisms)",
             ));
         }
         writer.write_all(auth_line(r).as_bytes())?;
         loop {
-            let line = read_line(&mut reader)?;
+            let line = read_line(&mut reader, deadline)?;
             let mut fields = line.split('\t');
             let (kind, id) = (fields.next(), fields.next());
             if id == Some("1") {
@@ -159,10 +162,10 @@ impl Dovecot {
 }
 
 /// Reads the server's handshake up to `DONE`: does it offer PLAIN?
-fn offers_plain(reader: &mut BufReader<UnixStream>) -> std::io::Result<bool> {
+fn offers_plain(reader: &mut BufReader<UnixStream>, deadline: Instant) -> std::io::Result<bool> {
     let mut plain = false;
     loop {
-        let line = read_line(reader)?;
+        let line = read_line(reader, deadline)?;
         let mut fields = line.split('\t');
         match fields.next() {
             Some("VERSION") if fields.next() != Some("1") => {
@@ -216,10 +219,21 @@ fn answer(kind: Option<&str>, params: &[&str], line: &str) -> Answer {
     }
 }
 
-/// One line from Dovecot, bounded; end of input is an error.
-fn read_line(reader: &mut BufReader<UnixStream>) -> std::io::Result<String> {
+/// One line from Dovecot, bounded in size and by the exchange's deadline; end of input
+/// is an error.
+fn read_line(reader: &mut BufReader<UnixStream>, deadline: Instant) -> std::io::Result<String> {
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within the timeout");
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    reader.get_ref().set_read_timeout(Some(left))?;
     let mut line = String::new();
-    let n = reader.by_ref().take(MAX_LINE).read_line(&mut line)?;
+    // A socket read timeout shows as EAGAIN.
+    let n = match reader.by_ref().take(MAX_LINE).read_line(&mut line) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(timed_out()),
+        read => read?,
+    };
     if n == 0 || !line.ends_with('\n') {
         return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
     }
@@ -261,4 +275,73 @@ fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A server on a Unix socket that sends `first`, then `each` every 100 ms until the
+    /// client goes away.
+    fn dripping(first: &'static str, each: &'static str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth-client");
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.write_all(first.as_bytes());
+            while s.write_all(each.as_bytes()).is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        (dir, path)
+    }
+
+    /// Asks within a thread; the answer, or None if it took longer than `limit`.
+    fn ask_within(socket: PathBuf, limit: Duration) -> Option<(std::io::Result<Answer>, Duration)> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let d = Dovecot {
+                socket,
+                timeout: Duration::from_secs(1),
+            };
+            let request = Request {
+                user: "good@example.com",
+                password: "good_pass",
+                local_ip: "127.0.0.1",
+                remote_ip: "192.0.2.1",
+                secured: false,
+            };
+            let start = Instant::now();
+            let answer = d.ask(&request);
+            let _ = tx.send((answer, start.elapsed()));
+        });
+        rx.recv_timeout(limit).ok()
+    }
+
+    /// A server that keeps sending handshake lines and never says DONE, or keeps
+    /// answering other requests and never ours, each line well within the timeout: the
+    /// timeout bounds the whole exchange, not each line (it once waited for ever).
+    #[test]
+    fn a_server_that_never_finishes_is_cut_at_the_timeout() {
+        for (first, each) in [
+            ("VERSION\t1\t2\n", "MECH\tLOGIN\tplaintext\n"),
+            (
+                "VERSION\t1\t2\nMECH\tPLAIN\nDONE\n",
+                "FAIL\t7\treason=not yours\n",
+            ),
+        ] {
+            let (_dir, socket) = dripping(first, each);
+            let Some((answer, took)) = ask_within(socket, Duration::from_secs(10)) else {
+                panic!("still waiting after 10 s: {each:?}");
+            };
+            let e = answer.expect_err("no answer was given");
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+            assert!(took < Duration::from_secs(3), "{took:?}");
+        }
+    }
 }

@@ -54,7 +54,7 @@ impl Plugin for FlatFile {
         };
         let (entry, dummy) = find(&lines, user);
         let Some((name, entry)) = entry else {
-            // An unknown user costs what a known one does (README Differences 82): the
+            // An unknown user costs what a known one does (README Differences 56): the
             // attempt is checked against another entry's hash and the answer ignored.
             let scheme = waste_time(dummy, password, digest.zip(ticket));
             cx.log(

@@ -266,4 +266,23 @@ mod tests {
         assert_eq!(sanitize(".."), "_");
         assert_eq!(sanitize(""), "_");
     }
+
+    /// The sub-directory pattern needs one of `%l`, `%d`, `%u`, any one alone will do;
+    /// the mode is three octal digits.
+    #[test]
+    fn arguments() {
+        use crate::plugin::testing::spec;
+        let config = Config::empty();
+        let load = |args: &[&str]| new(&spec("queue/maildir", args), &config).map(|_| ());
+        for pattern in ["%l", "%d", "%u", "x/%d"] {
+            assert!(load(&["/m", pattern]).is_ok(), "{pattern}");
+        }
+        let err = load(&["/m", "inbox"]).unwrap_err().to_string();
+        assert!(err.contains("does not contain %l, %d or %u"), "{err}");
+        assert!(load(&[]).is_err());
+        assert!(load(&["/m", "%l", "750"]).is_ok());
+        assert!(load(&["/m", "%l", "75"]).is_err());
+        assert!(load(&["/m", "%l", "789"]).is_err());
+        assert!(load(&["/m", "%l", "750", "x"]).is_err());
+    }
 }

@@ -193,4 +193,59 @@ mod tests {
         );
         assert!(matches!(exit_failure(82, b""), HandoffFailure::Temporary(_)));
     }
+
+    /// Every status qmail-queue(8) names gets qmail-smtpd's text, and its class.
+    #[test]
+    fn each_exit_code_has_its_text() {
+        let permanent = |t: &str| HandoffFailure::Permanent(t.to_string());
+        let temporary = |t: &str| HandoffFailure::Temporary(t.to_string());
+        let cases = [
+            (11, permanent("envelope address too long for qq (#5.1.3) (11)")),
+            (
+                31,
+                permanent("mail server permanently rejected message (#5.3.0) (31)"),
+            ),
+            (12, permanent("qq permanent problem (#5.3.0) (12)")),
+            (40, permanent("qq permanent problem (#5.3.0) (40)")),
+            (51, temporary("qq out of memory (#4.3.0) (51)")),
+            (52, temporary("qq timeout (#4.3.0) (52)")),
+            (53, temporary("qq write error or disk full (#4.3.0) (53)")),
+            (54, temporary("qq read error (#4.3.0) (54)")),
+            (55, temporary("qq unable to read configuration (#4.3.0) (55)")),
+            (
+                56,
+                temporary("qq trouble making network connection (#4.3.0) (56)"),
+            ),
+            (61, temporary("qq trouble in home directory (#4.3.0) (61)")),
+            (62, temporary("qq trouble creating files in queue (#4.3.0) (62)")),
+            (66, temporary("qq trouble creating files in queue (#4.3.0) (66)")),
+            (
+                71,
+                temporary("mail server temporarily rejected message (#4.3.0) (71)"),
+            ),
+            (72, temporary("connection to mail server timed out (#4.4.1) (72)")),
+            (73, temporary("connection to mail server rejected (#4.4.1) (73)")),
+            (
+                74,
+                temporary("connection to mail server succeeded, but communication failed (#4.4.2) (74)"),
+            ),
+            (81, temporary("qq internal bug (#4.3.0) (81)")),
+            (91, temporary("qq envelope format error (#4.3.0) (91)")),
+            (41, temporary("qq temporary problem (#4.3.0) (41)")),
+            (67, temporary("qq temporary problem (#4.3.0) (67)")),
+            (82, temporary("qq temporary problem (#4.3.0) (82)")),
+        ];
+        for (code, want) in cases {
+            assert_eq!(exit_failure(code, b""), want, "{code}");
+        }
+        // The custom-error form needs a known first byte and a text.
+        assert_eq!(
+            exit_failure(82, b"Xodd"),
+            temporary("qq temporary problem (#4.3.0) (82)")
+        );
+        assert_eq!(
+            exit_failure(82, b"D"),
+            temporary("qq temporary problem (#4.3.0) (82)")
+        );
+    }
 }

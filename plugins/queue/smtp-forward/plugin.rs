@@ -54,3 +54,27 @@ impl Plugin for SmtpForward {
         relay::dispatch(&self.relay, hook, cx, args)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::testing::spec;
+
+    /// The host is a name or an address (brackets allowed), never empty and never
+    /// anything that could be taken for more than one host name.
+    #[test]
+    fn host_argument() {
+        let config = Config::empty();
+        let load = |args: &[&str]| new(&spec("queue/smtp-forward", args), &config).map(|_| ());
+        for good in ["mx.example.org", "[192.0.2.1]", "2001:db8::1", "mx-1.example_x"] {
+            assert!(load(&[good]).is_ok(), "{good}");
+        }
+        for bad in ["", "[]", "mx example", "mx/evil", "a@b", "mx,other"] {
+            let err = load(&[bad]).unwrap_err().to_string();
+            assert!(err.contains("bad SMTP server"), "{bad}: {err}");
+        }
+        assert!(load(&[]).is_err());
+        assert!(load(&["mx.example.org", "2525"]).is_ok());
+        assert!(load(&["mx.example.org", "99999"]).is_err());
+    }
+}

@@ -122,6 +122,10 @@ fn unknown_or_malformed_entries_never_match() {
         assert!(!password_matches(entry, entry), "{entry}");
         assert!(!password_matches(entry, "secret"), "{entry}");
     }
+}
+
+#[test]
+fn what_looks_like_a_traditional_or_aix_hash() {
     for (entry, hash) in [
         ("Y6/Od0lWQtTdQ", true),
         ("_J9..p78yg5PINKr6UQQ", true),
@@ -129,9 +133,17 @@ fn unknown_or_malformed_entries_never_match() {
         ("{PLAIN}Y6/Od0lWQtTdQ", false),
         ("correct horse", false),
         ("Y6/Od0lWQtTd!", false),
+        // A `$` in a clear password is not yet an AIX hash: 22 crypt characters after it.
+        ("my$password", false),
+        ("NjHs5Dun$NaaXU977/uYKL9e/BTVtX!", false),
+        ("NjHs5Dun!$NaaXU977/uYKL9e/BTVtX.", false),
     ] {
         assert_eq!(looks_like_a_hash(entry).is_some(), hash, "{entry}");
     }
+}
+
+#[test]
+fn malformed_prefixes_never_match_and_clear_text_stays_clear() {
     // Meant as a scheme prefix or an `$id$`, but malformed: never clear text.
     for malformed in [
         "{ SSHA512}taUhy8G9AlmCZp07",

@@ -11,7 +11,8 @@
 //! plugin's failure policy, logged with the plugin's name. `qmail-spp` ([`spp`]) runs
 //! qmail-spp plugins unchanged.
 
-mod answer;
+#[doc(hidden)]
+pub mod answer;
 mod facts;
 mod find;
 mod options;
@@ -30,6 +31,8 @@ use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpe
 pub use find::plugin_dirs;
 use options::{Mode, OnFailure, Partial};
 use process::{CallFailure, Proc, Until};
+#[doc(hidden)]
+pub use spp::commands as spp_commands;
 
 /// The time budget per call when neither the plugin nor `hook_timeout` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -55,7 +55,7 @@ impl Session {
                     );
                 } else {
                     // The reason (unknown user, wrong password) is for the log only: the
-                    // client gets the same reply either way (README Differences 82).
+                    // client gets the same reply either way (README Differences 56).
                     self.log.log(
                         Level::Notice,
                         format_args!("AUTH {name} failed for {user}{detail}"),

@@ -166,7 +166,7 @@ impl DataReceiver {
                 HeaderEnd::More => Event::More,
                 HeaderEnd::NotAField => {
                     // The line is kept as the first body line, after the blank line the
-                    // header block lacked (README Differences 13; Perl dropped it).
+                    // header block lacked (README Differences 17; Perl dropped it).
                     self.in_header = false;
                     self.write_body(b"\n");
                     self.write_body(&line);

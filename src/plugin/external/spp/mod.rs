@@ -8,7 +8,7 @@
 //! `spp.c`). Unlike qmail-spp, every run has a time budget, a crash or a hang gets the
 //! failure policy instead of stalling the session, and the refusals become our verdicts.
 
-mod commands;
+pub mod commands;
 mod env;
 mod run;
 

@@ -52,7 +52,7 @@ pub fn check_lines<T>(
 }
 
 /// A DNS plugin's own `timeout` argument: whole seconds, 1 to 3600 (README Differences
-/// 121), the longest one hook call of the plugin waits for its answers.
+/// 37), the longest one hook call of the plugin waits for its answers.
 pub fn timeout(v: &str) -> Result<Duration, PluginError> {
     match v.parse::<u64>() {
         Ok(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),

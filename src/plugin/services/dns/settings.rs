@@ -18,7 +18,7 @@ pub const MAX_SERVERS: usize = 8;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time one session may spend waiting for DNS answers in all.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
-/// The largest `dns_timeout` and `dns_budget` (README Differences 121).
+/// The largest `dns_timeout` and `dns_budget` (README Differences 37).
 pub const MAX_SECONDS: u64 = 3600;
 
 /// The resolver's settings.
