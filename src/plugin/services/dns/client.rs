@@ -330,7 +330,8 @@ impl Client {
         let bytes = tcp_exchange(addr, &query, until).ok()?;
         let reply = wire::parse(&bytes).ok()?;
         let same = reply.id == id && reply.question.name == q.name && reply.question.rtype == q.rtype;
-        same.then_some(reply)
+        // A reply over TCP that still says it is truncated holds part of the records only.
+        (same && !reply.truncated).then_some(reply)
     }
 }
 

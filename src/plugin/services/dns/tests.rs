@@ -184,6 +184,20 @@ fn a_truncated_reply_is_asked_again_over_tcp() {
 }
 
 #[test]
+fn a_reply_still_truncated_over_tcp_is_not_taken() {
+    // RFC 1035 §4.1.1: TC says a message was cut to fit its channel; one over TCP that
+    // still says so holds only part of the records: a failure, not the answer.
+    let server = FakeServer::start(|s| {
+        let partial = [("listed.test", Data::A(Ipv4Addr::new(127, 0, 0, 2)))];
+        let answers: &[(&str, Data)] = if s.tcp { &partial } else { &[] };
+        vec![Act::Send(reply(s.id, &s.question, rcode::NOERROR, true, answers))]
+    });
+    let dns = dns(&[server.addr]);
+    assert_eq!(dns.a("listed.test"), Answer::TempFail(DnsTrouble::ServerFailure));
+    assert_eq!(dns.stats().tcp, 1);
+}
+
+#[test]
 fn servfail_and_silence_hand_the_question_to_the_next_server() {
     let failing = FakeServer::start(|s| vec![Act::Send(reply(s.id, &s.question, SERVFAIL, false, &[]))]);
     let silent = FakeServer::start(|_| Vec::new());
