@@ -45,29 +45,14 @@ pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, Plugin
         [one] => vec![("reject_type".to_string(), one.clone())],
         _ => key_values(&spec.args)?,
     };
-    let mut limit = None;
-    for (k, v) in &kv {
-        match k.as_str() {
-            "reject" | "reject_type" => {}
-            "timeout" => limit = Some(lists::timeout(v)?),
-            other => {
-                return Err(PluginError::Args(format!(
-                    "unknown argument {other:?} (known: reject, reject_type, timeout)"
-                )));
-            }
-        }
-    }
     // qpsmtpd sets reject_type perm when none is given, so that `naughty` refuses with
     // 550 and keeps the connection.
-    let mut kv = kv;
-    if !kv.iter().any(|(k, _)| k == "reject_type") {
-        kv.push(("reject_type".into(), "perm".into()));
-    }
+    let args = lists::check_args(kv, "perm", true)?;
     Settings::check(config)?;
     lists::check_lines(config, "dnsbl_zones", zone)?;
     Ok(Box::new(Dnsbl {
-        reject: Reject::from_args(&kv, true)?,
-        limit,
+        reject: args.reject,
+        limit: args.limit,
         deferred: RefCell::new(None),
     }))
 }

@@ -8,9 +8,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::log::Level;
 use crate::plugin::services::dns::{Answer, Ptr, Rdata, RecordType, Settings, lists, reverse_name};
-use crate::plugin::{
-    Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Reject, key_values, reject_type,
-};
+use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Reject, key_values};
 
 /// PTR names whose addresses are looked up, at most (RFC 8601 §3 leaves the limit to
 /// the verifier; ten bounds the work a hostile reverse zone can cause).
@@ -49,31 +47,13 @@ impl Iprev {
 
 /// `fcrdns [reject 0|1|naughty] [reject_type TYPE] [timeout SECONDS]`
 pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
-    let mut kv = key_values(&spec.args)?;
-    let mut limit = None;
-    for (k, v) in &kv {
-        match k.as_str() {
-            "reject" => {}
-            "reject_type" => {
-                reject_type(v).ok_or_else(|| PluginError::Args(format!("unknown reject_type {v:?}")))?;
-            }
-            "timeout" | "dns_timeout" => limit = Some(lists::timeout(v)?),
-            other => {
-                return Err(PluginError::Args(format!(
-                    "unknown argument {other:?} (known: reject, reject_type, timeout)"
-                )));
-            }
-        }
-    }
     // qpsmtpd's fcrdns only records the result unless `reject` says otherwise, and then
     // defers.
-    if !kv.iter().any(|(k, _)| k == "reject_type") {
-        kv.push(("reject_type".into(), "temp".into()));
-    }
+    let args = lists::check_args(key_values(&spec.args)?, "temp", false)?;
     Settings::check(config)?;
     Ok(Box::new(Fcrdns {
-        reject: Reject::from_args(&kv, false)?,
-        limit,
+        reject: args.reject,
+        limit: args.limit,
     }))
 }
 

@@ -65,31 +65,13 @@ impl Bad {
 
 /// `resolvable_fromhost [reject 0|1|naughty] [reject_type TYPE] [timeout SECONDS]`
 pub fn new(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, PluginError> {
-    let mut kv = key_values(&spec.args)?;
-    let mut limit = None;
-    for (k, v) in &kv {
-        match k.as_str() {
-            "reject" => {}
-            "reject_type" => {
-                reject_type(v).ok_or_else(|| PluginError::Args(format!("unknown reject_type {v:?}")))?;
-            }
-            "timeout" | "dns_timeout" => limit = Some(lists::timeout(v)?),
-            other => {
-                return Err(PluginError::Args(format!(
-                    "unknown argument {other:?} (known: reject, reject_type, timeout)"
-                )));
-            }
-        }
-    }
     // qpsmtpd defers (`soft`) unless told otherwise.
-    if !kv.iter().any(|(k, _)| k == "reject_type") {
-        kv.push(("reject_type".into(), "soft".into()));
-    }
+    let args = lists::check_args(key_values(&spec.args)?, "soft", true)?;
     Settings::check(config)?;
     lists::check_lines(config, "invalid_resolvable_fromhost", block)?;
     Ok(Box::new(ResolvableFromhost {
-        reject: Reject::from_args(&kv, true)?,
-        limit,
+        reject: args.reject,
+        limit: args.limit,
     }))
 }
 

@@ -62,6 +62,42 @@ pub fn timeout(v: &str) -> Result<Duration, PluginError> {
     }
 }
 
+/// The arguments the DNS check plugins share (dnsbl, rhsbl, fcrdns, resolvable_fromhost):
+/// `reject`, `reject_type` (`default_type`, each qpsmtpd plugin's own, when absent) and
+/// `timeout` (rhsbl's doc spells it `dns_timeout`; both spellings are taken).
+pub struct CheckArgs {
+    /// What a failed check does.
+    pub reject: Reject,
+    /// The plugin's own limit on one hook call's DNS wait.
+    pub limit: Option<Duration>,
+}
+
+/// Reads [`CheckArgs`] from key/value arguments; `default_reject` as in
+/// [`Reject::from_args`].
+pub fn check_args(
+    mut kv: Vec<(String, String)>,
+    default_type: &str,
+    default_reject: bool,
+) -> Result<CheckArgs, PluginError> {
+    let mut limit = None;
+    for (k, v) in &kv {
+        match k.as_str() {
+            "reject" | "reject_type" => {}
+            "timeout" | "dns_timeout" => limit = Some(timeout(v)?),
+            other => {
+                return Err(PluginError::Args(format!(
+                    "unknown argument {other:?} (known: reject, reject_type, timeout)"
+                )));
+            }
+        }
+    }
+    if !kv.iter().any(|(k, _)| k == "reject_type") {
+        kv.push(("reject_type".into(), default_type.into()));
+    }
+    let reject = Reject::from_args(&kv, default_reject)?;
+    Ok(CheckArgs { reject, limit })
+}
+
 /// Does `ip` fall in the block `text` (`192.0.2.0/24`, `2001:db8::/32`, or one address)?
 /// `None` if `text` is neither. An IPv4-mapped block (`::ffff:192.0.2.0/120`) is the
 /// IPv4 block it maps (`192.0.2.0/24`), as an IPv4-mapped client is its IPv4 address.
