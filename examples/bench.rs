@@ -532,6 +532,12 @@ fn session(addr: &str, body: &[u8]) -> std::io::Result<Duration> {
     let t = Instant::now();
     let s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
+    converse(&s, body)?;
+    Ok(t.elapsed())
+}
+
+/// The client's side of one session on a connected stream, up to the `221`.
+fn converse(s: &TcpStream, body: &[u8]) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut r = BufReader::new(s.try_clone()?);
     let mut w = s;
@@ -548,8 +554,7 @@ fn session(addr: &str, body: &[u8]) -> std::io::Result<Duration> {
     w.write_all(body)?;
     expect(&mut r, "250")?;
     w.write_all(b"QUIT\r\n")?;
-    expect(&mut r, "221")?;
-    Ok(t.elapsed())
+    expect(&mut r, "221")
 }
 
 /// A ~2 KB message ending in the terminator, CRLF line ends.

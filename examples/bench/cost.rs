@@ -9,7 +9,7 @@ use std::process::Command;
 
 use nix::sys::resource::{UsageWho, getrusage};
 
-use super::{expect, socket_pair, spawn_inetd, spawn_on};
+use super::{converse, expect, socket_pair, spawn_inetd, spawn_on};
 
 /// Per-session averages.
 pub struct Cost {
@@ -63,25 +63,9 @@ pub fn per_session(cmd: &mut Command, body: &[u8], n: usize) -> Cost {
 }
 
 fn drive(s: std::net::TcpStream, body: &[u8]) -> std::io::Result<()> {
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut w = s;
-    expect(&mut r, "220")?;
-    for (cmd, code) in [
-        (&b"EHLO bench.example\r\n"[..], "250"),
-        (b"MAIL FROM:<bench@example.net>\r\n", "250"),
-        (b"RCPT TO:<user@example.org>\r\n", "250"),
-        (b"DATA\r\n", "354"),
-    ] {
-        w.write_all(cmd)?;
-        expect(&mut r, code)?;
-    }
-    w.write_all(body)?;
-    expect(&mut r, "250")?;
-    w.write_all(b"QUIT\r\n")?;
-    expect(&mut r, "221")?;
-    let _ = w.shutdown(Shutdown::Write);
-    let _ = r.read_to_end(&mut Vec::new());
+    converse(&s, body)?;
+    let _ = s.shutdown(Shutdown::Write);
+    let _ = (&s).read_to_end(&mut Vec::new());
     Ok(())
 }
 
