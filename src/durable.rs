@@ -1,5 +1,5 @@
 //! Publishing a written file into a maildir's `new/` durably, with as few disk flushes as
-//! the file system allows (README "Performance", "The fsyncs").
+//! the file system allows (README "Performance", "One flush or two syncs").
 //!
 //! Two schemes, chosen per device:
 //!
