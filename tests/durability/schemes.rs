@@ -4,12 +4,14 @@
 //! and loop devices (CI has both); without them the test says why and is skipped, unless
 //! QPSMTPD_RS_REQUIRE_ALL=1.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use qpsmtpd_rs::durable::Scheme;
 
 use super::{assert_maildir_order, cfg, scheme_of};
+use crate::queue::{Talk, files_in};
 use crate::support::{TestDir, required, tool};
 
 /// A file system mounted for one test; unmounted, and its loop device detached, on drop.
@@ -200,4 +202,44 @@ fn is_mounted(point: &Path) -> bool {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     let point = point.to_string_lossy();
     mounts.lines().any(|l| l.split(' ').nth(1) == Some(&point))
+}
+
+/// Where the one-flush scheme applies, a failure still leaves nothing: a full journaled
+/// ext4 gives the client a 451 (the write fails, as delayed allocation reserves the
+/// blocks at write time) and leaves no file in `tmp/` or `new/`.
+#[test]
+fn a_full_journaled_ext4_gives_451_and_leaves_nothing_behind() {
+    let dir = maildir_on_mount();
+    let Some(mounted) = mount_image(&dir, "mkfs.ext4", &["-q", "-F"], 64 * MIB) else {
+        return;
+    };
+    assert_eq!(scheme_of(&mounted.point), Scheme::OneFlush, "detected scheme");
+    let maildir = mounted.point.join("maildir");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    fill(&mounted.point.join("filler"));
+    let mut message = b"Subject: too big for what is left\n\n".to_vec();
+    for i in 0..4000 {
+        message.extend_from_slice(format!("line {i:05} of a message for a full disk\n").as_bytes());
+    }
+    let mut t = Talk::start(&dir);
+    t.envelope("a@example.net", &["x@example.org"]);
+    let reply = t.data(&message);
+    assert!(reply.starts_with("451 4.3.0 queue error ("), "{reply}");
+    t.quit();
+    let left = files_in(&maildir);
+    assert!(left.is_empty(), "files left in the maildir: {left:?}");
+}
+
+/// Writes `path` until the file system has no room left (root's reserved blocks too).
+fn fill(path: &Path) {
+    let mut f = std::fs::File::create(path).unwrap();
+    // Big writes first, then, once delayed allocation has given back what it reserved
+    // too much of, small ones.
+    for chunk in [1 << 20, 4096, 512] {
+        let block = vec![0u8; chunk];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
 }
