@@ -286,16 +286,40 @@ mod tests {
         }
     }
 
-    /// A failed link leaves nothing behind in `tmp/`.
+    /// A failed link (here: no `new/`) leaves nothing behind in `tmp/`.
     #[test]
     fn a_failed_link_removes_the_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
-        let f = File::create_new(dir.path().join("tmp").join("m")).unwrap();
         for scheme in [Scheme::OneFlush, Scheme::TwoSyncs] {
+            let f = File::create_new(dir.path().join("tmp").join("m")).unwrap();
             let (step, _) = publish(&f, dir.path(), "m", scheme).unwrap_err();
             assert_eq!(step, "link");
             assert!(!dir.path().join("tmp").join("m").exists());
         }
+    }
+
+    /// When the data cannot be settled (here a pipe, which neither sync_file_range nor
+    /// fsync accepts), the step is `fsync`, nothing is linked and `tmp/` is emptied.
+    #[test]
+    fn a_failed_sync_before_the_link_reports_fsync_and_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["tmp", "new"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let (reader, _writer) = nix::unistd::pipe().unwrap();
+        let not_a_file = File::from(reader);
+        for scheme in [Scheme::OneFlush, Scheme::TwoSyncs] {
+            File::create_new(dir.path().join("tmp").join("m")).unwrap();
+            let (step, e) = publish(&not_a_file, dir.path(), "m", scheme).unwrap_err();
+            assert_eq!(step, "fsync", "{scheme:?}: {e}");
+            assert!(!dir.path().join("tmp").join("m").exists(), "{scheme:?}");
+            assert!(!dir.path().join("new").join("m").exists(), "{scheme:?}");
+        }
+        assert_eq!(
+            detect(&not_a_file).0,
+            Scheme::TwoSyncs,
+            "a pipe is no file system that needs fewer syncs"
+        );
     }
 }
