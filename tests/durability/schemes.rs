@@ -243,3 +243,32 @@ fn fill(path: &Path) {
         let _ = f.sync_all();
     }
 }
+
+/// The choice is logged once per file system per process, at LOGDEBUG, with its reason:
+/// two recipients' maildirs on one journaled ext4 give one log line, and both copies.
+#[test]
+fn the_choice_is_logged_once_per_file_system() {
+    let dir = TestDir::new(&cfg(&[
+        ("plugins", "rcpt_ok"),
+        ("plugins", "queue/maildir $DIR/fs/users %l"),
+        ("rcpthosts", "example.org"),
+    ]));
+    let Some(_mounted) = mount_image(&dir, "mkfs.ext4", &["-q", "-F"], 64 * MIB) else {
+        return;
+    };
+    let mut t = Talk::start(&dir);
+    t.envelope("a@example.net", &["bob@example.org", "carol@example.org"]);
+    let reply = t.data(b"Subject: twice\n\nHi.\n");
+    assert!(reply.starts_with("250 2.0.0 Queued!"), "{reply}");
+    let log = t.quit();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("maildir sync:")).collect();
+    let [line] = lines.as_slice() else {
+        panic!("expected one line about the sync scheme:\n{log}")
+    };
+    assert!(
+        line.contains("maildir sync: one flush (sync_file_range"),
+        "{line}"
+    );
+    assert!(line.contains("with the journal /proc/fs/jbd2/loop"), "{line}");
+    assert_eq!(dir.messages().len(), 2, "{log}");
+}
