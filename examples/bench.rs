@@ -5,7 +5,8 @@
 //! and ratios; it asserts nothing about speed. `--quick` leaves the TLS figures out,
 //! `--tls-only` runs only them. Opt-in: `--slow-clients N` adds the many-slow-clients case
 //! ([slow]), `--slow-only` runs only that. Opt-in: `--dns` adds the DNS plugins' cost
-//! ([dns]), `--dns-only` runs only that.
+//! ([dns]), `--dns-only` runs only that. Everything the servers store goes on a fresh
+//! journaled ext4 ([storage]) unless `--storage DIR` or `--work DIR` says where.
 
 #[path = "bench/compare.rs"]
 mod compare;
