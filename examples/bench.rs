@@ -5,7 +5,8 @@
 //! and ratios; it asserts nothing about speed. `--quick` leaves the TLS figures out,
 //! `--tls-only` runs only them. Opt-in: `--slow-clients N` adds the many-slow-clients case
 //! ([slow]), `--slow-only` runs only that. Opt-in: `--dns` adds the DNS plugins' cost
-//! ([dns]), `--dns-only` runs only that.
+//! ([dns]), `--dns-only` runs only that. Everything the servers store goes on a fresh
+//! journaled ext4 ([storage]) unless `--storage DIR` or `--work DIR` says where.
 
 #[path = "bench/compare.rs"]
 mod compare;
@@ -17,6 +18,8 @@ mod dns;
 mod peers;
 #[path = "bench/slow.rs"]
 mod slow;
+#[path = "bench/storage.rs"]
+mod storage;
 #[path = "bench/tls.rs"]
 mod tls;
 #[path = "bench/variants.rs"]
@@ -42,6 +45,8 @@ struct Opts {
     record: bool,
     root: PathBuf,
     work: PathBuf,
+    /// `--work` or `--storage`: where the work directory goes, if not on a fresh image.
+    storage: Option<storage::Wanted>,
     slow: slow::Slow,
     slow_only: bool,
     quick: bool,
@@ -64,6 +69,7 @@ fn opts() -> Opts {
         record: false,
         root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         work: std::env::temp_dir().join(format!("qpsmtpd-rs-bench.{}", std::process::id())),
+        storage: None,
         slow: slow::Slow {
             clients: 0,
             interval: 2.0,
@@ -136,7 +142,14 @@ fn opts() -> Opts {
             "--tls-only" => o.tls_only = true,
             "--dns" => o.dns = true,
             "--dns-only" => o.dns_only = true,
-            "--work" => o.work = PathBuf::from(args.next().expect("--work needs a directory")),
+            "--work" => {
+                let dir = PathBuf::from(args.next().expect("--work needs a directory"));
+                o.storage = Some(storage::Wanted::Exactly(dir));
+            }
+            "--storage" => {
+                let dir = PathBuf::from(args.next().expect("--storage needs a directory"));
+                o.storage = Some(storage::Wanted::Inside(dir));
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -145,7 +158,12 @@ fn opts() -> Opts {
 
 fn main() {
     let mut o = opts();
-    std::fs::create_dir_all(&o.work).unwrap();
+    let wanted = o.storage.take().unwrap_or_else(|| storage::Wanted::Journaled {
+        fallback: o.work.clone(),
+    });
+    // Unmounted when it goes out of scope, at the end of main or on a panic.
+    let storage = storage::prepare(&o.root, wanted);
+    o.work = storage.work.clone();
     let release = o.root.join("target/release");
     let ours = o.binary.clone().unwrap_or_else(|| release.join("qpsmtpd-rs"));
     let floor = release.join("examples/smtp_floor");

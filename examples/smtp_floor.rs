@@ -1,11 +1,14 @@
 //! The benchmark's floor: the least an SMTP responder started per connection can do.
 //!
 //! It answers every command with a fixed reply, reads DATA to the final dot and, with
-//! `--maildir DIR`, writes the message to `DIR/new` with the same fsyncs qpsmtpd-rs's
-//! maildir delivery does. No config, no plugins, no parsing beyond the verb.
+//! `--maildir DIR`, writes the message to `DIR/new` with the same syncs qpsmtpd-rs's
+//! maildir delivery does (the library's own publish step: one flush or two syncs, as the
+//! file system allows). No config, no plugins, no parsing beyond the verb.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
+
+use qpsmtpd_rs::durable;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -66,14 +69,15 @@ fn main() {
 fn store(dir: &std::path::Path, message: &[u8], n: u32) {
     let name = format!("{}.{}.{n}", std::process::id(), line_time());
     let tmp = dir.join("tmp").join(&name);
-    if let Ok(mut f) = std::fs::File::create(&tmp) {
-        let _ = f.write_all(message);
-        let _ = f.sync_all();
-        let _ = std::fs::rename(&tmp, dir.join("new").join(&name));
-        if let Ok(d) = std::fs::File::open(dir.join("new")) {
-            let _ = d.sync_all();
-        }
+    let Ok(mut f) = std::fs::File::create_new(&tmp) else {
+        return;
+    };
+    if f.write_all(message).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return;
     }
+    let scheme = durable::choose(&f).scheme;
+    let _ = durable::publish(&f, dir, &name, scheme);
 }
 
 fn line_time() -> u128 {

@@ -1,6 +1,9 @@
 //! The durability promise read from the system calls: the `250` to the final dot is
-//! written to the client only after the message is safe. For queue/maildir, the message
-//! file is fsync'd, linked into `new/`, and `new/` is fsync'd; for queue/qmail-queue, the
+//! written to the client only after the message is safe. For queue/maildir, either the
+//! message file is fsync'd, linked into `new/`, and `new/` is fsync'd (two syncs), or,
+//! on ext4 with a journal and XFS, the file's pages are written with sync_file_range,
+//! it is linked into `new/` and the file is fsync'd (one flush: schemes.rs checks which
+//! file systems get which); for queue/qmail-queue, the
 //! program has exited 0 and we have reaped it. The binary runs under strace (`-f -y`, so
 //! every descriptor is shown with the file or socket it refers to) and the test reads the
 //! order of the calls in the trace: no timing is involved. strace records each thread's
@@ -13,10 +16,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use qpsmtpd_rs::durable::Scheme;
+
 use crate::support::{TestDir, binary, root, spawn_inetd, tool};
 
+/// queue/maildir's scheme on each kind of file system, on loop-mounted images.
+mod schemes;
+
 /// The calls traced. `?` lets strace skip a name this architecture lacks.
-const CALLS: &str = "fsync,fdatasync,write,writev,sendto,sendmsg,linkat,?link,renameat2,?renameat,?rename,\
+const CALLS: &str = "fsync,fdatasync,sync_file_range,?sync_file_range2,write,writev,sendto,sendmsg,linkat,?link,renameat2,?renameat,?rename,\
                      wait4,waitid,execve,clone,clone3,?fork,?vfork";
 
 fn cfg(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -176,6 +184,19 @@ fn quoted(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// The file system's scheme, as the library detects it for a file in `dir` (not
+/// remembered: tests mount different file systems on the same loop device in turn).
+fn scheme_of(dir: &Path) -> Scheme {
+    let probe = dir.join(".scheme-probe");
+    let file = std::fs::File::create(&probe).unwrap();
+    let (scheme, why) = qpsmtpd_rs::durable::detect(&file);
+    eprintln!("{}: {scheme:?} ({why})", dir.display());
+    std::fs::remove_file(&probe).unwrap();
+    scheme
+}
+
+/// Wherever the test directory is, the message is durable before the `250`, by the
+/// scheme its file system gets.
 #[test]
 fn maildir_file_and_new_directory_are_synced_before_the_250() {
     let dir = TestDir::new(&cfg(&[
@@ -184,7 +205,14 @@ fn maildir_file_and_new_directory_are_synced_before_the_250() {
         ("rcpthosts", "example.org"),
         ("logging", "logging/devnull"),
     ]));
-    let Some((reply, trace)) = traced_session(&dir) else {
+    let scheme = scheme_of(dir.path());
+    assert_maildir_order(&dir, &real(&dir).join("maildir"), scheme);
+}
+
+/// Sends one message through queue/maildir (configured to deliver to `maildir`) under
+/// strace and checks the order of the calls for `scheme`.
+fn assert_maildir_order(dir: &TestDir, maildir: &Path, scheme: Scheme) {
+    let Some((reply, trace)) = traced_session(dir) else {
         return;
     };
     assert_eq!(reply, "250 2.0.0 Queued! <durable@b.example>");
@@ -193,47 +221,60 @@ fn maildir_file_and_new_directory_are_synced_before_the_250() {
         panic!("expected one delivered message: {message:?}")
     };
     let name = message.file_name().unwrap().to_string_lossy().into_owned();
-    let maildir = real(&dir).join("maildir");
     let tmp_file = quoted(&maildir.join("tmp").join(&name));
     let new_file = quoted(&maildir.join("new").join(&name));
     let new_dir = quoted(&maildir.join("new"));
+    let is_sync = |c: &Call| matches!(c.name(), "fsync" | "fdatasync");
+    let is_range = |c: &Call| c.name().starts_with("sync_file_range");
+    let is_new_dir_sync = |c: &Call| is_sync(c) && c.text.contains(&format!("<{new_dir}>"));
 
-    let synced_file = trace.find("fsync of the message file", |c| {
-        matches!(c.name(), "fsync" | "fdatasync")
-            && c.text.contains(&format!("<{tmp_file}>"))
-            && c.result() == "0"
+    // The file is settled before the link (fsync for two syncs, sync_file_range for one).
+    let settled = trace.find("fsync or sync_file_range of the message file", |c| {
+        let wanted = match scheme {
+            Scheme::TwoSyncs => is_sync(c),
+            Scheme::OneFlush => is_range(c),
+        };
+        wanted && c.text.contains(&format!("<{tmp_file}>")) && c.result() == "0"
     });
     let linked = trace.find("link of the message into new/", |c| {
         matches!(c.name(), "linkat" | "link" | "renameat2" | "renameat" | "rename")
             && c.text.contains(&format!("\"{new_file}\""))
             && c.result() == "0"
     });
-    let synced_dir = trace.find("fsync of new/ after the link", |c| {
-        matches!(c.name(), "fsync" | "fdatasync")
-            && c.text.contains(&format!("<{new_dir}>"))
-            && c.result() == "0"
-            && c.start > linked.end
+    // After the link: new/ synced (two syncs), or the same descriptor fsync'd (one flush;
+    // its tmp/ name is gone by then, so it is found by number).
+    let fd = settled.text.split(['(', '<']).nth(1).unwrap_or("").to_string();
+    let durable = trace.find("the sync after the link", |c| {
+        let wanted = match scheme {
+            Scheme::TwoSyncs => is_new_dir_sync(c),
+            Scheme::OneFlush => c.name() == "fsync" && c.text.starts_with(&format!("fsync({fd}<")),
+        };
+        wanted && c.result() == "0" && c.start > linked.end
     });
     let ok = trace.reply("250 2.0.0 Queued! ");
     let order = format!(
-        "file synced at line {}, linked at {}, new/ synced at {}, 250 written at {}",
-        synced_file.end + 1,
+        "{scheme:?}: file settled at line {}, linked at {}, synced at {}, 250 written at {}",
+        settled.end + 1,
         linked.end + 1,
-        synced_dir.end + 1,
+        durable.end + 1,
         ok.start + 1
     );
-    assert!(synced_file.end < linked.start, "synced after the link: {order}");
-    assert!(synced_dir.end < ok.start, "250 before new/ was synced: {order}");
+    assert!(settled.end < linked.start, "settled after the link: {order}");
+    assert!(durable.end < ok.start, "250 before the last sync: {order}");
     assert!(
-        synced_file.end < ok.start,
-        "250 before the file was synced: {order}"
-    );
-    assert!(
-        [synced_file, linked, synced_dir, ok]
-            .iter()
-            .all(|c| c.pid == ok.pid),
+        [settled, linked, durable, ok].iter().all(|c| c.pid == ok.pid),
         "one process does it all: {order}"
     );
+    match scheme {
+        Scheme::OneFlush => {
+            let extra = trace.calls.iter().find(|c| is_new_dir_sync(c));
+            assert!(extra.is_none(), "one flush, yet new/ was synced: {extra:?}");
+        }
+        Scheme::TwoSyncs => {
+            let extra = trace.calls.iter().find(|c| is_range(c));
+            assert!(extra.is_none(), "two syncs, yet sync_file_range: {extra:?}");
+        }
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::address::Address;
 use crate::config::Config;
+use crate::durable::{self, Failure as HandoffFailure};
 use crate::log::Level;
 use crate::plugin::{Args, Context, Hook, Outcome, Plugin, PluginError, PluginSpec, Verdict};
 
@@ -111,8 +112,6 @@ impl Plugin for Maildir {
     }
 }
 
-type HandoffFailure = (&'static str, io::Error);
-
 impl Maildir {
     /// One copy per recipient into `DIR/<pattern>`.
     fn deliver_each(&self, cx: &mut Context<'_>, pattern: &str) -> Result<(), HandoffFailure> {
@@ -130,8 +129,9 @@ impl Maildir {
         Ok(())
     }
 
-    /// Writes tmp/NAME, fsyncs it, links it into new/ and fsyncs new/ (the maildir
-    /// protocol plus the syncs that make it durable before we answer 250).
+    /// Writes tmp/NAME and publishes it into new/ durably (the maildir protocol plus the
+    /// syncs that make it durable before we answer 250; which syncs depends on the file
+    /// system, see src/durable.rs).
     fn deliver(
         &self,
         cx: &mut Context<'_>,
@@ -141,33 +141,30 @@ impl Maildir {
         self.make_dirs(dir).map_err(|e| ("mkdir", e))?;
         let name = self.unique_name();
         let tmp = dir.join("tmp").join(&name);
-        let new = dir.join("new").join(&name);
-        let written = self.write_file(cx, &tmp, rcpt);
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+        let file = match self.write_file(cx, &tmp, rcpt) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let choice = durable::choose(&file);
+        if choice.first {
+            cx.log(
+                Level::Debug,
+                format_args!("maildir sync: {} ({})", choice.scheme.describe(), choice.why),
+            );
         }
-        let linked = std::fs::hard_link(&tmp, &new).or_else(|e| match e.raw_os_error() {
-            // Filesystems without hard links: rename is atomic too.
-            Some(nix::libc::EPERM) | Some(nix::libc::EOPNOTSUPP) => std::fs::rename(&tmp, &new),
-            _ => Err(e),
-        });
-        let _ = std::fs::remove_file(&tmp);
-        linked.map_err(|e| ("link", e))?;
-        File::open(dir.join("new"))
-            .and_then(|d| d.sync_all())
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&new);
-                ("fsync", e)
-            })
+        durable::publish(&file, dir, &name, choice.scheme)
     }
 
+    /// Writes the message to `path`, sets its mode, and returns it open, not yet synced.
     fn write_file(
         &self,
         cx: &mut Context<'_>,
         path: &Path,
         rcpt: Option<&Address>,
-    ) -> Result<(), HandoffFailure> {
+    ) -> Result<File, HandoffFailure> {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -189,7 +186,7 @@ impl Maildir {
         // Exactly the configured bits, whatever the umask (qpsmtpd cleared the umask).
         file.set_permissions(Permissions::from_mode(self.perms & 0o666))
             .map_err(|e| ("chmod", e))?;
-        file.sync_all().map_err(|e| ("fsync", e))
+        Ok(file)
     }
 
     fn make_dirs(&self, dir: &Path) -> io::Result<()> {
