@@ -143,6 +143,33 @@ impl Session {
         })
     }
 
+    /// Ends the session's objects when the process is about to exit. The plugins and the
+    /// log sinks are dropped as usual (a log file is flushed, a child is waited for, a
+    /// spool file removed); the config cache and the connection's facts, plain memory and
+    /// descriptors that exit gives back anyway, are not freed one allocation at a time
+    /// (about 10,000 instructions per session).
+    pub fn end_for_exit(self) {
+        let Session {
+            conn,
+            txn,
+            chain,
+            offers,
+            config,
+            log,
+            tls,
+            auth,
+            ..
+        } = self;
+        drop(txn);
+        drop(chain);
+        drop(offers);
+        drop(log);
+        drop(tls);
+        drop(auth);
+        std::mem::forget(config);
+        std::mem::forget(conn);
+    }
+
     /// Hands over the TLS files opened before the privilege switch (see
     /// [`crate::tls::preopen`]); read only if a client asks for TLS.
     pub fn set_tls_preopened(&mut self, files: Option<Preopened>) {
