@@ -27,8 +27,8 @@ mod files;
 mod lines;
 
 use files::{
-    everybody_may_read, include_files, include_target, line_of_offset, line_text, list_names, read_error,
-    read_regular, toml_lines, trimmed,
+    everybody_may_read, include_files, include_target, line_of_offset, line_text, list_names,
+    open_regular_sized, read_error, read_known_size, read_regular, toml_lines, trimmed,
 };
 use lines::Store;
 
@@ -40,6 +40,11 @@ pub const TOML_FILE: &str = "qpsmtpd-rs.toml";
 
 /// The config directory used when neither `--config` nor `QPSMTPD_CONFIG` names one.
 pub const DEFAULT_DIR: &str = "/etc/qpsmtpd-rs";
+
+/// A config file up to this size is read whole into a buffer of its size (most are a
+/// line or a few); a larger one is read a buffer at a time, so that a large list is never
+/// held twice.
+const WHOLE_FILE_MAX: u64 = 64 * 1024;
 
 /// Nesting limit for `$include` (qpsmtpd detects loops; a depth limit also stops them).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -328,10 +333,22 @@ impl Config {
         Ok(out)
     }
 
-    /// Reads a file line by line (a large list is never held twice).
+    /// Reads a file line by line.
     fn read_file(&self, out: &mut Store, path: &Path, depth: usize) -> Result<(), ConfigError> {
         use std::io::BufRead;
-        let file = open_regular(path).map_err(|e| read_error(path, &e))?;
+        let (file, size) = open_regular_sized(path).map_err(|e| read_error(path, &e))?;
+        // A size of 0 may still have content (a file some kernels generate on read).
+        if let Some(size) = usize::try_from(size)
+            .ok()
+            .filter(|n| (1..=WHOLE_FILE_MAX as usize).contains(n))
+        {
+            let bytes = read_known_size(file, size).map_err(|e| read_error(path, &e))?;
+            out.reserve(bytes.len(), bytes.iter().filter(|b| **b == b'\n').count() + 1);
+            for (number, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+                self.push_line(out, &line_text(raw), path, number + 1, depth)?;
+            }
+            return Ok(());
+        }
         let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
         let mut raw = Vec::new();
         let mut number = 0;

@@ -13,6 +13,11 @@ use super::ConfigError;
 /// Opens a file for reading without waiting (a FIFO with no writer, a device), then makes
 /// sure it is a regular file. For every file a config names (the TLS files too).
 pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    open_regular_sized(path).map(|(file, _)| file)
+}
+
+/// [`open_regular`], with the file's size when opened.
+pub(super) fn open_regular_sized(path: &Path) -> std::io::Result<(File, u64)> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
@@ -26,7 +31,26 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
             "not a regular file (a FIFO, device or socket is not read)",
         ));
     }
-    Ok(file)
+    Ok((file, meta.len()))
+}
+
+/// The first `size` bytes of a file whose size is known: one read for a small file,
+/// without the read at the end that only finds end-of-file. (What a writer appends after
+/// the size was taken is left for the next process; a file that shrank meanwhile is
+/// read to its end.)
+pub(super) fn read_known_size(mut file: File, size: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = vec![0; size];
+    let mut got = 0;
+    while got < size {
+        match file.read(&mut bytes[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(got);
+    Ok(bytes)
 }
 
 /// The content of a regular file (see [`open_regular`]).
