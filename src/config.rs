@@ -300,14 +300,14 @@ impl Config {
         // (`help/mail`, `dkim/...`) is looked at directly.
         let in_dir = match name.split_once('/') {
             None => self.names.contains(name),
-            Some(_) => std::fs::symlink_metadata(self.dir.join(name)).is_ok(),
+            Some(_) => std::fs::symlink_metadata(join(&self.dir, name)).is_ok(),
         };
         if in_dir {
-            return Some(self.dir.join(name));
+            return Some(join(&self.dir, name));
         }
         self.qmail_control
             .as_ref()
-            .map(|d| d.join(name))
+            .map(|d| join(d, name))
             .filter(|p| std::fs::symlink_metadata(p).is_ok())
     }
 
@@ -408,6 +408,22 @@ impl Config {
         }
         self.file_path(target).unwrap_or_else(|| self.dir.join(target))
     }
+}
+
+/// `dir.join(name)`, without `Path::join`'s parse of `dir` into components (a few
+/// hundred instructions per config item, every session) in the usual case of a relative
+/// name and a directory not ending in `/`.
+fn join(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let dir_bytes = dir.as_os_str().as_bytes();
+    if name.starts_with('/') || dir_bytes.is_empty() || dir_bytes.ends_with(b"/") {
+        return dir.join(name);
+    }
+    let mut path = Vec::with_capacity(dir_bytes.len() + 1 + name.len());
+    path.extend_from_slice(dir_bytes);
+    path.push(b'/');
+    path.extend_from_slice(name.as_bytes());
+    PathBuf::from(std::ffi::OsString::from_vec(path))
 }
 
 #[cfg(test)]
