@@ -28,7 +28,7 @@ impl Reply {
         Reply {
             code,
             status: Some(status.to_string()),
-            lines: split_lines(&[text.into()]),
+            lines: split_line(text.into()),
         }
     }
 
@@ -37,7 +37,7 @@ impl Reply {
         Reply {
             code,
             status: None,
-            lines: split_lines(&[text.into()]),
+            lines: split_line(text.into()),
         }
     }
 
@@ -100,7 +100,8 @@ impl Reply {
         for (i, line) in lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
             buf.clear();
-            let _ = write!(buf, "{}{}", self.code, sep);
+            push_code(&mut buf, self.code);
+            buf.push(sep);
             if let Some(status) = &self.status {
                 buf.push_str(status);
                 if !line.is_empty() {
@@ -244,6 +245,34 @@ fn next_placeholder(text: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// Appends a reply code: three digits without the formatting machinery (every reply
+/// line starts with one).
+fn push_code(out: &mut String, code: u16) {
+    if (100..=999).contains(&code) {
+        for digit in [code / 100, code / 10 % 10, code % 10] {
+            out.push(char::from(b'0' + digit as u8));
+        }
+    } else {
+        let _ = write!(out, "{code}");
+    }
+}
+
+/// [`split_lines`] of one text, which is kept as it is when it is one clean line.
+fn split_line(text: String) -> Vec<String> {
+    if is_one_clean_line(&text) {
+        return vec![text];
+    }
+    split_lines(std::slice::from_ref(&text))
+}
+
+/// Is `m` a non-empty text without control characters (C0, DEL, or C1, which UTF-8
+/// encodes after 0xC2)? The tab is allowed.
+fn is_one_clean_line(m: &str) -> bool {
+    !m.is_empty()
+        && m.bytes()
+            .all(|b| (b >= 0x20 && b != 0x7f && b != 0xc2) || b == b'\t')
+}
+
 /// Splits message lines at `\n`, drops `\r` and other control characters that must not
 /// reach the wire, and removes empty lines (qpsmtpd's `map { split /\n/ }`).
 fn split_lines(msg: &[String]) -> Vec<String> {
@@ -251,10 +280,7 @@ fn split_lines(msg: &[String]) -> Vec<String> {
     for m in msg {
         // Most texts are one clean line: no control character at all (C0, DEL, or C1,
         // which UTF-8 encodes after 0xC2), so no character-by-character rebuild.
-        if !m.is_empty()
-            && m.bytes()
-                .all(|b| (b >= 0x20 && b != 0x7f && b != 0xc2) || b == b'\t')
-        {
+        if is_one_clean_line(m) {
             lines.push(m.clone());
             continue;
         }
