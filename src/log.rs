@@ -229,9 +229,16 @@ impl Logger {
 
     /// Writes a core line; formatting happens only if some sink wants the level.
     pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
-        if self.enabled(level) {
-            self.write(level, None, None, &args.to_string());
+        if !self.enabled(level) {
+            return;
         }
+        if let Some(text) = args.as_str() {
+            return self.write(level, None, None, text);
+        }
+        // Sized once: `to_string` would grow the line a piece at a time.
+        let mut line = String::with_capacity(256);
+        let _ = fmt::Write::write_fmt(&mut line, args);
+        self.write(level, None, None, &line);
     }
 }
 
