@@ -17,21 +17,22 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::cdb::Cdb;
 
+mod error;
 mod files;
 mod lines;
 
 use files::{
-    everybody_may_read, include_files, include_target, line_of_offset, line_text, list_names,
-    open_regular_sized, read_error, read_known_size, read_regular, toml_lines, trimmed,
+    Opened, everybody_may_read, include_files, include_target, join, line_of_offset, line_text, list_names,
+    open_config_file, read_error, read_regular, toml_lines, trimmed,
 };
 use lines::Store;
 
+pub use error::ConfigError;
 pub use files::open_regular;
 pub use lines::{Entry, Lines};
 
@@ -41,56 +42,8 @@ pub const TOML_FILE: &str = "qpsmtpd-rs.toml";
 /// The config directory used when neither `--config` nor `QPSMTPD_CONFIG` names one.
 pub const DEFAULT_DIR: &str = "/etc/qpsmtpd-rs";
 
-/// A config file up to this size is read whole into a buffer of its size (most are a
-/// line or a few); a larger one is read a buffer at a time, so that a large list is never
-/// held twice.
-const WHOLE_FILE_MAX: u64 = 64 * 1024;
-
 /// Nesting limit for `$include` (qpsmtpd detects loops; a depth limit also stops them).
 const MAX_INCLUDE_DEPTH: usize = 16;
-
-/// Why a config item could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// The file exists but reading it failed.
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's reason.
-        reason: String,
-    },
-    /// The file was read but its content is invalid.
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The line (0 when unknown).
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Read { path, reason } => {
-                write!(f, "cannot read {}: {reason}", path.display())
-            }
-            ConfigError::Invalid {
-                path,
-                line: 0,
-                reason,
-            } => {
-                write!(f, "{}: {reason}", path.display())
-            }
-            ConfigError::Invalid { path, line, reason } => {
-                write!(f, "{}, line {line}: {reason}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The config directory with its per-process cache.
 #[derive(Debug)]
@@ -336,19 +289,16 @@ impl Config {
     /// Reads a file line by line.
     fn read_file(&self, out: &mut Store, path: &Path, depth: usize) -> Result<(), ConfigError> {
         use std::io::BufRead;
-        let (file, size) = open_regular_sized(path).map_err(|e| read_error(path, &e))?;
-        // A size of 0 may still have content (a file some kernels generate on read).
-        if let Some(size) = usize::try_from(size)
-            .ok()
-            .filter(|n| (1..=WHOLE_FILE_MAX as usize).contains(n))
-        {
-            let bytes = read_known_size(file, size).map_err(|e| read_error(path, &e))?;
-            out.reserve(bytes.len(), bytes.iter().filter(|b| **b == b'\n').count() + 1);
-            for (number, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
-                self.push_line(out, &line_text(raw), path, number + 1, depth)?;
+        let file = match open_config_file(path).map_err(|e| read_error(path, &e))? {
+            Opened::Stream(file) => file,
+            Opened::Whole(bytes) => {
+                out.reserve(bytes.len(), bytes.iter().filter(|b| **b == b'\n').count() + 1);
+                for (number, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+                    self.push_line(out, &line_text(raw), path, number + 1, depth)?;
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+        };
         let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
         let mut raw = Vec::new();
         let mut number = 0;
@@ -408,22 +358,6 @@ impl Config {
         }
         self.file_path(target).unwrap_or_else(|| self.dir.join(target))
     }
-}
-
-/// `dir.join(name)`, without `Path::join`'s parse of `dir` into components (a few
-/// hundred instructions per config item, every session) in the usual case of a relative
-/// name and a directory not ending in `/`.
-fn join(dir: &Path, name: &str) -> PathBuf {
-    use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let dir_bytes = dir.as_os_str().as_bytes();
-    if name.starts_with('/') || dir_bytes.is_empty() || dir_bytes.ends_with(b"/") {
-        return dir.join(name);
-    }
-    let mut path = Vec::with_capacity(dir_bytes.len() + 1 + name.len());
-    path.extend_from_slice(dir_bytes);
-    path.push(b'/');
-    path.extend_from_slice(name.as_bytes());
-    PathBuf::from(std::ffi::OsString::from_vec(path))
 }
 
 #[cfg(test)]

@@ -242,7 +242,7 @@ fn join_is_path_join() {
     for dir in ["/etc/qpsmtpd-rs", "/etc/qpsmtpd-rs/", "config", "", "/"] {
         for name in ["me", "help/mail", "/abs/file", "a/../b", "."] {
             assert_eq!(
-                super::join(Path::new(dir), name).as_os_str(),
+                super::files::join(Path::new(dir), name).as_os_str(),
                 Path::new(dir).join(name).as_os_str(),
                 "{dir:?} {name:?}"
             );
