@@ -122,7 +122,7 @@ pub fn matches(ip: &str, entry: &str) -> bool {
     match ip.parse::<IpAddr>() {
         // One of `prefixes`: the address itself, or its text up to one of its dots.
         Ok(IpAddr::V4(v4)) => {
-            let full = v4.to_string();
+            let full = crate::peer::ipv4_text(v4);
             entry == full || (entry.ends_with('.') && full.starts_with(&entry))
         }
         _ => prefixes(ip).contains(&entry),
@@ -167,7 +167,7 @@ pub fn prefixes(ip: &str) -> Vec<String> {
     match ip.parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => {
             // The shorter prefixes are the address's own text up to each dot.
-            let full = v4.to_string();
+            let full = crate::peer::ipv4_text(v4);
             let mut out = Vec::with_capacity(4);
             out.extend(full.rmatch_indices('.').map(|(dot, _)| full[..=dot].to_string()));
             out.insert(0, full);
