@@ -245,7 +245,15 @@ impl Logger {
 /// Is it safe to write to fd 2? Not when fd 2 is the client's connection (the same open
 /// socket as fd 0, as xinetd and systemd's default `StandardError=inherit` arrange) or
 /// when fd 2 is closed.
+///
+/// Asked once per process (the start, the log sinks, children's stderr): what fds 0 and 2
+/// are does not change while a session runs.
 pub fn stderr_is_safe() -> bool {
+    static SAFE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SAFE.get_or_init(stderr_is_safe_now)
+}
+
+fn stderr_is_safe_now() -> bool {
     let stdin = std::io::stdin();
     let stderr = std::io::stderr();
     let Ok(err) = nix::sys::stat::fstat(stderr.as_fd()) else {
