@@ -119,7 +119,12 @@ pub(super) fn everybody_may_read(path: &Path) -> Result<(), ConfigError> {
 pub(super) fn list_names(dir: &Path) -> std::io::Result<BTreeSet<String>> {
     let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(dir)? {
-        names.insert(entry?.file_name().to_string_lossy().into_owned());
+        // The name's own buffer becomes the String when it is UTF-8 (no second copy).
+        let name = entry?.file_name();
+        names.insert(
+            name.into_string()
+                .unwrap_or_else(|n| n.to_string_lossy().into_owned()),
+        );
     }
     Ok(names)
 }
