@@ -17,21 +17,22 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::cdb::Cdb;
 
+mod error;
 mod files;
 mod lines;
 
 use files::{
-    everybody_may_read, include_files, include_target, line_of_offset, line_text, list_names, read_error,
-    read_regular, toml_lines, trimmed,
+    Opened, everybody_may_read, include_files, include_target, join, line_of_offset, line_text, list_names,
+    open_config_file, read_error, read_regular, toml_lines, trimmed,
 };
 use lines::Store;
 
+pub use error::ConfigError;
 pub use files::open_regular;
 pub use lines::{Entry, Lines};
 
@@ -43,49 +44,6 @@ pub const DEFAULT_DIR: &str = "/etc/qpsmtpd-rs";
 
 /// Nesting limit for `$include` (qpsmtpd detects loops; a depth limit also stops them).
 const MAX_INCLUDE_DEPTH: usize = 16;
-
-/// Why a config item could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// The file exists but reading it failed.
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's reason.
-        reason: String,
-    },
-    /// The file was read but its content is invalid.
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The line (0 when unknown).
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Read { path, reason } => {
-                write!(f, "cannot read {}: {reason}", path.display())
-            }
-            ConfigError::Invalid {
-                path,
-                line: 0,
-                reason,
-            } => {
-                write!(f, "{}: {reason}", path.display())
-            }
-            ConfigError::Invalid { path, line, reason } => {
-                write!(f, "{}, line {line}: {reason}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The config directory with its per-process cache.
 #[derive(Debug)]
@@ -295,14 +253,14 @@ impl Config {
         // (`help/mail`, `dkim/...`) is looked at directly.
         let in_dir = match name.split_once('/') {
             None => self.names.contains(name),
-            Some(_) => std::fs::symlink_metadata(self.dir.join(name)).is_ok(),
+            Some(_) => std::fs::symlink_metadata(join(&self.dir, name)).is_ok(),
         };
         if in_dir {
-            return Some(self.dir.join(name));
+            return Some(join(&self.dir, name));
         }
         self.qmail_control
             .as_ref()
-            .map(|d| d.join(name))
+            .map(|d| join(d, name))
             .filter(|p| std::fs::symlink_metadata(p).is_ok())
     }
 
@@ -328,10 +286,19 @@ impl Config {
         Ok(out)
     }
 
-    /// Reads a file line by line (a large list is never held twice).
+    /// Reads a file line by line.
     fn read_file(&self, out: &mut Store, path: &Path, depth: usize) -> Result<(), ConfigError> {
         use std::io::BufRead;
-        let file = open_regular(path).map_err(|e| read_error(path, &e))?;
+        let file = match open_config_file(path).map_err(|e| read_error(path, &e))? {
+            Opened::Stream(file) => file,
+            Opened::Whole(bytes) => {
+                out.reserve(bytes.len(), bytes.iter().filter(|b| **b == b'\n').count() + 1);
+                for (number, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+                    self.push_line(out, &line_text(raw), path, number + 1, depth)?;
+                }
+                return Ok(());
+            }
+        };
         let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
         let mut raw = Vec::new();
         let mut number = 0;

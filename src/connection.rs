@@ -79,6 +79,16 @@ pub struct Connection {
     pub started: Instant,
 }
 
+/// `[address]`, without the formatting machinery (every connection and every `config`
+/// hook call makes two).
+fn bracketed(ip: &str) -> String {
+    let mut s = String::with_capacity(ip.len() + 2);
+    s.push('[');
+    s.push_str(ip);
+    s.push(']');
+    s
+}
+
 impl Connection {
     /// A connection from an address, with no other facts (tests, debug sessions).
     pub fn new(id: &str, remote_ip: &str) -> Connection {
@@ -86,8 +96,8 @@ impl Connection {
             id: id.to_string(),
             remote_ip: remote_ip.to_string(),
             remote_port: None,
-            remote_host: format!("[{remote_ip}]"),
-            remote_info: format!("[{remote_ip}]"),
+            remote_host: bracketed(remote_ip),
+            remote_info: bracketed(remote_ip),
             local_ip: String::new(),
             local_port: None,
             local_host: String::new(),

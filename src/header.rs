@@ -281,15 +281,21 @@ const MAX_NAME: usize = MAX_LINE - 2;
 /// [`MAX_NAME`] (a longer one would be folded inside the name, and a reader would take
 /// its first line, without a colon, for the end of the header).
 fn clean_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .take(MAX_NAME)
-        .map(|c| if c.is_ascii_graphic() && c != ':' { c } else { '-' })
-        .collect();
-    if cleaned.is_empty() {
-        "X-Unnamed".to_string()
-    } else {
-        cleaned
+    let mut cleaned = String::with_capacity(name.len());
+    push_clean_name(&mut cleaned, name);
+    cleaned
+}
+
+/// Appends [`clean_name`]'s result to `out`.
+fn push_clean_name(out: &mut String, name: &str) {
+    let start = out.len();
+    out.extend(
+        name.chars()
+            .take(MAX_NAME)
+            .map(|c| if c.is_ascii_graphic() && c != ':' { c } else { '-' }),
+    );
+    if out.len() == start {
+        out.push_str("X-Unnamed");
     }
 }
 
@@ -309,29 +315,39 @@ fn needs_no_cleaning(line: &str) -> bool {
 
 /// `Name: value` as stored (see [`Header::add`]), with its final newline.
 fn field_bytes(name: &str, value: &str) -> Vec<u8> {
-    let mut lines: Vec<String> = Vec::new();
-    for (i, line) in value.split('\n').enumerate() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let cleaned: std::borrow::Cow<'_, str> = if needs_no_cleaning(line) {
-            line.into()
-        } else {
-            line.chars()
-                .map(|c| if unsafe_in_header(c) { ' ' } else { c })
-                .collect::<String>()
-                .into()
-        };
+    // One buffer for the field and one reused for each of its lines before folding,
+    // instead of a string per line.
+    let mut out = Vec::with_capacity(name.len() + value.len() + 4);
+    let mut line = String::with_capacity(name.len() + value.len() + 3);
+    for (i, raw) in value.split('\n').enumerate() {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        line.clear();
         if i == 0 {
-            lines.push(format!("{}: {cleaned}", clean_name(name)));
-        } else if !cleaned.trim().is_empty() {
-            let blank = if cleaned.starts_with([' ', '\t']) { "" } else { " " };
-            lines.push(format!("{blank}{cleaned}"));
+            push_clean_name(&mut line, name);
+            line.push_str(": ");
+        } else {
+            // Every character of a line that is blank once cleaned is white space or
+            // becomes a blank.
+            if raw.chars().all(|c| c.is_whitespace() || unsafe_in_header(c)) {
+                continue;
+            }
+            if !raw.starts_with([' ', '\t']) && !raw.chars().next().is_some_and(unsafe_in_header) {
+                line.push(' ');
+            }
         }
-    }
-    let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for line in &lines {
+        push_cleaned(&mut line, raw);
         push_folded(&mut out, line.as_bytes());
     }
     out
+}
+
+/// Appends `line` with every unsafe character turned into a blank.
+fn push_cleaned(out: &mut String, line: &str) {
+    if needs_no_cleaning(line) {
+        out.push_str(line);
+    } else {
+        out.extend(line.chars().map(|c| if unsafe_in_header(c) { ' ' } else { c }));
+    }
 }
 
 fn is_blank(b: &u8) -> bool {

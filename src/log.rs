@@ -229,16 +229,31 @@ impl Logger {
 
     /// Writes a core line; formatting happens only if some sink wants the level.
     pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
-        if self.enabled(level) {
-            self.write(level, None, None, &args.to_string());
+        if !self.enabled(level) {
+            return;
         }
+        if let Some(text) = args.as_str() {
+            return self.write(level, None, None, text);
+        }
+        // Sized once: `to_string` would grow the line a piece at a time.
+        let mut line = String::with_capacity(256);
+        let _ = fmt::Write::write_fmt(&mut line, args);
+        self.write(level, None, None, &line);
     }
 }
 
 /// Is it safe to write to fd 2? Not when fd 2 is the client's connection (the same open
 /// socket as fd 0, as xinetd and systemd's default `StandardError=inherit` arrange) or
 /// when fd 2 is closed.
+///
+/// Asked once per process (the start, the log sinks, children's stderr): what fds 0 and 2
+/// are does not change while a session runs.
 pub fn stderr_is_safe() -> bool {
+    static SAFE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SAFE.get_or_init(stderr_is_safe_now)
+}
+
+fn stderr_is_safe_now() -> bool {
     let stdin = std::io::stdin();
     let stderr = std::io::stderr();
     let Ok(err) = nix::sys::stat::fstat(stderr.as_fd()) else {
@@ -319,69 +334,4 @@ impl LogSink for MemorySink {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn level_names() {
-        assert_eq!(Level::parse("LOGINFO"), Some(Level::Info));
-        assert_eq!(Level::parse("LOG_WARNING"), Some(Level::Warn));
-        assert_eq!(Level::parse("3"), Some(Level::Error));
-        assert_eq!(Level::parse("debug"), Some(Level::Debug));
-        assert_eq!(Level::parse("9"), None);
-        assert_eq!(Level::parse("loud"), None);
-    }
-
-    #[test]
-    fn record_format_escapes_control_characters() {
-        let r = Record {
-            level: Level::Info,
-            id: "42",
-            plugin: Some("relay"),
-            hook: Some("connect"),
-            msg: "a\r\nb\x01",
-        };
-        assert_eq!(r.line(), "42 (connect) relay: a\\r\\nb\\x01");
-    }
-
-    #[test]
-    fn line_separators_are_escaped_and_long_lines_cut() {
-        let mut out = String::new();
-        escape_into(&mut out, "a\u{2028}b\u{2029}c\u{85}");
-        assert_eq!(out, "a\\u2028b\\u2029c\\x85");
-        let msg = "\u{e9}".repeat(MAX_LINE);
-        let r = Record {
-            level: Level::Info,
-            id: "42",
-            plugin: None,
-            hook: None,
-            msg: &msg,
-        };
-        let line = r.line();
-        assert!(
-            line.len() <= MAX_LINE && line.ends_with("\u{e9}...[cut]"),
-            "{}",
-            line.len()
-        );
-    }
-
-    #[test]
-    fn logger_filters_by_level() {
-        let sink = MemorySink::default();
-        let lines = sink.lines.clone();
-        struct Capped(MemorySink);
-        impl LogSink for Capped {
-            fn level(&self) -> Level {
-                Level::Notice
-            }
-            fn write(&self, r: &Record<'_>) {
-                self.0.write(r)
-            }
-        }
-        let log = Logger::new("7", vec![Box::new(Capped(sink))]);
-        log.log(Level::Info, format_args!("hidden"));
-        log.log(Level::Notice, format_args!("shown"));
-        assert_eq!(*lines.borrow(), vec!["7 shown".to_string()]);
-        assert!(!log.enabled(Level::Debug));
-    }
-}
+mod tests;

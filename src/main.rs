@@ -205,6 +205,7 @@ fn run() -> u8 {
     };
     // A session ended by SIGTERM has already answered 421; it still exits 0.
     server::serve_tls(&mut session, &mut transport, cli.view, tls);
+    session.end_for_exit();
     0
 }
 

@@ -9,8 +9,6 @@
 //! session's are in `session/fixed.rs`); its text may name one value to fill in, written
 //! `<like-this>` (lower case, so `<CRLF>` is text).
 
-use std::fmt::Write as _;
-
 /// One SMTP reply: a code, an optional enhanced status code and one or more text lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -28,7 +26,7 @@ impl Reply {
         Reply {
             code,
             status: Some(status.to_string()),
-            lines: split_lines(&[text.into()]),
+            lines: split_line(text.into()),
         }
     }
 
@@ -37,7 +35,7 @@ impl Reply {
         Reply {
             code,
             status: None,
-            lines: split_lines(&[text.into()]),
+            lines: split_line(text.into()),
         }
     }
 
@@ -96,20 +94,19 @@ impl Reply {
             &self.lines
         };
         let last = lines.len() - 1;
-        let mut buf = String::with_capacity(64);
+        // Each line is written straight into `out`; `start` is where it began.
         for (i, line) in lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            buf.clear();
-            let _ = write!(buf, "{}{}", self.code, sep);
+            let start = out.len();
+            push_code(out, self.code);
+            out.push(if i == last { b' ' } else { b'-' });
             if let Some(status) = &self.status {
-                buf.push_str(status);
+                out.extend_from_slice(status.as_bytes());
                 if !line.is_empty() {
-                    buf.push(' ');
+                    out.push(b' ');
                 }
             }
-            push_cut(&mut buf, line, MAX_LINE - 2);
-            buf.push_str("\r\n");
-            out.extend_from_slice(buf.as_bytes());
+            push_cut(out, start, line, MAX_LINE - 2);
+            out.extend_from_slice(b"\r\n");
         }
     }
 
@@ -124,17 +121,19 @@ impl Reply {
 /// The longest reply line, CRLF included (RFC 5321 §4.5.3.1.5).
 pub const MAX_LINE: usize = 512;
 
-/// Appends `text` to `buf`, cut (and marked `...`) so that `buf` stays within `max` bytes.
-fn push_cut(buf: &mut String, text: &str, max: usize) {
-    if buf.len() + text.len() <= max {
-        return buf.push_str(text);
+/// Appends `text` to `out`, cut (and marked `...`) so that the line begun at `start` stays
+/// within `max` bytes.
+fn push_cut(out: &mut Vec<u8>, start: usize, text: &str, max: usize) {
+    let used = out.len() - start;
+    if used + text.len() <= max {
+        return out.extend_from_slice(text.as_bytes());
     }
-    let mut end = max.saturating_sub(buf.len() + 3);
+    let mut end = max.saturating_sub(used + 3);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    buf.push_str(&text[..end]);
-    buf.push_str("...");
+    out.extend_from_slice(&text.as_bytes()[..end]);
+    out.extend_from_slice(b"...");
 }
 
 /// A reply with a fixed code, enhanced status code and text (which may name values to
@@ -244,6 +243,36 @@ fn next_placeholder(text: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// Appends a reply code: three digits without the formatting machinery (every reply
+/// line starts with one).
+fn push_code(out: &mut Vec<u8>, code: u16) {
+    if (100..=999).contains(&code) {
+        out.extend_from_slice(&[
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+        ]);
+    } else {
+        out.extend_from_slice(code.to_string().as_bytes());
+    }
+}
+
+/// [`split_lines`] of one text, which is kept as it is when it is one clean line.
+fn split_line(text: String) -> Vec<String> {
+    if is_one_clean_line(&text) {
+        return vec![text];
+    }
+    split_lines(std::slice::from_ref(&text))
+}
+
+/// Is `m` a non-empty text without control characters (C0, DEL, or C1, which UTF-8
+/// encodes after 0xC2)? The tab is allowed.
+fn is_one_clean_line(m: &str) -> bool {
+    !m.is_empty()
+        && m.bytes()
+            .all(|b| (b >= 0x20 && b != 0x7f && b != 0xc2) || b == b'\t')
+}
+
 /// Splits message lines at `\n`, drops `\r` and other control characters that must not
 /// reach the wire, and removes empty lines (qpsmtpd's `map { split /\n/ }`).
 fn split_lines(msg: &[String]) -> Vec<String> {
@@ -251,10 +280,7 @@ fn split_lines(msg: &[String]) -> Vec<String> {
     for m in msg {
         // Most texts are one clean line: no control character at all (C0, DEL, or C1,
         // which UTF-8 encodes after 0xC2), so no character-by-character rebuild.
-        if !m.is_empty()
-            && m.bytes()
-                .all(|b| (b >= 0x20 && b != 0x7f && b != 0xc2) || b == b'\t')
-        {
+        if is_one_clean_line(m) {
             lines.push(m.clone());
             continue;
         }

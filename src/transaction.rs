@@ -22,6 +22,9 @@ pub type Params = Vec<(String, Option<String>)>;
 /// Default in-memory part of a body before it goes to disk.
 pub const DEFAULT_SIZE_THRESHOLD: usize = 64 * 1024;
 
+/// What the in-memory part of a body reserves at its first line.
+const FIRST_RESERVE: usize = 8 * 1024;
+
 /// The message body store: memory first, then a temporary file.
 #[derive(Debug)]
 pub struct Spool {
@@ -54,6 +57,11 @@ impl Spool {
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.len += data.len() as u64;
         if self.file.is_none() && self.memory.len() + data.len() <= self.threshold {
+            if self.memory.capacity() == 0 {
+                // A body is many short lines: one allocation for a typical message
+                // instead of a doubling copy every few lines.
+                self.memory.reserve(self.threshold.min(FIRST_RESERVE));
+            }
             self.memory.extend_from_slice(data);
             return Ok(());
         }

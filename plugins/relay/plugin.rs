@@ -119,7 +119,14 @@ pub fn matches(ip: &str, entry: &str) -> bool {
         return in_cidr(ip, &block.0, &block.1);
     }
     let entry = entry.to_ascii_lowercase();
-    prefixes(ip).contains(&entry)
+    match ip.parse::<IpAddr>() {
+        // One of `prefixes`: the address itself, or its text up to one of its dots.
+        Ok(IpAddr::V4(v4)) => {
+            let full = crate::peer::ipv4_text(v4);
+            entry == full || (entry.ends_with('.') && full.starts_with(&entry))
+        }
+        _ => prefixes(ip).contains(&entry),
+    }
 }
 
 /// `2001:db8:e431:ae06:` (whole groups, any zero padding) as a CIDR block
@@ -159,13 +166,12 @@ fn in_cidr(ip: &str, net: &str, len: &str) -> bool {
 pub fn prefixes(ip: &str) -> Vec<String> {
     match ip.parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => {
-            let o = v4.octets();
-            vec![
-                v4.to_string(),
-                format!("{}.{}.{}.", o[0], o[1], o[2]),
-                format!("{}.{}.", o[0], o[1]),
-                format!("{}.", o[0]),
-            ]
+            // The shorter prefixes are the address's own text up to each dot.
+            let full = crate::peer::ipv4_text(v4);
+            let mut out = Vec::with_capacity(4);
+            out.extend(full.rmatch_indices('.').map(|(dot, _)| full[..=dot].to_string()));
+            out.insert(0, full);
+            out
         }
         Ok(IpAddr::V6(v6)) => {
             let full = v6
@@ -195,6 +201,34 @@ pub fn prefixes(ip: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An IPv4 entry that is not an address or a block matches exactly when it is one
+    /// of the address's textual prefixes.
+    #[test]
+    fn v4_text_entries_match_the_prefix_list() {
+        let ip = "192.0.21.5";
+        for entry in [
+            "192.0.21.",
+            "192.0.",
+            "192.",
+            "192",
+            "192.0.2",
+            "192.0.2.",
+            "192.0.21.5.",
+            "92.0.",
+            ".",
+            "",
+            "1.",
+        ] {
+            assert_eq!(
+                matches(ip, entry),
+                prefixes(ip).contains(&entry.to_string()),
+                "{entry:?}"
+            );
+        }
+        assert!(matches(ip, "192.0.21."));
+        assert!(!matches(ip, "192.0.2."));
+    }
 
     /// qpsmtpd t/plugin_tests/relay cases.
     #[test]

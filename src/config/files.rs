@@ -13,6 +13,52 @@ use super::ConfigError;
 /// Opens a file for reading without waiting (a FIFO with no writer, a device), then makes
 /// sure it is a regular file. For every file a config names (the TLS files too).
 pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    open_regular_sized(path).map(|(file, _)| file)
+}
+
+/// A config file up to this size is read whole into a buffer of its size (most are a
+/// line or a few); a larger one is read a buffer at a time, so that a large list is never
+/// held twice.
+pub(super) const WHOLE_FILE_MAX: u64 = 64 * 1024;
+
+/// A config file, opened by [`open_regular`].
+pub(super) enum Opened {
+    /// Its content, when its size was 1 to [`WHOLE_FILE_MAX`] bytes.
+    Whole(Vec<u8>),
+    /// A larger file, or one that reports size 0 but may still have content (a file some
+    /// kernels generate on read), to be read a buffer at a time.
+    Stream(File),
+}
+
+/// Opens a config file and reads it whole if it is small.
+pub(super) fn open_config_file(path: &Path) -> std::io::Result<Opened> {
+    let (file, size) = open_regular_sized(path)?;
+    match usize::try_from(size) {
+        Ok(size) if size > 0 && size as u64 <= WHOLE_FILE_MAX => {
+            read_known_size(file, size).map(Opened::Whole)
+        }
+        _ => Ok(Opened::Stream(file)),
+    }
+}
+
+/// `dir.join(name)`, without `Path::join`'s parse of `dir` into components (a few
+/// hundred instructions per config item, every session) in the usual case of a relative
+/// name and a directory not ending in `/`.
+pub(super) fn join(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let dir_bytes = dir.as_os_str().as_bytes();
+    if name.starts_with('/') || dir_bytes.is_empty() || dir_bytes.ends_with(b"/") {
+        return dir.join(name);
+    }
+    let mut path = Vec::with_capacity(dir_bytes.len() + 1 + name.len());
+    path.extend_from_slice(dir_bytes);
+    path.push(b'/');
+    path.extend_from_slice(name.as_bytes());
+    PathBuf::from(std::ffi::OsString::from_vec(path))
+}
+
+/// [`open_regular`], with the file's size when opened.
+fn open_regular_sized(path: &Path) -> std::io::Result<(File, u64)> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
@@ -26,7 +72,26 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
             "not a regular file (a FIFO, device or socket is not read)",
         ));
     }
-    Ok(file)
+    Ok((file, meta.len()))
+}
+
+/// The first `size` bytes of a file whose size is known: one read for a small file,
+/// without the read at the end that only finds end-of-file. (What a writer appends after
+/// the size was taken is left for the next process; a file that shrank meanwhile is
+/// read to its end.)
+fn read_known_size(mut file: File, size: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = vec![0; size];
+    let mut got = 0;
+    while got < size {
+        match file.read(&mut bytes[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(got);
+    Ok(bytes)
 }
 
 /// The content of a regular file (see [`open_regular`]).
@@ -54,7 +119,12 @@ pub(super) fn everybody_may_read(path: &Path) -> Result<(), ConfigError> {
 pub(super) fn list_names(dir: &Path) -> std::io::Result<BTreeSet<String>> {
     let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(dir)? {
-        names.insert(entry?.file_name().to_string_lossy().into_owned());
+        // The name's own buffer becomes the String when it is UTF-8 (no second copy).
+        let name = entry?.file_name();
+        names.insert(
+            name.into_string()
+                .unwrap_or_else(|n| n.to_string_lossy().into_owned()),
+        );
     }
     Ok(names)
 }

@@ -53,12 +53,28 @@ impl Store {
         self.numbers.push(u32::try_from(line).unwrap_or(u32::MAX));
     }
 
+    /// Makes room for about `lines` more lines of `text` bytes in all (a file's size and
+    /// line count), so that the buffers are not grown a line at a time.
+    pub(super) fn reserve(&mut self, text: usize, lines: usize) {
+        self.text.reserve(text);
+        self.ends.reserve(lines);
+        self.numbers.reserve(lines);
+    }
+
     /// Gives back what the buffers reserved beyond their lines (the value is kept for the
-    /// whole session).
+    /// whole session) when that is worth a copy: not the few bytes of line ends and
+    /// blanks a small file's buffers were sized with.
     pub(super) fn shrink_to_fit(&mut self) {
-        self.text.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        self.numbers.shrink_to_fit();
+        const WORTH_IT: usize = 4096;
+        if self.text.capacity() - self.text.len() > WORTH_IT {
+            self.text.shrink_to_fit();
+        }
+        if (self.ends.capacity() - self.ends.len()) * size_of::<usize>() > WORTH_IT {
+            self.ends.shrink_to_fit();
+        }
+        if (self.numbers.capacity() - self.numbers.len()) * size_of::<u32>() > WORTH_IT {
+            self.numbers.shrink_to_fit();
+        }
     }
 
     fn text(&self, i: usize) -> &str {

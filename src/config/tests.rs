@@ -236,3 +236,16 @@ fn lines_across_the_read_buffer_and_a_last_line_without_an_end_keep_their_number
     assert_eq!((entries[5000].text.len(), entries[5000].line), (70_000, 5001));
     assert_eq!((entries[5001].text.as_str(), entries[5001].line), ("last", 5003));
 }
+
+#[test]
+fn join_is_path_join() {
+    for dir in ["/etc/qpsmtpd-rs", "/etc/qpsmtpd-rs/", "config", "", "/"] {
+        for name in ["me", "help/mail", "/abs/file", "a/../b", "."] {
+            assert_eq!(
+                super::files::join(Path::new(dir), name).as_os_str(),
+                Path::new(dir).join(name).as_os_str(),
+                "{dir:?} {name:?}"
+            );
+        }
+    }
+}

@@ -72,9 +72,11 @@ pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
     {
         return Err(err("unsafe characters in plugin line".into()));
     }
-    let mut words = entry.text.split_whitespace().map(str::to_string);
+    // Printable ASCII and tabs only from here: ASCII white space is all the white space,
+    // and a two-byte search needs no substring searcher.
+    let mut words = entry.text.split_ascii_whitespace().map(str::to_string);
     let name = words.next().unwrap_or_default();
-    if name.contains("::") {
+    if name.as_bytes().windows(2).any(|w| w == b"::") {
         return Err(err(format!(
             "{name}: Perl module plugins cannot be loaded; run it as an external plugin program instead"
         )));

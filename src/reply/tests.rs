@@ -111,3 +111,12 @@ fn placeholders_are_filled_in_order() {
         "354 go ahead\r\n"
     );
 }
+
+#[test]
+fn reply_codes_render_as_written() {
+    for code in [0u16, 7, 99, 100, 250, 421, 999, 1000, 65535] {
+        let mut out = Vec::new();
+        Reply::plain(code, "x").render(&mut out);
+        assert_eq!(out, format!("{code} x\r\n").into_bytes(), "{code}");
+    }
+}

@@ -125,7 +125,7 @@ impl Session {
         let settings = Settings::load(&setup.chain, &setup.config, &setup.log)?;
         let offers = setup.chain.offers();
         let auth = auth::AuthState::load(&offers.auth, &setup.chain, &setup.config, &setup.log)?;
-        let txn = Transaction::new(format!("{}.0", setup.conn.id));
+        let txn = Transaction::new(transaction_id(&setup.conn.id, 0));
         Ok(Session {
             conn: setup.conn,
             txn,
@@ -141,6 +141,33 @@ impl Session {
             tls: tls::TlsState::default(),
             auth,
         })
+    }
+
+    /// Ends the session's objects when the process is about to exit. The plugins and the
+    /// log sinks are dropped as usual (a log file is flushed, a child is waited for, a
+    /// spool file removed); the config cache and the connection's facts, plain memory and
+    /// descriptors that exit gives back anyway, are not freed one allocation at a time
+    /// (about 10,000 instructions per session).
+    pub fn end_for_exit(self) {
+        let Session {
+            conn,
+            txn,
+            chain,
+            offers,
+            config,
+            log,
+            tls,
+            auth,
+            ..
+        } = self;
+        drop(txn);
+        drop(chain);
+        drop(offers);
+        drop(log);
+        drop(tls);
+        drop(auth);
+        std::mem::forget(config);
+        std::mem::forget(conn);
     }
 
     /// Hands over the TLS files opened before the privilege switch (see
@@ -247,8 +274,17 @@ impl Session {
     fn reset_transaction(&mut self) {
         self.run(Hook::ResetTransaction, Args::None);
         self.txn_count += 1;
-        self.txn = Transaction::new(format!("{}.{}", self.conn.id, self.txn_count));
+        self.txn = Transaction::new(transaction_id(&self.conn.id, self.txn_count));
     }
+}
+
+/// `<connection id>.<n>`, in a string sized once (format! would grow it a piece at a
+/// time; a session makes one for every transaction).
+fn transaction_id(conn_id: &str, n: u32) -> String {
+    use std::fmt::Write;
+    let mut id = String::with_capacity(conn_id.len() + 11);
+    let _ = write!(id, "{conn_id}.{n}");
+    id
 }
 
 #[cfg(test)]

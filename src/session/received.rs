@@ -8,6 +8,8 @@
 //! [`crate::header::Header::add`] then cleans control characters and folds long lines
 //! for every added field, ours and the plugins' alike.
 
+use std::fmt::Write;
+
 use super::Session;
 use crate::VERSION;
 use crate::plugin::{Args, Hook, Verdict};
@@ -125,14 +127,19 @@ impl Session {
             Some(port) => format!("{} port {port}", self.conn.remote_ip),
             None => self.conn.remote_ip.clone(),
         };
-        format!(
+        // Sized once: format! would start from nothing and grow the string a piece at a
+        // time.
+        let mut value = String::with_capacity(256);
+        let _ = write!(
+            value,
             "from {} (HELO {}) ({peer})\n by {} (qpsmtpd-rs/{VERSION}) with {smtp}{tls_part} id {}; {}",
             comment_text(&self.conn.remote_info, false),
             comment_text(self.conn.hello_host(), self.txn.smtputf8),
             self.settings.me,
             self.txn.id,
             rfc5322(self.now()),
-        )
+        );
+        value
     }
 
     /// `<id>; auth=none` or `<id>; auth=pass (<mech>) smtp.auth=<user>`, then whatever
