@@ -69,18 +69,25 @@ pub struct Choice {
 /// A failed step (`fsync`, `link`: the words the 451 and the log use) and its error.
 pub type Failure = (&'static str, io::Error);
 
-/// The answers so far, by `st_dev`.
-static CHOSEN: Mutex<Vec<(u64, Scheme, String)>> = Mutex::new(Vec::new());
+/// The answers so far, by `st_dev` and file system type.
+static CHOSEN: Mutex<Vec<((u64, u64), Scheme, String)>> = Mutex::new(Vec::new());
 
 /// The scheme for `file` (an open file on the maildir's file system), worked out once
-/// per device: fstat, fstatfs and, for ext2/3/4, one readlink and one directory listing.
+/// per device and file system type: fstat and fstatfs every time (a device formatted
+/// anew while the process runs, say XFS then ext2, is not taken for the old one), and
+/// for ext2/3/4 the first time one readlink and one directory listing.
 pub fn choose(file: &File) -> Choice {
     let dev = match file.metadata() {
         Ok(m) => m.dev(),
         Err(e) => return two_syncs(format!("fstat failed: {e}")),
     };
+    let f_type = match nix::sys::statfs::fstatfs(file) {
+        Ok(s) => s.filesystem_type().0 as u64,
+        Err(e) => return two_syncs(format!("fstatfs failed: {e}")),
+    };
+    let key = (dev, f_type);
     let mut chosen = CHOSEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, scheme, why)) = chosen.iter().find(|(d, _, _)| *d == dev) {
+    if let Some((_, scheme, why)) = chosen.iter().find(|(k, _, _)| *k == key) {
         return Choice {
             scheme: *scheme,
             why: why.clone(),
@@ -88,7 +95,7 @@ pub fn choose(file: &File) -> Choice {
         };
     }
     let (scheme, why) = detect(file);
-    chosen.push((dev, scheme, why.clone()));
+    chosen.push((key, scheme, why.clone()));
     Choice {
         scheme,
         why,
@@ -165,6 +172,22 @@ pub fn decide(f_type: u64, device: Option<&str>, journals: &[String]) -> (Scheme
     }
 }
 
+/// Renames `from` to `to` unless `to` exists: renameat2's RENAME_NOREPLACE, or where the
+/// file system does not take that flag (EINVAL), a look first and a plain rename (the
+/// names are unique per process and host, so the gap between the two is not a race
+/// another delivery can lose).
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) if to.symlink_metadata().is_ok() => {
+            Err(io::Error::from_raw_os_error(libc::EEXIST))
+        }
+        Err(nix::errno::Errno::EINVAL) => std::fs::rename(from, to),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
 /// `loop0-8` is the journal (inode 8) of `loop0`; `loop0p1-8` or `loop00-8` is not.
 fn is_journal_of(entry: &str, device: &str) -> bool {
     entry
@@ -189,8 +212,9 @@ pub fn publish(file: &File, dir: &Path, name: &str, scheme: Scheme) -> Result<()
         return Err(("fsync", e));
     }
     let linked = std::fs::hard_link(&tmp, &new).or_else(|e| match e.raw_os_error() {
-        // File systems without hard links: rename is atomic too.
-        Some(libc::EPERM) | Some(libc::EOPNOTSUPP) => std::fs::rename(&tmp, &new),
+        // File systems without hard links: a rename is atomic too, but must not replace
+        // a message already there (link would have refused with EEXIST).
+        Some(libc::EPERM) | Some(libc::EOPNOTSUPP) => rename_no_replace(&tmp, &new),
         _ => Err(e),
     });
     let _ = std::fs::remove_file(&tmp);
@@ -213,6 +237,22 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The fallback for file systems without hard links never replaces a message.
+    #[test]
+    fn the_rename_fallback_does_not_replace_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("tmp-name"), dir.path().join("new-name"));
+        std::fs::write(&from, b"second").unwrap();
+        std::fs::write(&to, b"first").unwrap();
+        let err = rename_no_replace(&from, &to).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
+        assert_eq!(std::fs::read(&to).unwrap(), b"first");
+        std::fs::remove_file(&to).unwrap();
+        rename_no_replace(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"second");
+        assert!(!from.exists());
     }
 
     #[test]
