@@ -69,8 +69,11 @@ pub struct Choice {
 /// A failed step (`fsync`, `link`: the words the 451 and the log use) and its error.
 pub type Failure = (&'static str, io::Error);
 
-/// The answers so far, by `st_dev` and file system type.
-static CHOSEN: Mutex<Vec<((u64, u64), Scheme, String)>> = Mutex::new(Vec::new());
+/// A file system as the scheme is remembered for it: `st_dev` and `statfs` type.
+type FsKey = (u64, u64);
+
+/// The answers so far.
+static CHOSEN: Mutex<Vec<(FsKey, Scheme, String)>> = Mutex::new(Vec::new());
 
 /// The scheme for `file` (an open file on the maildir's file system), worked out once
 /// per device and file system type: fstat and fstatfs every time (a device formatted
