@@ -5,7 +5,7 @@
 //! whole domain; anything else must equal the address. Entries without `@` that are not
 //! patterns are ignored with a warning, as qpsmtpd does.
 
-use regex::Regex;
+use crate::pattern::Pattern;
 
 use crate::address::Address;
 
@@ -56,12 +56,7 @@ pub fn find<'a>(
             reason,
         };
         if entry.contains(['/', '^', '$', '*', '+', '!', '%', '?', '\\']) {
-            let pattern = if case_insensitive_patterns {
-                format!("(?i){entry}")
-            } else {
-                entry.to_string()
-            };
-            match Regex::new(&pattern) {
+            match Pattern::new(entry, case_insensitive_patterns) {
                 Ok(re) if re.is_match(&full) => return (Some(hit), skipped),
                 Ok(_) => {}
                 Err(e) => skipped.push(Skipped {

@@ -202,7 +202,7 @@ impl Dnsbl {
     }
 
     /// rblsmtpd's variable: empty = no checks; a text = refuse with it, permanently if
-    /// it starts with `-`, else temporarily (README Differences 70).
+    /// it starts with `-`, else temporarily (README Differences 71).
     fn rblsmtpd(&self, cx: &mut Context<'_>, ip: IpAddr, text: &str) -> Outcome {
         if text.is_empty() {
             cx.log(

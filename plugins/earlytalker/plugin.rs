@@ -39,7 +39,7 @@ pub fn new(spec: &PluginSpec, _config: &Config) -> Result<Box<dyn Plugin>, Plugi
     let read = read_args(&kv)?;
     let has = |kv: &[(String, String)], key: &str| kv.iter().any(|(k, _)| k == key);
     // The old `action` argument: `deny...` refuses, `log` only logs; `denysoft` defers
-    // (README Differences 86: qpsmtpd refused with 550 there).
+    // (README Differences 87: qpsmtpd refused with 550 there).
     if let Some(action) = &read.action {
         if !has(&kv, "reject") {
             let reject = if action.starts_with("deny") { "1" } else { "0" };

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use regex::Regex;
+use crate::pattern::Pattern;
 
 use names::{forged_literal, invalid_localhost, not_fqdn, plain_ip};
 
@@ -40,7 +40,11 @@ enum Policy {
 #[derive(Debug, Clone)]
 enum Bad {
     Name(String),
-    Pattern { re: Regex, negated: bool, text: String },
+    Pattern {
+        re: Pattern,
+        negated: bool,
+        text: String,
+    },
 }
 
 /// Why a test failed: the reply text, the log text, and whether DNS failed temporarily.
@@ -118,7 +122,7 @@ fn bad_line(line: &str) -> Result<Bad, String> {
         Some(p) => (true, p),
         None => (false, line),
     };
-    let re = Regex::new(pattern).map_err(|e| format!("not a valid pattern: {pattern:?}: {e}"))?;
+    let re = Pattern::new(pattern, false).map_err(|e| format!("not a valid pattern: {pattern:?}: {e}"))?;
     Ok(Bad::Pattern {
         re,
         negated,
@@ -175,7 +179,7 @@ impl Helo {
         let ip = lists::client_ip(cx.conn);
         let literal = lists::address_literal(host);
         // `localhost.` is `localhost` to DNS: the name checks look at the name without
-        // its final dot, so that a dot cannot slip past them (README Differences 88).
+        // its final dot, so that a dot cannot slip past them (README Differences 89).
         let name = host.strip_suffix('.').unwrap_or(host);
         if let Some(fail) = in_badhelo(cx, host, name)? {
             return Ok(Some(fail));
@@ -221,7 +225,7 @@ impl Helo {
             "no forward or reverse DNS match",
         );
         // A forward lookup that failed might have found the client's network: the
-        // refusal can only be temporary (README Differences 89).
+        // refusal can only be temporary (README Differences 90).
         fail.temporary = dns.a.is_temporary() || dns.aaaa.is_temporary();
         Ok(Some(fail))
     }
@@ -312,7 +316,7 @@ fn forward_dns(cx: &mut Context<'_>, dns: &Lookups, ip: Option<IpAddr>) -> Optio
         return None;
     }
     // A name DNS cannot hold (an empty label, one over 63 bytes, over 253 in all) does
-    // not exist, whatever a server would say (README Differences 87).
+    // not exist, whatever a server would say (README Differences 88).
     if matches!(dns.a, Answer::NxDomain | Answer::TempFail(DnsTrouble::BadName)) {
         return Some(Fail::new("HELO hostname does not exist", "no such host"));
     }

@@ -267,7 +267,7 @@ fn a_refused_address_with_a_failed_lookup_beside_it_defers() {
     use crate::plugin::services::dns::wire::rtype;
     // The MX lookup (or the AAAA lookup) fails; the A record is in a refused network.
     // The failed lookup might have found a usable exchanger or address: a DNS failure,
-    // so 4xx even with reject_type perm (README Differences 82).
+    // so 4xx even with reject_type perm (README Differences 83).
     let server = FakeServer::start(|s| {
         let q = &s.question;
         let failing = match q.name.as_str() {

@@ -139,10 +139,10 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("check_earlytalker", "earlytalker"),
     // Debian's check_spamhelo loads the whole helo plugin (policy lenient by default).
     ("check_spamhelo", "helo"),
-    // Its argument is honoured; Debian's 0.94 wrapper lost it (README Differences 76).
+    // Its argument is honoured; Debian's 0.94 wrapper lost it (README Differences 77).
     ("check_loop", "loop"),
     // Named in Debian's plugins file (commented out) and upstream's registry; missing
-    // from 0.94 (README Differences 77).
+    // from 0.94 (README Differences 78).
     ("require_resolvable_fromhost", "resolvable_fromhost"),
     // qpsmtpd's auth plugins live in plugins/auth/; a plugin_dirs entry pointing there let
     // configs name them without the directory.

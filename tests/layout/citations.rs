@@ -21,7 +21,8 @@ fn outside_pointers() -> Vec<Regex> {
         r"\b(style|crates|components)\.md\b",
     ]
     .iter()
-    .map(|p| Regex::new(&format!("(?i){p}")).unwrap())
+    // ASCII classes and case: the crate is built without its Unicode tables.
+    .map(|p| Regex::new(&format!("(?i-u){p}")).unwrap())
     .collect()
 }
 

@@ -129,7 +129,7 @@ fn a_resolver_with_invalid_settings_and_no_store_fail_temporarily() {
     let answers = dns.lookup_all::<Txt>(&["a.example", "", &"x".repeat(64)]);
     let troubles: Vec<_> = answers.into_iter().map(|a| a.is_temporary()).collect();
     // A name that cannot be asked fails at once, and not temporarily: it will not have
-    // records later either (README Differences 87).
+    // records later either (README Differences 88).
     assert_eq!(troubles, vec![true, false, false]);
     assert_eq!(dns.txt(""), Answer::TempFail(DnsTrouble::BadName));
     let store = services.store(&config, &log);

@@ -233,7 +233,7 @@ impl<T> Answer<T> {
     /// Is this a temporary failure (not a definite answer)? A name that cannot be asked
     /// ([`DnsTrouble::BadName`]) is not: it will not have records later either, so a
     /// hostile PTR or MX name, or a HELO name with an empty label, cannot pass a check
-    /// as a DNS failure would (README Differences 87).
+    /// as a DNS failure would (README Differences 88).
     pub fn is_temporary(&self) -> bool {
         matches!(self, Answer::TempFail(t) if *t != DnsTrouble::BadName)
     }
@@ -320,7 +320,7 @@ pub fn normal_name(name: &str) -> Result<String, DnsTrouble> {
 /// Is `a` an address a DNS list uses to say "listed" (RFC 5782 §2.1: within
 /// 127.0.0.0/8), and not one its operators use for errors: `127.0.0.1` (RFC 5782 §5;
 /// URIBL's "query refused") and `127.255.255.0/24` (Spamhaus' "query through a public
-/// resolver", "typing error in the zone name")? README Differences 68.
+/// resolver", "typing error in the zone name")? README Differences 69.
 pub fn is_listing(a: Ipv4Addr) -> bool {
     let [first, second, third, _] = a.octets();
     first == 127 && a != Ipv4Addr::new(127, 0, 0, 1) && !(second == 255 && third == 255)
