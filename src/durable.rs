@@ -78,17 +78,12 @@ static CHOSEN: Mutex<Vec<(FsKey, Scheme, String)>> = Mutex::new(Vec::new());
 /// The scheme for `file` (an open file on the maildir's file system), worked out once
 /// per device and file system type: fstat and fstatfs every time (a device formatted
 /// anew while the process runs, say XFS then ext2, is not taken for the old one), and
-/// for ext2/3/4 the first time one readlink and one directory listing.
+/// for ext2/3/4 the first time one readlink and one directory listing ([`detect_on`]).
 pub fn choose(file: &File) -> Choice {
-    let dev = match file.metadata() {
-        Ok(m) => m.dev(),
-        Err(e) => return two_syncs(format!("fstat failed: {e}")),
+    let key = match fs_key(file) {
+        Ok(key) => key,
+        Err(why) => return two_syncs(why),
     };
-    let f_type = match nix::sys::statfs::fstatfs(file) {
-        Ok(s) => s.filesystem_type().0 as u64,
-        Err(e) => return two_syncs(format!("fstatfs failed: {e}")),
-    };
-    let key = (dev, f_type);
     let mut chosen = CHOSEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((_, scheme, why)) = chosen.iter().find(|(k, _, _)| *k == key) {
         return Choice {
@@ -97,7 +92,7 @@ pub fn choose(file: &File) -> Choice {
             first: false,
         };
     }
-    let (scheme, why) = detect(file);
+    let (scheme, why) = detect_on(key);
     chosen.push((key, scheme, why.clone()));
     Choice {
         scheme,
@@ -117,14 +112,22 @@ fn two_syncs(why: String) -> Choice {
 /// The scheme for `file` without the per-device memory of [`choose`]: reads the facts
 /// from the system and hands them to [`decide`].
 pub fn detect(file: &File) -> (Scheme, String) {
-    let dev = match file.metadata() {
-        Ok(m) => m.dev(),
-        Err(e) => return (Scheme::TwoSyncs, format!("fstat failed: {e}")),
-    };
-    let f_type = match nix::sys::statfs::fstatfs(file) {
-        Ok(s) => s.filesystem_type().0 as u64,
-        Err(e) => return (Scheme::TwoSyncs, format!("fstatfs failed: {e}")),
-    };
+    match fs_key(file) {
+        Ok(key) => detect_on(key),
+        Err(why) => (Scheme::TwoSyncs, why),
+    }
+}
+
+/// The file's device and file-system type (fstat, fstatfs), or why they are unknown.
+fn fs_key(file: &File) -> Result<FsKey, String> {
+    let dev = file.metadata().map_err(|e| format!("fstat failed: {e}"))?.dev();
+    let stat = nix::sys::statfs::fstatfs(file).map_err(|e| format!("fstatfs failed: {e}"))?;
+    Ok((dev, stat.filesystem_type().0 as u64))
+}
+
+/// [`detect`] for a file system already known by its key: for ext2/3/4, one readlink
+/// and one directory listing.
+fn detect_on((dev, f_type): FsKey) -> (Scheme, String) {
     if f_type != EXT_MAGIC {
         return decide(f_type, None, &[]);
     }
