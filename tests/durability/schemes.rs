@@ -155,43 +155,36 @@ fn check(dir: &TestDir, mounted: &Mounted, expected: Scheme) {
 
 const MIB: u64 = 1024 * 1024;
 
-#[test]
-fn ext4_with_a_journal_gets_one_flush() {
+/// A file system made by `mkfs ARGS` on an image of `size` bytes gets `expected`.
+fn image_case(mkfs: &str, args: &[&str], size: u64, expected: Scheme) {
     let dir = maildir_on_mount();
-    // mkfs.ext4's defaults, as users have them: with a journal.
-    let Some(mounted) = mount_image(&dir, "mkfs.ext4", &["-q", "-F"], 64 * MIB) else {
+    let Some(mounted) = mount_image(&dir, mkfs, args, size) else {
         return;
     };
-    check(&dir, &mounted, Scheme::OneFlush);
+    check(&dir, &mounted, expected);
+}
+
+#[test]
+fn ext4_with_a_journal_gets_one_flush() {
+    // mkfs.ext4's defaults, as users have them: with a journal.
+    image_case("mkfs.ext4", &["-q", "-F"], 64 * MIB, Scheme::OneFlush);
 }
 
 #[test]
 fn ext4_without_a_journal_keeps_two_syncs() {
-    let dir = maildir_on_mount();
     let args = ["-q", "-F", "-O", "^has_journal"];
-    let Some(mounted) = mount_image(&dir, "mkfs.ext4", &args, 64 * MIB) else {
-        return;
-    };
-    check(&dir, &mounted, Scheme::TwoSyncs);
+    image_case("mkfs.ext4", &args, 64 * MIB, Scheme::TwoSyncs);
 }
 
 #[test]
 fn ext2_keeps_two_syncs() {
-    let dir = maildir_on_mount();
-    let Some(mounted) = mount_image(&dir, "mkfs.ext2", &["-q", "-F"], 64 * MIB) else {
-        return;
-    };
-    check(&dir, &mounted, Scheme::TwoSyncs);
+    image_case("mkfs.ext2", &["-q", "-F"], 64 * MIB, Scheme::TwoSyncs);
 }
 
 #[test]
 fn xfs_gets_one_flush() {
-    let dir = maildir_on_mount();
     // 300 MiB is the smallest XFS that current mkfs.xfs makes; the image is sparse.
-    let Some(mounted) = mount_image(&dir, "mkfs.xfs", &["-q", "-f"], 320 * MIB) else {
-        return;
-    };
-    check(&dir, &mounted, Scheme::OneFlush);
+    image_case("mkfs.xfs", &["-q", "-f"], 320 * MIB, Scheme::OneFlush);
 }
 
 #[test]
