@@ -266,15 +266,8 @@ fn main() {
         println!("Perl qpsmtpd: skipped (apt-get install qpsmtpd)");
     }
     if o.peers {
-        match peers::Postfix::start(&o.work.join("postfix")) {
-            Ok(p) => servers.push(compare::Server {
-                name: format!("Postfix {}", p.version()),
-                port: p.port,
-                sessions: o.sessions,
-                // Its smtpd and cleanup processes are reused: start a few of each.
-                warm: 100,
-                keep: Box::new(p),
-            }),
+        match peers::Postfix::server(&o.work.join("postfix"), o.sessions) {
+            Ok(server) => servers.push(server),
             Err(e) => println!("Postfix: skipped, {e}"),
         }
         let cache = o.root.join("target/bench-cache/haraka");

@@ -47,6 +47,19 @@ pub struct Postfix {
 }
 
 impl Postfix {
+    /// A Postfix instance in `dir` as a row of the comparison, or why there is none.
+    pub fn server(dir: &Path, sessions: usize) -> Result<super::compare::Server, String> {
+        let p = Postfix::start(dir)?;
+        Ok(super::compare::Server {
+            name: format!("Postfix {}", p.version()),
+            port: p.port,
+            sessions,
+            // Its smtpd and cleanup processes are reused: start a few of each.
+            warm: 100,
+            keep: Box::new(p),
+        })
+    }
+
     pub fn start(dir: &Path) -> Result<Postfix, String> {
         let postfix = Path::new("/usr/sbin/postfix");
         if !postfix.exists() {

@@ -37,14 +37,8 @@ pub fn run(o: &Opts, variants: &[(String, PathBuf)], tcpserver: &Path, floor: &P
         ),
     ];
     if o.peers {
-        match peers::Postfix::start(&o.work.join("postfix")) {
-            Ok(p) => servers.push(compare::Server {
-                name: format!("Postfix {}", p.version()),
-                port: p.port,
-                sessions: o.sessions,
-                warm: 100,
-                keep: Box::new(p),
-            }),
+        match peers::Postfix::server(&o.work.join("postfix"), o.sessions) {
+            Ok(server) => servers.push(server),
             Err(e) => println!("Postfix: skipped, {e}"),
         }
     }
