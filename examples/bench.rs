@@ -39,6 +39,8 @@ struct Opts {
     rounds: usize,
     peers: bool,
     binary: Option<PathBuf>,
+    /// The floor's binary, built as the measured server is (bench/run: static-pie).
+    floor: Option<PathBuf>,
     variants: Vec<(String, PathBuf)>,
     greetings: usize,
     big_mb: usize,
@@ -63,6 +65,7 @@ fn opts() -> Opts {
         rounds: 2,
         peers: true,
         binary: None,
+        floor: None,
         variants: Vec::new(),
         greetings: 300,
         big_mb: 100,
@@ -111,6 +114,10 @@ fn opts() -> Opts {
             "--binary" => {
                 let path = args.next().expect("--binary needs a path");
                 o.binary = Some(std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+            }
+            "--floor" => {
+                let path = args.next().expect("--floor needs a path");
+                o.floor = Some(std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
             }
             "--greetings" => o.greetings = num("--greetings"),
             "--big-mb" => o.big_mb = num("--big-mb"),
@@ -166,7 +173,10 @@ fn main() {
     o.work = storage.work.clone();
     let release = o.root.join("target/release");
     let ours = o.binary.clone().unwrap_or_else(|| release.join("qpsmtpd-rs"));
-    let floor = release.join("examples/smtp_floor");
+    let floor = o
+        .floor
+        .clone()
+        .unwrap_or_else(|| release.join("examples/smtp_floor"));
     let tcpserver = which("tcpserver").expect("tcpserver (ucspi-tcp) is needed");
     let perl_ok = Path::new("/usr/share/perl5/Qpsmtpd/TcpServer.pm").exists();
     let body = message(2000);

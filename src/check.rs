@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{AccessFlags, User, access, geteuid};
+use nix::unistd::{AccessFlags, access, geteuid};
 
 use crate::auth::{Stored, looks_like_a_hash, stored};
 use crate::config::{Config, Entry, TOML_FILE};
@@ -106,7 +106,7 @@ fn account(r: &mut Report<'_>, config: &Config, allow_root: bool) -> Option<Preo
         }
     };
     if !geteuid().is_root() {
-        let me = User::from_uid(geteuid())
+        let me = crate::names::user_by_uid(geteuid().as_raw())
             .ok()
             .flatten()
             .map_or_else(String::new, |u| u.name);

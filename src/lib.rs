@@ -39,6 +39,7 @@ pub mod host;
 pub mod io;
 pub mod localtime;
 pub mod log;
+pub mod names;
 pub mod pattern;
 pub mod peer;
 pub mod plugin;

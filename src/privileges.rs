@@ -22,9 +22,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::resource::{RLIM_INFINITY, Resource, rlim_t, setrlimit};
-use nix::unistd::{Gid, Group, Uid, User, geteuid, setgid, setgroups, setuid};
+use nix::unistd::{Gid, Uid, geteuid, setgid, setgroups, setuid};
 
 use crate::config::{Config, ConfigError, Entry};
+use crate::names::{self, Account as Passwd};
 
 /// The config file naming the account to run as when started as root.
 pub const USER_FILE: &str = "user";
@@ -183,7 +184,7 @@ pub fn target(config: &Config) -> Result<Target, ConfigError> {
     }
     let gid = match (gids.first(), &passwd) {
         (Some(g), _) => *g,
-        (None, Some(u)) => u.gid,
+        (None, Some(u)) => Gid::from_raw(u.gid),
         (None, None) => {
             return Err(invalid(
                 user_entry,
@@ -207,25 +208,20 @@ pub fn target(config: &Config) -> Result<Target, ConfigError> {
     }))
 }
 
-/// The `user` entry's account (if the name service knows it) and uid: a name, or a
-/// number without a passwd entry.
-fn user_id(entry: &Entry) -> Result<(Option<User>, Uid), ConfigError> {
+/// The `user` entry's account (if the system knows it) and uid: a name, or a number
+/// without a passwd entry.
+fn user_id(entry: &Entry) -> Result<(Option<Passwd>, Uid), ConfigError> {
     let name = entry.text.as_str();
-    let passwd = match User::from_name(name) {
-        Ok(Some(u)) => Some(u),
-        Ok(None) => match name.parse::<u32>() {
-            Ok(n) => User::from_uid(Uid::from_raw(n)).ok().flatten(),
+    let looked_up = |e: String| invalid(entry, format!("cannot look up user {name:?}: {e}"));
+    let passwd = match names::user_by_name(name).map_err(looked_up)? {
+        Some(u) => Some(u),
+        None => match name.parse::<u32>() {
+            Ok(n) => names::user_by_uid(n).ok().flatten(),
             Err(_) => return Err(invalid(entry, format!("no such user {name:?}"))),
         },
-        Err(e) => {
-            return Err(invalid(
-                entry,
-                format!("cannot look up user {name:?}: {}", e.desc()),
-            ));
-        }
     };
     let uid = match (&passwd, name.parse::<u32>()) {
-        (Some(u), _) => u.uid,
+        (Some(u), _) => Uid::from_raw(u.uid),
         (None, Ok(n)) => Uid::from_raw(n),
         (None, Err(_)) => return Err(invalid(entry, format!("no such user {name:?}"))),
     };
@@ -244,13 +240,13 @@ fn invalid(entry: &Entry, reason: String) -> ConfigError {
 /// A group name or number.
 fn group_id(entry: &Entry) -> Result<Gid, String> {
     let name = entry.text.as_str();
-    match Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid),
+    match names::group_by_name(name) {
+        Ok(Some(gid)) => Ok(Gid::from_raw(gid)),
         Ok(None) => name
             .parse::<u32>()
             .map(Gid::from_raw)
             .map_err(|_| format!("no such group {name:?}")),
-        Err(e) => Err(format!("cannot look up group {name:?}: {}", e.desc())),
+        Err(e) => Err(format!("cannot look up group {name:?}: {e}")),
     }
 }
 

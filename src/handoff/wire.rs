@@ -57,6 +57,7 @@ impl Wire {
     pub fn tcp(host: &str, port: u16, timeout: Duration, name: &str) -> Result<Wire, Broken> {
         let unreachable =
             |e: &dyn std::fmt::Display| Broken::new(Trouble::Unreachable, format!("{name}: connect: {e}"));
+        crate::names::host_lookup_allowed(host).map_err(|e| unreachable(&e))?;
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| unreachable(&e))?
