@@ -14,6 +14,18 @@
 //! about 10,000 load-time relocations and the pages they dirty, and the binary's own
 //! code and data lose address-space layout randomization (libc, stack, heap and mmap
 //! stay randomized). Off by default.
+//!
+//! Release builds for x86_64-unknown-linux-gnu, linked by rust-lld (the toolchain's
+//! default there since Rust 1.90), put the functions a session runs next to each other,
+//! in the order of packaging/hot-symbols.txt (made by packaging/hot-symbols): the few
+//! hundred functions of a session then share a few dozen pages instead of being spread
+//! over the whole 4 MB of code, so each connection faults in and maps fewer pages (about
+//! 20 fewer page faults per session). A name the list has and the program does not is
+//! skipped without a word, so a stale list costs only speed. Not when another linker is
+//! configured: only lld knows the option.
+
+/// The functions a session runs, one linker symbol per line.
+const HOT_SYMBOLS: &str = "packaging/hot-symbols.txt";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -25,6 +37,19 @@ fn main() {
         // Not bundled into the rlib: the C compiler driver finds libgcc_eh.a in its own
         // library directory at the final link, as it does for -static-libgcc.
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
+    }
+    println!("cargo:rerun-if-changed={HOT_SYMBOLS}");
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
+    let other_linker = var("CARGO_ENCODED_RUSTFLAGS").contains("linker")
+        || std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some();
+    if var("TARGET") == "x86_64-unknown-linux-gnu" && var("PROFILE") == "release" && !fuzzing && !other_linker
+    {
+        let list = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join(HOT_SYMBOLS);
+        println!(
+            "cargo:rustc-link-arg-bin=qpsmtpd-rs=-Wl,--symbol-ordering-file={}",
+            list.display()
+        );
+        println!("cargo:rustc-link-arg-bin=qpsmtpd-rs=-Wl,--no-warn-symbol-ordering");
     }
     if std::env::var_os("CARGO_FEATURE_NON_PIE").is_some() && var("CARGO_CFG_TARGET_OS") == "linux" {
         println!("cargo:rustc-link-arg-bin=qpsmtpd-rs=-no-pie");
