@@ -386,19 +386,39 @@ fn main() {
         let rss_perl = session_rss(&mut c, &body);
         println!("  Perl qpsmtpd session:       {:.1} MB", rss_perl as f64 / 1024.0);
     }
-    let (secs, rss_big) = big_message(
-        Command::new(&ours)
-            .args(["--config"])
-            .arg(&sample_cfg)
-            .current_dir(&sample),
-        o.big_mb,
-    );
+    // Three runs, the median shown: the figure includes writing 100 MB to the storage,
+    // which on a virtual machine's shared disk varies from run to run.
+    let mut runs: Vec<(f64, u64)> = (0..3)
+        .map(|_| {
+            let run = big_message(
+                Command::new(&ours)
+                    .args(["--config"])
+                    .arg(&sample_cfg)
+                    .current_dir(&sample),
+                o.big_mb,
+            );
+            // The next run's disk space (the storage image is 1 GiB).
+            for entry in std::fs::read_dir(sample.join("maildir/new"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            run
+        })
+        .collect();
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mbs = |secs: f64| (o.big_mb * 1024 * 1024) as f64 / secs / 1e6;
+    let rss_big = runs.iter().map(|r| r.1).max().unwrap_or(0);
     println!(
-        "  {} MB message:              {:.1} MB peak RSS, {:.2} s, {:.0} MB/s through DATA   (targets <= 8 MB, >= 300 MB/s)",
+        "  {} MB message:              {:.1} MB peak RSS, {:.2} s, {:.0} MB/s through DATA (3 runs: {:.0}-{:.0})   (targets <= 8 MB, >= 300 MB/s)",
         o.big_mb,
         rss_big as f64 / 1024.0,
-        secs,
-        (o.big_mb * 1024 * 1024) as f64 / secs / 1e6
+        runs[1].0,
+        mbs(runs[1].0),
+        mbs(runs[2].0),
+        mbs(runs[0].0)
     );
     // The worst header block for memory: as many fields as max_header_size (1 MiB) holds.
     let mut header = b"a:\r\n".repeat(340_000);
