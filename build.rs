@@ -20,9 +20,11 @@
 //! in the order of packaging/hot-symbols.txt (made by packaging/hot-symbols): the few
 //! hundred functions of a session then share a few dozen pages instead of being spread
 //! over the whole 4 MB of code, so each connection faults in and maps fewer pages (about
-//! 20 fewer page faults per session). A name the list has and the program does not is
-//! skipped without a word, so a stale list costs only speed. Not when another linker is
-//! configured: only lld knows the option.
+//! 20 fewer page faults per session). The names are the shipped build's (packaging/build):
+//! they carry Cargo's hash of version, dependencies and target, so a new version needs
+//! the list recorded again (tests/package checks). A name the list has and the program
+//! does not is skipped without a word, so a stale list costs only speed. Not when
+//! another linker is configured: only lld knows the option.
 
 /// The functions a session runs, one linker symbol per line.
 const HOT_SYMBOLS: &str = "packaging/hot-symbols.txt";
