@@ -161,7 +161,7 @@ impl Session {
             ..
         } = self;
         drop(txn);
-        drop(chain);
+        chain.end_for_exit();
         drop(offers);
         drop(log);
         drop(tls);
