@@ -98,30 +98,17 @@ impl Chain {
         }
     }
 
-    /// Ends the chain when the process is about to exit: each plugin and the services are
-    /// dropped as usual (a plugin may flush a file, wait for a child, remove a spool
-    /// file), but the chain's own bookkeeping (each plugin's spec, hook and offer lists,
-    /// the per-hook index), plain memory that exit gives back anyway, is not freed one
-    /// allocation at a time (about 12,000 instructions with 20 plugins).
+    /// Ends the chain when the process is about to exit: plugins and services are dropped
+    /// as usual (a plugin may flush a file, wait for a child, remove a spool file); the
+    /// chain's own plain memory (specs, hook and offer lists, the per-hook index) is left to
+    /// the exit (about 12,000 instructions with 20 plugins).
     pub fn end_for_exit(self) {
-        let Chain {
-            plugins,
-            by_hook,
-            services,
-            ..
-        } = self;
-        for loaded in plugins {
-            let Loaded {
-                spec,
-                hooks,
-                offers,
-                plugin,
-            } = loaded;
-            drop(plugin);
-            std::mem::forget((spec, hooks, offers));
+        for loaded in self.plugins {
+            drop(loaded.plugin);
+            std::mem::forget((loaded.spec, loaded.hooks, loaded.offers));
         }
-        std::mem::forget(by_hook);
-        drop(services);
+        std::mem::forget(self.by_hook);
+        drop(self.services);
     }
 
     /// Adds a plugin at the end of the chain.
