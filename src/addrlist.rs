@@ -42,22 +42,19 @@ pub fn find<'a>(
     }
     let full = format!("{}@{host}", addr.user().to_lowercase());
     for line in lines {
-        let mut parts = line.trim_start().splitn(2, char::is_whitespace);
-        let Some(entry) = parts.next().filter(|e| !e.is_empty()) else {
+        let (entry, rest) = split_entry(line);
+        if entry.is_empty() {
             continue;
-        };
-        let reason = parts
-            .next()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_string);
-        let hit = Hit {
+        }
+        // The Hit, with its copies of entry and reason, only for the line that matches:
+        // a list of thousands of lines is read on every MAIL or RCPT.
+        let hit = || Hit {
             entry: entry.to_string(),
-            reason,
+            reason: Some(rest.trim()).filter(|r| !r.is_empty()).map(str::to_string),
         };
-        if entry.contains(['/', '^', '$', '*', '+', '!', '%', '?', '\\']) {
+        if entry.bytes().any(pattern_byte) {
             match Pattern::new(entry, case_insensitive_patterns) {
-                Ok(re) if re.is_match(&full) => return (Some(hit), skipped),
+                Ok(re) if re.is_match(&full) => return (Some(hit()), skipped),
                 Ok(_) => {}
                 Err(e) => skipped.push(Skipped {
                     entry: entry.to_string(),
@@ -66,23 +63,58 @@ pub fn find<'a>(
             }
             continue;
         }
-        let entry_lc = entry.to_lowercase();
-        if !entry_lc.contains('@') {
+        if !entry.contains('@') {
             skipped.push(Skipped {
                 entry: entry.to_string(),
                 why: "no @ sign".into(),
             });
             continue;
         }
-        let matched = match entry_lc.strip_prefix('@') {
-            Some(domain) => domain == host,
-            None => entry_lc == full,
-        };
-        if matched {
-            return (Some(hit), skipped);
+        if lowercase_equals(entry, &host, &full) {
+            return (Some(hit()), skipped);
         }
     }
     (None, skipped)
+}
+
+/// A byte that makes an entry a pattern (all ASCII, so never part of another character's
+/// UTF-8).
+fn pattern_byte(b: u8) -> bool {
+    matches!(b, b'/' | b'^' | b'$' | b'*' | b'+' | b'!' | b'%' | b'?' | b'\\')
+}
+
+/// `entry [reason]`: the line's first word and the rest, split at white space as
+/// `char::is_whitespace` knows it. ASCII up to the split (nearly every line) is read byte
+/// by byte; a line with another character before it takes the general route.
+fn split_entry(line: &str) -> (&str, &str) {
+    let line = line.trim_start();
+    let end = match line
+        .bytes()
+        .position(|b| matches!(b, b'\t'..=b'\r' | b' ') || b >= 0x80)
+    {
+        Some(i) if line.as_bytes()[i] >= 0x80 => line.find(char::is_whitespace).unwrap_or(line.len()),
+        Some(i) => i,
+        None => line.len(),
+    };
+    line.split_at(end)
+}
+
+/// Does `entry`, lower-cased, name the address (`user@host`, `full`) or its domain
+/// (`@host`)? `host` and `full` are lower-cased already. An ASCII entry (nearly all) is
+/// compared without a lower-cased copy; any other is lower-cased as before (Unicode
+/// rules, including a final sigma).
+fn lowercase_equals(entry: &str, host: &str, full: &str) -> bool {
+    if entry.is_ascii() {
+        return match entry.strip_prefix('@') {
+            Some(domain) => domain.eq_ignore_ascii_case(host),
+            None => entry.eq_ignore_ascii_case(full),
+        };
+    }
+    let entry = entry.to_lowercase();
+    match entry.strip_prefix('@') {
+        Some(domain) => domain == host,
+        None => entry == full,
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +150,35 @@ mod tests {
         assert_eq!(skipped.len(), 2, "{skipped:?}");
         let (_, skipped) = find(["bad(+"].into_iter(), &Address::parse("<a@b.c>").unwrap(), false);
         assert_eq!(skipped.len(), 1);
+        // The reason of the line that matched, not of one before it.
+        let h = hit(&["@a.example first", "b@b.example second"], "<B@B.example>").unwrap();
+        assert_eq!(
+            (h.entry.as_str(), h.reason.as_deref()),
+            ("b@b.example", Some("second"))
+        );
+    }
+
+    #[test]
+    fn entries_split_at_any_white_space() {
+        assert_eq!(split_entry("  a@b.c\x0bwhy"), ("a@b.c", "\x0bwhy"));
+        assert_eq!(split_entry("a@b.c"), ("a@b.c", ""));
+        assert_eq!(split_entry("\u{a0}é@b.c\u{2003}why"), ("é@b.c", "\u{2003}why"));
+        assert_eq!(split_entry("é@b.c\twhy"), ("é@b.c", "\twhy"));
+        let h = hit(&["@b.example\u{3000}full-width space"], "<a@b.example>").unwrap();
+        assert_eq!(h.reason.as_deref(), Some("full-width space"));
+    }
+
+    #[test]
+    fn case_is_folded_as_unicode_lowercase() {
+        // An ASCII entry against an ASCII address, and entries with other letters, which
+        // are lower-cased with Unicode's rules on both sides.
+        assert!(hit(&["@TEST.Example"], "<x@test.example>").is_some());
+        assert!(hit(&["JÖRG@example.org"], "<jörg@example.org>").is_some());
+        assert!(hit(&["jörg@example.org"], "<JÖRG@EXAMPLE.org>").is_some());
+        assert!(hit(&["@BÜCHER.example"], "<a@bücher.example>").is_some());
+        assert!(hit(&["jorg@example.org"], "<jörg@example.org>").is_none());
+        // The address is lower-cased with Unicode's rules too: the Kelvin sign is a k.
+        assert!(hit(&["\u{212a}@example.org"], "<k@example.org>").is_some());
+        assert!(hit(&["k@example.org"], "<\u{212a}@example.org>").is_some());
     }
 }
