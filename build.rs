@@ -41,9 +41,9 @@ fn main() {
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
     }
     println!("cargo:rerun-if-changed={HOT_SYMBOLS}");
-    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
-    let other_linker = var("CARGO_ENCODED_RUSTFLAGS").contains("linker")
-        || std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some();
+    // RUSTC_LINKER: a linker chosen in the environment or in a Cargo config file.
+    let other_linker =
+        var("CARGO_ENCODED_RUSTFLAGS").contains("linker") || std::env::var_os("RUSTC_LINKER").is_some();
     if var("TARGET") == "x86_64-unknown-linux-gnu" && var("PROFILE") == "release" && !fuzzing && !other_linker
     {
         let list = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join(HOT_SYMBOLS);
