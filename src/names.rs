@@ -46,14 +46,7 @@ pub fn user_by_name(name: &str) -> Result<Option<Account>, String> {
             gid,
         }));
     }
-    match nix::unistd::User::from_name(name) {
-        Ok(u) => Ok(u.map(|u| Account {
-            name: u.name,
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-        })),
-        Err(e) => Err(e.desc().to_string()),
-    }
+    from_nss(nix::unistd::User::from_name(name))
 }
 
 /// The account with this uid, if the system has one.
@@ -69,7 +62,12 @@ pub fn user_by_uid(uid: u32) -> Result<Option<Account>, String> {
             gid,
         }));
     }
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+    from_nss(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)))
+}
+
+/// The dynamic build's answer from NSS, as an [`Account`].
+fn from_nss(answer: nix::Result<Option<nix::unistd::User>>) -> Result<Option<Account>, String> {
+    match answer {
         Ok(u) => Ok(u.map(|u| Account {
             name: u.name,
             uid: u.uid.as_raw(),
