@@ -18,6 +18,8 @@ mod dns;
 mod peers;
 #[path = "bench/slow.rs"]
 mod slow;
+#[path = "bench/start.rs"]
+mod start;
 #[path = "bench/storage.rs"]
 mod storage;
 #[path = "bench/tls.rs"]
@@ -42,6 +44,8 @@ struct Opts {
     /// The floor's binary, built as the measured server is (bench/run: static-pie).
     floor: Option<PathBuf>,
     variants: Vec<(String, PathBuf)>,
+    /// `--start NAME=PATH`: bench/start.c built with each C library ([start]).
+    starts: Vec<(String, PathBuf)>,
     greetings: usize,
     big_mb: usize,
     record: bool,
@@ -67,6 +71,7 @@ fn opts() -> Opts {
         binary: None,
         floor: None,
         variants: Vec::new(),
+        starts: Vec::new(),
         greetings: 300,
         big_mb: 100,
         record: false,
@@ -114,6 +119,12 @@ fn opts() -> Opts {
             "--binary" => {
                 let path = args.next().expect("--binary needs a path");
                 o.binary = Some(std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+            }
+            "--start" => {
+                let v = args.next().expect("--start needs NAME=PATH");
+                let (name, path) = v.split_once('=').expect("--start needs NAME=PATH");
+                let path = std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                o.starts.push((name.to_string(), path));
             }
             "--floor" => {
                 let path = args.next().expect("--floor needs a path");
@@ -326,6 +337,7 @@ fn main() {
         o.greetings,
     );
     cost::print("qpsmtpd-rs sample", &ours_cost);
+    start::run(&o.starts, o.greetings, ours_cost.cpu_ms);
     cost::print_memory("floor", &cost::memory(&mut Command::new(&floor), &body));
     let ours_memory = cost::memory(
         Command::new(&ours)

@@ -22,7 +22,8 @@ pub struct Cost {
     pub failed: usize,
 }
 
-fn snapshot() -> (f64, f64, f64, f64) {
+/// The waited children's user and system seconds, minor and major faults, so far.
+pub fn snapshot() -> (f64, f64, f64, f64) {
     match getrusage(UsageWho::RUSAGE_CHILDREN) {
         Ok(u) => {
             let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
@@ -51,7 +52,11 @@ pub fn per_session(cmd: &mut Command, body: &[u8], n: usize) -> Cost {
         }
         let _ = child.wait();
     }
-    let after = snapshot();
+    average(before, snapshot(), n, failed)
+}
+
+/// The average over `n` children from two [`snapshot`]s.
+pub fn average(before: (f64, f64, f64, f64), after: (f64, f64, f64, f64), n: usize, failed: usize) -> Cost {
     let per = |a: f64, b: f64| (b - a) / n.max(1) as f64;
     Cost {
         cpu_ms: per(before.0 + before.1, after.0 + after.1) * 1e3,

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use super::{
     Opts, Target, callgrind, compare, cost, exec_to_greeting, make_maildir, peers, s_num, sample_chain,
-    write_config,
+    start, write_config,
 };
 
 pub fn run(o: &Opts, variants: &[(String, PathBuf)], tcpserver: &Path, floor: &Path, body: &[u8]) {
@@ -70,10 +70,12 @@ pub fn run(o: &Opts, variants: &[(String, PathBuf)], tcpserver: &Path, floor: &P
     );
     let transcript = o.work.join("session.txt");
     std::fs::write(&transcript, super::transcript_text(body)).unwrap();
+    let mut first_cpu = None;
     for (name, bin) in variants {
         let mut cmd = Command::new(bin);
         cmd.arg("--config").arg(&cfg).current_dir(&dir);
         let c = cost::per_session(&mut cmd, body, o.greetings);
+        first_cpu.get_or_insert(c.cpu_ms);
         let instr = callgrind(bin, &cfg, &dir, &transcript);
         let greet = exec_to_greeting(&mut cmd, o.greetings).0;
         let mem = cost::memory(&mut cmd, body);
@@ -90,6 +92,7 @@ pub fn run(o: &Opts, variants: &[(String, PathBuf)], tcpserver: &Path, floor: &P
             mem.private as f64 / 1024.0
         );
     }
+    start::run(&o.starts, o.greetings, first_cpu.unwrap_or(0.0));
 }
 
 /// Dynamic relocations the loader (or static-pie's self-relocation) applies at start, as
