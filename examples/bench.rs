@@ -337,7 +337,6 @@ fn main() {
         o.greetings,
     );
     cost::print("qpsmtpd-rs sample", &ours_cost);
-    start::run(&o.starts, o.greetings, ours_cost.cpu_ms);
     cost::print_memory("floor", &cost::memory(&mut Command::new(&floor), &body));
     let ours_memory = cost::memory(
         Command::new(&ours)
@@ -347,6 +346,7 @@ fn main() {
         &body,
     );
     cost::print_memory("qpsmtpd-rs sample", &ours_memory);
+    start::run(&o.starts, o.greetings, ours_cost.cpu_ms);
 
     println!(
         "\nexec to greeting (spawned directly with a socket as fd 0/1, {} times, p50 / p99):",
