@@ -34,13 +34,24 @@ pub fn find<'a>(
     case_insensitive_patterns: bool,
 ) -> (Option<Hit>, Vec<Skipped>) {
     let mut skipped = Vec::new();
-    let Some(host) = addr.host().map(str::to_lowercase) else {
+    let (user, Some(host)) = (addr.user(), addr.host()) else {
         return (None, skipped);
     };
-    if addr.user().is_empty() {
+    if user.is_empty() {
         return (None, skipped);
     }
-    let full = format!("{}@{host}", addr.user().to_lowercase());
+    // The lower-cased `host` and `user@host`, made only when a line needs them: for a
+    // pattern, or when the entry or the address is not ASCII (where Unicode lower-casing
+    // can turn another character into an ASCII one: the Kelvin sign into `k`).
+    let ascii = user.is_ascii() && host.is_ascii();
+    let cell = std::cell::OnceCell::new();
+    let lowered = || {
+        cell.get_or_init(|| {
+            let host = host.to_lowercase();
+            let full = format!("{}@{host}", user.to_lowercase());
+            (host, full)
+        })
+    };
     for line in lines {
         let (entry, rest) = split_entry(line);
         if entry.is_empty() {
@@ -54,7 +65,7 @@ pub fn find<'a>(
         };
         if entry.bytes().any(pattern_byte) {
             match Pattern::new(entry, case_insensitive_patterns) {
-                Ok(re) if re.is_match(&full) => return (Some(hit()), skipped),
+                Ok(re) if re.is_match(&lowered().1) => return (Some(hit()), skipped),
                 Ok(_) => {}
                 Err(e) => skipped.push(Skipped {
                     entry: entry.to_string(),
@@ -63,18 +74,38 @@ pub fn find<'a>(
             }
             continue;
         }
-        if !entry.contains('@') {
+        if !entry.as_bytes().contains(&b'@') {
             skipped.push(Skipped {
                 entry: entry.to_string(),
                 why: "no @ sign".into(),
             });
             continue;
         }
-        if lowercase_equals(entry, &host, &full) {
+        let names = if ascii && entry.is_ascii() {
+            ascii_names(entry, user, host)
+        } else {
+            let (host, full) = lowered();
+            lowercase_equals(entry, host, full)
+        };
+        if names {
             return (Some(hit()), skipped);
         }
     }
     (None, skipped)
+}
+
+/// Does the ASCII `entry` name the ASCII address `user@host` or its domain (`@host`),
+/// ignoring ASCII case: what [`lowercase_equals`] answers, without lower-cased copies.
+fn ascii_names(entry: &str, user: &str, host: &str) -> bool {
+    match entry.strip_prefix('@') {
+        Some(domain) => domain.eq_ignore_ascii_case(host),
+        None => {
+            entry.len() == user.len() + 1 + host.len()
+                && entry.as_bytes()[user.len()] == b'@'
+                && entry[..user.len()].eq_ignore_ascii_case(user)
+                && entry[user.len() + 1..].eq_ignore_ascii_case(host)
+        }
+    }
 }
 
 /// A byte that makes an entry a pattern (all ASCII, so never part of another character's
@@ -123,6 +154,19 @@ mod tests {
 
     fn hit(lines: &[&str], addr: &str) -> Option<Hit> {
         find(lines.iter().copied(), &Address::parse(addr).unwrap(), false).0
+    }
+
+    /// ASCII entries and addresses are compared in place, ignoring ASCII case: the whole
+    /// entry, split where the address has its `@`, with nothing more or less.
+    #[test]
+    fn ascii_entries_match_whole_addresses_in_any_case() {
+        assert!(hit(&["mAtT@tEsT.cOm"], "<MaTt@TeSt.CoM>").is_some());
+        assert!(hit(&["matt@test.co"], "<matt@test.com>").is_none());
+        assert!(hit(&["matt@test.comm"], "<matt@test.com>").is_none());
+        assert!(hit(&["mat@ttest.com"], "<matt@test.com>").is_none());
+        assert!(hit(&["matt.test.com"], "<matt@test.com>").is_none());
+        assert!(hit(&["@TEST.COM"], "<matt@test.com>").is_some());
+        assert!(hit(&["@test.co"], "<matt@test.com>").is_none());
     }
 
     /// qpsmtpd t/plugin_tests/badmailfrom cases.

@@ -303,7 +303,7 @@ fn loaded(chain: &Chain, name: &str) -> bool {
     chain
         .plugins()
         .iter()
-        .any(|p| registry::canonical(&p.spec.base) == name)
+        .any(|p| registry::canonical(p.spec.base()) == name)
 }
 
 /// A `flat_auth_pw` entry that never matches, or whose hash string is its password.
@@ -336,7 +336,7 @@ fn mail_plugins_before_require_auth(r: &mut Report<'_>, chain: &Chain) {
         .collect();
     if let Some(at) = mail_plugins
         .iter()
-        .position(|p| registry::canonical(&p.spec.base) == "require_auth")
+        .position(|p| registry::canonical(p.spec.base()) == "require_auth")
     {
         for p in &mail_plugins[..at] {
             r.warning(format_args!(

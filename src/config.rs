@@ -34,7 +34,7 @@ use lines::Store;
 
 pub use error::ConfigError;
 pub use files::open_regular;
-pub use lines::{Entry, Lines};
+pub use lines::{Entry, EntryRef, Lines};
 
 /// The TOML file that may hold any config item instead of its own file.
 pub const TOML_FILE: &str = "qpsmtpd-rs.toml";
@@ -158,7 +158,7 @@ impl Config {
     /// The first line parsed as a number; a value that is not a number is an error.
     pub fn number(&self, name: &str) -> Result<Option<u64>, ConfigError> {
         let lines = self.lines(name)?;
-        let Some(entry) = lines.entries().first() else {
+        let Some(entry) = lines.first_entry() else {
             return Ok(None);
         };
         entry
@@ -166,7 +166,7 @@ impl Config {
             .parse::<u64>()
             .map(Some)
             .map_err(|_| ConfigError::Invalid {
-                path: entry.file.clone(),
+                path: entry.file.to_path_buf(),
                 line: entry.line,
                 reason: format!("{name} must be a whole number, not {:?}", entry.text),
             })
@@ -184,9 +184,8 @@ impl Config {
         }
         let lines = self.lines(name)?;
         let (path, line) = lines
-            .entries()
-            .first()
-            .map_or((self.dir.join(name), 0), |e| (e.file.clone(), e.line));
+            .first_entry()
+            .map_or((self.dir.join(name), 0), |e| (e.file.to_path_buf(), e.line));
         Err(ConfigError::Invalid {
             path,
             line,

@@ -141,7 +141,7 @@ const SET_ID_HANDOFFS: [&str; 5] = [
 /// a set-id program: one of [`SET_ID_HANDOFFS`], or any external program (which could
 /// start anything). Returns whether it was set.
 pub fn forbid_new_privileges(chain: &Chain) -> bool {
-    if nix::unistd::geteuid().is_root() || chain.plugins().iter().any(|p| may_need_set_id(&p.spec.base)) {
+    if nix::unistd::geteuid().is_root() || chain.plugins().iter().any(|p| may_need_set_id(p.spec.base())) {
         return false;
     }
     crate::privileges::forbid_new_privileges().is_ok()
@@ -157,10 +157,10 @@ fn may_need_set_id(base: &str) -> bool {
 fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError> {
     let lines = config.lines("logging")?;
     let mut sinks: Vec<Box<dyn LogSink>> = Vec::new();
-    for entry in lines.entries() {
-        let spec = parse_spec(entry)?;
+    for entry in lines.each() {
+        let spec = parse_spec(entry, entry.file.into())?;
         let sink = registry::build_sink(&spec, config).map_err(|e| LoadError {
-            file: entry.file.clone(),
+            file: entry.file.to_path_buf(),
             line: entry.line,
             message: e.to_string(),
         })?;
@@ -173,13 +173,16 @@ fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError
             message,
         })?;
         if conn.network {
-            let spec = parse_spec(&crate::config::Entry {
-                text: format!("logging/syslog loglevel {}", level as u8),
-                file: config.dir().join("logging"),
+            let file = config.dir().join("logging");
+            let text = format!("logging/syslog loglevel {}", level as u8);
+            let entry = crate::config::EntryRef {
+                text: &text,
+                file: &file,
                 line: 0,
-            })?;
+            };
+            let spec = parse_spec(entry, file.as_path().into())?;
             sinks.push(registry::build_sink(&spec, config).map_err(|e| LoadError {
-                file: spec.file.clone(),
+                file: spec.file.to_path_buf(),
                 line: 0,
                 message: e.to_string(),
             })?);

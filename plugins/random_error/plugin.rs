@@ -45,10 +45,16 @@ fn sixth_root(y: f64) -> f64 {
     if y <= 0.0 {
         return 0.0;
     }
+    // Newton's method from 1.0; it stops when a step no longer moves the value (at once
+    // for 0%, the usual setting), else after 60 steps.
     let mut r: f64 = 1.0;
     for _ in 0..60 {
         let r5 = r * r * r * r * r;
-        r -= (r5 * r - y) / (6.0 * r5);
+        let next = r - (r5 * r - y) / (6.0 * r5);
+        if next == r {
+            break;
+        }
+        r = next;
     }
     r
 }

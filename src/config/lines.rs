@@ -15,6 +15,29 @@ pub struct Entry {
     pub line: usize,
 }
 
+/// One config line and where it came from, borrowed from its value: what [`Lines::each`]
+/// yields, without the copies an [`Entry`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The trimmed text.
+    pub text: &'a str,
+    /// The file it was read from.
+    pub file: &'a Path,
+    /// Its 1-based line number (0 for values from the TOML file).
+    pub line: usize,
+}
+
+impl Entry {
+    /// The same line, borrowed.
+    pub fn borrowed(&self) -> EntryRef<'_> {
+        EntryRef {
+            text: &self.text,
+            file: &self.file,
+            line: self.line,
+        }
+    }
+}
+
 /// A config value: the list of its lines.
 #[derive(Debug, Clone, Default)]
 pub struct Lines(pub(super) Rc<Store>);
@@ -101,6 +124,26 @@ impl Lines {
         (!self.0.ends.is_empty()).then(|| self.0.text(0))
     }
 
+    /// The lines with their origins, borrowed: no copy of any text or file name (a
+    /// plugin line is read once, at start, so [`Lines::entries`] would copy it for
+    /// nothing).
+    pub fn each(&self) -> impl Iterator<Item = EntryRef<'_>> {
+        (0..self.0.ends.len()).map(|i| self.entry(i))
+    }
+
+    /// The first line with its origin, borrowed.
+    pub fn first_entry(&self) -> Option<EntryRef<'_>> {
+        (!self.0.ends.is_empty()).then(|| self.entry(0))
+    }
+
+    fn entry(&self, i: usize) -> EntryRef<'_> {
+        EntryRef {
+            text: self.0.text(i),
+            file: self.0.file(i),
+            line: self.0.numbers[i] as usize,
+        }
+    }
+
     /// The lines with their origins.
     pub fn entries(&self) -> &[Entry] {
         self.0.entries.get_or_init(|| {
@@ -112,6 +155,11 @@ impl Lines {
                 })
                 .collect()
         })
+    }
+
+    /// How many lines.
+    pub fn len(&self) -> usize {
+        self.0.ends.len()
     }
 
     /// Is the value unset or empty?

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::spec::parse_spec;
 use super::{
@@ -116,9 +117,13 @@ impl Chain {
         let hooks = plugin.hooks();
         let offers = plugin.offers();
         let index = self.plugins.len();
+        // Loading reserves room for every plugin line; each hook's list gets as much on
+        // its first plugin, so that none is grown a plugin at a time.
+        let room = self.plugins.capacity();
         for hook in &hooks {
             let list = &mut self.by_hook[hook.index()];
             if !list.contains(&index) {
+                list.reserve(room.saturating_sub(list.len()));
                 list.push(index);
             }
         }
@@ -135,10 +140,15 @@ impl Chain {
     pub fn load(config: &Config) -> Result<Chain, LoadError> {
         let lines = config.lines("plugins")?;
         let mut chain = Chain::new();
-        for entry in lines.entries() {
-            let spec = parse_spec(entry)?;
+        chain.plugins.reserve_exact(lines.len());
+        let mut file: Rc<Path> = Rc::from(Path::new(""));
+        for entry in lines.each() {
+            if file.as_os_str() != entry.file.as_os_str() {
+                file = Rc::from(entry.file);
+            }
+            let spec = parse_spec(entry, file.clone())?;
             let plugin = registry::build(&spec, config).map_err(|e| LoadError {
-                file: entry.file.clone(),
+                file: entry.file.to_path_buf(),
                 line: entry.line,
                 message: e.to_string(),
             })?;

@@ -162,7 +162,7 @@ pub fn canonical(name: &str) -> &str {
 
 /// Builds the plugin a config line names.
 pub fn build(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, BuildError> {
-    let name = canonical(&spec.base);
+    let name = canonical(spec.base());
     let refused = |error| BuildError::Refused {
         plugin: spec.name.clone(),
         error,
@@ -187,7 +187,7 @@ pub fn build(spec: &PluginSpec, config: &Config) -> Result<Box<dyn Plugin>, Buil
 
 /// Builds the log sink a `config/logging` line names.
 pub fn build_sink(spec: &PluginSpec, config: &Config) -> Result<Box<dyn LogSink>, BuildError> {
-    match LOG_SINKS.iter().find(|(n, _)| *n == spec.base) {
+    match LOG_SINKS.iter().find(|(n, _)| *n == spec.base()) {
         Some((_, make)) => make(spec, config).map_err(|error| BuildError::Refused {
             plugin: spec.name.clone(),
             error,

@@ -1,7 +1,7 @@
 //! How a line of `config/plugins` is read: the plugin's name, instance and arguments, and
 //! the `loglevel` argument every plugin takes.
 
-use crate::config::Entry;
+use crate::config::EntryRef;
 use crate::log::Level;
 
 use super::LoadError;
@@ -11,16 +11,23 @@ use super::LoadError;
 pub struct PluginSpec {
     /// The name as written (`relay`, `queue/maildir`, `relay:0`).
     pub name: String,
-    /// The name without an `:N` instance suffix.
-    pub base: String,
     /// The arguments after the name.
     pub args: Vec<String>,
-    /// The file the line came from.
-    pub file: std::path::PathBuf,
+    /// The file the line came from (shared by the lines of one file).
+    pub file: std::rc::Rc<std::path::Path>,
     /// The line number in that file.
     pub line: usize,
     /// `loglevel N` / `loglevel +N` from the arguments (taken out of `args`).
     pub log_adjust: Option<LogAdjust>,
+}
+
+impl PluginSpec {
+    /// The name without an `:N` instance suffix.
+    pub fn base(&self) -> &str {
+        self.name
+            .split_once(':')
+            .map_or(&self.name, |(base, _instance)| base)
+    }
 }
 
 /// qpsmtpd's per-plugin `loglevel` argument (`Qpsmtpd::Plugin::adjust_log_level`): a level
@@ -59,9 +66,13 @@ impl LogAdjust {
 }
 
 /// `name arg arg ...`; `name:N` is another instance of `name`; printable ASCII only.
-pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
+/// `file` is `entry.file`, shared with the other lines of that file.
+pub(crate) fn parse_spec(
+    entry: EntryRef<'_>,
+    file: std::rc::Rc<std::path::Path>,
+) -> Result<PluginSpec, LoadError> {
     let err = |message: String| LoadError {
-        file: entry.file.clone(),
+        file: entry.file.to_path_buf(),
         line: entry.line,
         message,
     };
@@ -74,38 +85,38 @@ pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
     }
     // Printable ASCII and tabs only from here: ASCII white space is all the white space,
     // and a two-byte search needs no substring searcher.
-    let mut words = entry.text.split_ascii_whitespace().map(str::to_string);
+    let mut words = entry.text.split_ascii_whitespace();
     let name = words.next().unwrap_or_default();
     if name.as_bytes().windows(2).any(|w| w == b"::") {
         return Err(err(format!(
             "{name}: Perl module plugins cannot be loaded; run it as an external plugin program instead"
         )));
     }
-    let base = match name.split_once(':') {
-        Some((base, _instance)) => base.to_string(),
-        None => name.clone(),
-    };
-    let mut args: Vec<String> = words.collect();
     // `loglevel` is a key every plugin takes (qpsmtpd's base class reads it), so it is
-    // taken out here wherever it stands as a key of key/value arguments.
+    // taken out here wherever it stands as a key of key/value arguments (an even position
+    // among them), the first time, with its value.
+    let mut args = Vec::new();
     let mut log_adjust = None;
-    if let Some(i) = (0..args.len().saturating_sub(1))
-        .step_by(2)
-        .find(|&i| args[i] == "loglevel")
-    {
-        let value = args[i + 1].clone();
-        log_adjust = Some(LogAdjust::parse(&value).ok_or_else(|| {
-            err(format!(
-                "{name}: invalid loglevel {value:?} (0-7, LOGINFO, +N or -N)"
-            ))
-        })?);
-        args.drain(i..i + 2);
+    while let Some(word) = words.next() {
+        let key_position = args.len() % 2 == 0;
+        if key_position
+            && log_adjust.is_none()
+            && word == "loglevel"
+            && let Some(value) = words.next()
+        {
+            log_adjust = Some(LogAdjust::parse(value).ok_or_else(|| {
+                err(format!(
+                    "{name}: invalid loglevel {value:?} (0-7, LOGINFO, +N or -N)"
+                ))
+            })?);
+            continue;
+        }
+        args.push(word.to_string());
     }
     Ok(PluginSpec {
-        name,
-        base,
+        name: name.to_string(),
         args,
-        file: entry.file.clone(),
+        file,
         line: entry.line,
         log_adjust,
     })
@@ -115,25 +126,31 @@ pub(crate) fn parse_spec(entry: &Entry) -> Result<PluginSpec, LoadError> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::rc::Rc;
 
     #[test]
     fn spec_parsing() {
-        let entry = |t: &str| Entry {
-            text: t.into(),
-            file: PathBuf::from("plugins"),
+        let plugins = PathBuf::from("plugins");
+        let entry = |t: &'static str| EntryRef {
+            text: t,
+            file: &plugins,
             line: 3,
         };
-        let s = parse_spec(&entry("relay:0 only 1")).unwrap();
+        let s = parse_spec(entry("relay:0 only 1"), Rc::from(plugins.as_path())).unwrap();
         assert_eq!(
-            (s.name.as_str(), s.base.as_str(), s.args.clone()),
+            (s.name.as_str(), s.base(), s.args.clone()),
             ("relay:0", "relay", vec!["only".to_string(), "1".to_string()])
         );
-        assert!(parse_spec(&entry("My::Plugin")).is_err());
-        let s = parse_spec(&entry("badmailfrom reject 0 loglevel -1")).unwrap();
+        assert!(parse_spec(entry("My::Plugin"), Rc::from(plugins.as_path())).is_err());
+        let s = parse_spec(
+            entry("badmailfrom reject 0 loglevel -1"),
+            Rc::from(plugins.as_path()),
+        )
+        .unwrap();
         assert_eq!(s.args, vec!["reject".to_string(), "0".to_string()]);
         assert_eq!(s.log_adjust, Some(LogAdjust::Shift(-1)));
-        assert!(parse_spec(&entry("relay loglevel loud")).is_err());
-        let e = parse_spec(&entry("relay \u{7f}")).unwrap_err();
+        assert!(parse_spec(entry("relay loglevel loud"), Rc::from(plugins.as_path())).is_err());
+        let e = parse_spec(entry("relay \u{7f}"), Rc::from(plugins.as_path())).unwrap_err();
         assert_eq!(e.line, 3);
     }
 }

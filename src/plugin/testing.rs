@@ -1,7 +1,5 @@
 //! Running one plugin's hook as the session would, for unit tests beside a plugin's code.
 
-use std::path::PathBuf;
-
 use super::{Args, Chain, Env, Hook, Outcome, Plugin, PluginSpec};
 use crate::config::Config;
 use crate::connection::Connection;
@@ -13,9 +11,8 @@ use crate::transaction::Transaction;
 pub fn spec(name: &str, args: &[&str]) -> PluginSpec {
     PluginSpec {
         name: name.to_string(),
-        base: name.to_string(),
         args: args.iter().map(|a| a.to_string()).collect(),
-        file: PathBuf::from("plugins"),
+        file: std::rc::Rc::from(std::path::Path::new("plugins")),
         line: 1,
         log_adjust: None,
     }

@@ -58,7 +58,7 @@ impl Items<'_> {
     /// The first line of an item, a whole number.
     fn number(&self, name: &str) -> Result<Option<u64>, ConfigError> {
         let lines = self.chain.config(name, self.config, self.log)?;
-        let Some(entry) = lines.entries().first() else {
+        let Some(entry) = lines.first_entry() else {
             return Ok(None);
         };
         entry
@@ -66,7 +66,7 @@ impl Items<'_> {
             .parse::<u64>()
             .map(Some)
             .map_err(|_| ConfigError::Invalid {
-                path: entry.file.clone(),
+                path: entry.file.to_path_buf(),
                 line: entry.line,
                 reason: format!("{name} must be a whole number, not {:?}", entry.text),
             })

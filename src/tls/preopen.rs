@@ -46,9 +46,9 @@ impl Default for TlsFiles {
 /// The `tls` plugin's files as the config names them, when it loads the plugin.
 pub fn tls_files(config: &Config) -> Option<TlsFiles> {
     let lines = config.lines("plugins").ok()?;
-    lines.entries().iter().find_map(|entry| {
-        let spec = parse_spec(entry).ok()?;
-        (registry::canonical(&spec.base) == "tls").then(|| TlsFiles::from_args(&spec.args, config.dir()))
+    lines.each().find_map(|entry| {
+        let spec = parse_spec(entry, entry.file.into()).ok()?;
+        (registry::canonical(spec.base()) == "tls").then(|| TlsFiles::from_args(&spec.args, config.dir()))
     })
 }
 

@@ -267,9 +267,8 @@ mod tests {
     fn sink(args: &[&str]) -> Box<dyn LogSink> {
         let spec = PluginSpec {
             name: "logging/file".into(),
-            base: "logging/file".into(),
             args: args.iter().map(|s| s.to_string()).collect(),
-            file: "logging".into(),
+            file: std::rc::Rc::from(std::path::Path::new("logging")),
             line: 1,
             log_adjust: None,
         };

@@ -31,9 +31,8 @@ impl Plugin for Fixed {
 fn spec(name: &str) -> PluginSpec {
     PluginSpec {
         name: name.into(),
-        base: name.into(),
         args: vec![],
-        file: PathBuf::from("plugins"),
+        file: std::rc::Rc::from(std::path::Path::new("plugins")),
         line: 1,
         log_adjust: None,
     }

@@ -48,11 +48,11 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Builds the external plugin a config line names: `Ok(None)` when no plugin directory
 /// has it. `qmail-spp` is the qmail-spp compatibility runner.
 pub fn build(spec: &PluginSpec, config: &Config) -> Result<Option<Box<dyn Plugin>>, PluginError> {
-    if spec.base == spp::NAME {
+    if spec.base() == spp::NAME {
         return spp::new(spec, config).map(|p| Some(Box::new(p) as Box<dyn Plugin>));
     }
     let dirs = plugin_dirs(config).map_err(PluginError::Config)?;
-    let Some(program) = find::find(&spec.base, &dirs).map_err(PluginError::Program)? else {
+    let Some(program) = find::find(spec.base(), &dirs).map_err(PluginError::Program)? else {
         return Ok(None);
     };
     External::new(spec, config, &program).map(|p| Some(Box::new(p) as Box<dyn Plugin>))
