@@ -56,14 +56,13 @@ fuzz_target!(|data: &[u8]| {
     let server = server();
     let spec = PluginSpec {
         name: "auth/auth_dovecot".into(),
-        base: "auth/auth_dovecot".into(),
         args: vec![
             "socket".into(),
             server.path.to_string_lossy().into_owned(),
             "timeout".into(),
             "5".into(),
         ],
-        file: "plugins".into(),
+        file: std::rc::Rc::from(std::path::Path::new("plugins")),
         line: 1,
         log_adjust: None,
     };

@@ -126,9 +126,8 @@ fuzz_target!(|input: &[u8]| {
     chain.push(
         PluginSpec {
             name: "external".into(),
-            base: "external".into(),
             args: Vec::new(),
-            file: "plugins".into(),
+            file: std::rc::Rc::from(std::path::Path::new("plugins")),
             line: 0,
             log_adjust: None,
         },

@@ -107,9 +107,8 @@ fn session(network: bool, relay: bool) -> Session {
     chain.push(
         PluginSpec {
             name: "memory_queue".into(),
-            base: "memory_queue".into(),
             args: Vec::new(),
-            file: "plugins".into(),
+            file: std::rc::Rc::from(std::path::Path::new("plugins")),
             line: 0,
             log_adjust: None,
         },
