@@ -249,3 +249,23 @@ fn join_is_path_join() {
         }
     }
 }
+
+/// The borrowed view gives every line the text, file and number its copy has, also for
+/// lines spliced in from other files.
+#[test]
+fn the_borrowed_lines_are_the_entries() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("more"), "two\n\nthree\n").unwrap();
+    let include = format!("one\n$include {}\nfour\n", d.path().join("more").display());
+    fs::write(d.path().join("plugins"), include).unwrap();
+    let c = Config::open(d.path(), None).unwrap();
+    let lines = c.lines("plugins").unwrap();
+    let borrowed: Vec<_> = lines.each().collect();
+    let copies: Vec<_> = lines.entries().iter().map(|e| e.borrowed()).collect();
+    assert_eq!(borrowed, copies);
+    assert_eq!(lines.len(), 4);
+    assert_eq!(borrowed[1].file, d.path().join("more"));
+    assert_eq!((borrowed[2].text, borrowed[2].line), ("three", 3));
+    assert_eq!(borrowed[3].file, d.path().join("plugins"));
+    assert_eq!(lines.first_entry(), Some(borrowed[0]));
+}

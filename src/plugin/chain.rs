@@ -117,9 +117,9 @@ impl Chain {
         let hooks = plugin.hooks();
         let offers = plugin.offers();
         let index = self.plugins.len();
-        // Loading reserves room for every plugin line; each hook's list gets as much on
-        // its first plugin, so that none is grown a plugin at a time.
-        let room = self.plugins.capacity();
+        // Loading reserves room for every plugin line; each hook's list gets as much (up
+        // to 64) on its first plugin, so that none is grown a plugin at a time.
+        let room = self.plugins.capacity().min(64);
         for hook in &hooks {
             let list = &mut self.by_hook[hook.index()];
             if !list.contains(&index) {
