@@ -78,7 +78,7 @@ static CHOSEN: Mutex<Vec<(FsKey, Scheme, String)>> = Mutex::new(Vec::new());
 /// The scheme for `file` (an open file on the maildir's file system), worked out once
 /// per device and file system type: fstat and fstatfs every time (a device formatted
 /// anew while the process runs, say XFS then ext2, is not taken for the old one), and
-/// for ext2/3/4 the first time one readlink and one directory listing ([`detect_on`]).
+/// for ext2/3/4 the first time one readlink and one look-up ([`detect_on`]).
 pub fn choose(file: &File) -> Choice {
     let key = match fs_key(file) {
         Ok(key) => key,
@@ -126,7 +126,7 @@ fn fs_key(file: &File) -> Result<FsKey, String> {
 }
 
 /// [`detect`] for a file system already known by its key: for ext2/3/4, one readlink
-/// and one directory listing.
+/// and one look-up of the usual journal entry (a directory listing when it is missing).
 fn detect_on((dev, f_type): FsKey) -> (Scheme, String) {
     if f_type != EXT_MAGIC {
         return decide(f_type, None, &[]);
@@ -139,6 +139,14 @@ fn detect_on((dev, f_type): FsKey) -> (Scheme, String) {
             return (Scheme::TwoSyncs, why);
         }
     };
+    // An internal journal is inode 8, so `<device>-8` is nearly always the entry: one
+    // look-up answers, and the directory is listed only when it is not there.
+    if let Some(dev) = &device {
+        let usual = format!("{dev}-8");
+        if Path::new(JBD2_DIR).join(&usual).exists() {
+            return decide(f_type, Some(dev), &[usual]);
+        }
+    }
     let journals = match std::fs::read_dir(JBD2_DIR) {
         Ok(entries) => entries
             .flatten()
