@@ -122,7 +122,7 @@ impl Chain {
         let room = self.plugins.capacity().min(64);
         for hook in &hooks {
             let list = &mut self.by_hook[hook.index()];
-            if !list.contains(&index) {
+            if list.last() != Some(&index) {
                 list.reserve(room.saturating_sub(list.len()));
                 list.push(index);
             }
