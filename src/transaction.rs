@@ -107,7 +107,7 @@ impl Spool {
     pub fn copy_to_file(&mut self, out: &mut BufWriter<File>) -> io::Result<u64> {
         self.flush()?;
         match &self.file {
-            Some(f) => io::copy(&mut f.temp.reopen()?, out),
+            Some(f) => copy_spool_file(f, out),
             None => {
                 out.write_all(&self.memory)?;
                 Ok(self.memory.len() as u64)
@@ -251,6 +251,15 @@ impl Transaction {
         let parsed = mail_parser::MessageParser::default().parse_headers(&bytes[..])?;
         Some(f(&parsed))
     }
+}
+
+/// A spooled body into `out`, file to file ([`Spool::copy_to_file`]). Not inlined: std's
+/// copy keeps an 8 KiB buffer on the stack for its fallback, and inlined into the queue
+/// plugin its stack probe touched those two pages for every message, also for bodies held
+/// in memory that never come here.
+#[inline(never)]
+fn copy_spool_file(f: &SpoolFile, out: &mut BufWriter<File>) -> io::Result<u64> {
+    io::copy(&mut f.temp.reopen()?, out)
 }
 
 #[cfg(test)]

@@ -171,7 +171,11 @@ impl Maildir {
             .mode(self.perms & 0o666)
             .open(path)
             .map_err(|e| ("open", e))?;
-        let mut out = BufWriter::with_capacity(64 * 1024, file);
+        // Room for the whole file when the message is small (its Return-Path and
+        // Delivered-To lines within the 1 KiB over its size), 64 KiB at most: a large
+        // body goes from the spool file to this one in the kernel, past the buffer.
+        let room = usize::try_from(cx.txn.message_size()).unwrap_or(usize::MAX);
+        let mut out = BufWriter::with_capacity(room.saturating_add(1024).min(64 * 1024), file);
         let sender = cx.txn.sender.clone().unwrap_or_else(Address::null);
         let write = |out: &mut BufWriter<File>, cx: &mut Context<'_>| -> io::Result<()> {
             writeln!(out, "Return-Path: {}", sender.smtp_path())?;
