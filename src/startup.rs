@@ -158,7 +158,7 @@ fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError
     let lines = config.lines("logging")?;
     let mut sinks: Vec<Box<dyn LogSink>> = Vec::new();
     for entry in lines.each() {
-        let spec = parse_spec(entry, entry.file.into())?;
+        let spec = parse_spec(entry.text, entry.file.into(), entry.line)?;
         let sink = registry::build_sink(&spec, config).map_err(|e| LoadError {
             file: entry.file.to_path_buf(),
             line: entry.line,
@@ -173,14 +173,8 @@ fn build_logger(config: &Config, conn: &Connection) -> Result<Logger, StartError
             message,
         })?;
         if conn.network {
-            let file = config.dir().join("logging");
             let text = format!("logging/syslog loglevel {}", level as u8);
-            let entry = crate::config::EntryRef {
-                text: &text,
-                file: &file,
-                line: 0,
-            };
-            let spec = parse_spec(entry, file.as_path().into())?;
+            let spec = parse_spec(&text, config.dir().join("logging").into(), 0)?;
             sinks.push(registry::build_sink(&spec, config).map_err(|e| LoadError {
                 file: spec.file.to_path_buf(),
                 line: 0,

@@ -146,7 +146,7 @@ impl Chain {
             if file.as_os_str() != entry.file.as_os_str() {
                 file = Rc::from(entry.file);
             }
-            let spec = parse_spec(entry, file.clone())?;
+            let spec = parse_spec(entry.text, file.clone(), entry.line)?;
             let plugin = registry::build(&spec, config).map_err(|e| LoadError {
                 file: entry.file.to_path_buf(),
                 line: entry.line,

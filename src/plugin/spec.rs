@@ -1,7 +1,9 @@
 //! How a line of `config/plugins` is read: the plugin's name, instance and arguments, and
 //! the `loglevel` argument every plugin takes.
 
-use crate::config::EntryRef;
+use std::path::Path;
+use std::rc::Rc;
+
 use crate::log::Level;
 
 use super::LoadError;
@@ -14,7 +16,7 @@ pub struct PluginSpec {
     /// The arguments after the name.
     pub args: Vec<String>,
     /// The file the line came from (shared by the lines of one file).
-    pub file: std::rc::Rc<std::path::Path>,
+    pub file: Rc<Path>,
     /// The line number in that file.
     pub line: usize,
     /// `loglevel N` / `loglevel +N` from the arguments (taken out of `args`).
@@ -65,27 +67,20 @@ impl LogAdjust {
     }
 }
 
-/// `name arg arg ...`; `name:N` is another instance of `name`; printable ASCII only.
-/// `file` is `entry.file`, shared with the other lines of that file.
-pub(crate) fn parse_spec(
-    entry: EntryRef<'_>,
-    file: std::rc::Rc<std::path::Path>,
-) -> Result<PluginSpec, LoadError> {
+/// `name arg arg ...` (line `line` of `file`, which the lines of one file share);
+/// `name:N` is another instance of `name`; printable ASCII only.
+pub(crate) fn parse_spec(text: &str, file: Rc<Path>, line: usize) -> Result<PluginSpec, LoadError> {
     let err = |message: String| LoadError {
-        file: entry.file.to_path_buf(),
-        line: entry.line,
+        file: file.to_path_buf(),
+        line,
         message,
     };
-    if !entry
-        .text
-        .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) || b == b'\t')
-    {
+    if !text.bytes().all(|b| (b' '..=b'~').contains(&b) || b == b'\t') {
         return Err(err("unsafe characters in plugin line".into()));
     }
     // Printable ASCII and tabs only from here: ASCII white space is all the white space,
     // and a two-byte search needs no substring searcher.
-    let mut words = entry.text.split_ascii_whitespace();
+    let mut words = text.split_ascii_whitespace();
     let name = words.next().unwrap_or_default();
     if name.as_bytes().windows(2).any(|w| w == b"::") {
         return Err(err(format!(
@@ -117,7 +112,7 @@ pub(crate) fn parse_spec(
         name: name.to_string(),
         args,
         file,
-        line: entry.line,
+        line,
         log_adjust,
     })
 }
@@ -125,32 +120,21 @@ pub(crate) fn parse_spec(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use std::rc::Rc;
 
     #[test]
     fn spec_parsing() {
-        let plugins = PathBuf::from("plugins");
-        let entry = |t: &'static str| EntryRef {
-            text: t,
-            file: &plugins,
-            line: 3,
-        };
-        let s = parse_spec(entry("relay:0 only 1"), Rc::from(plugins.as_path())).unwrap();
+        let parse = |t: &str| parse_spec(t, Rc::from(Path::new("plugins")), 3);
+        let s = parse("relay:0 only 1").unwrap();
         assert_eq!(
             (s.name.as_str(), s.base(), s.args.clone()),
             ("relay:0", "relay", vec!["only".to_string(), "1".to_string()])
         );
-        assert!(parse_spec(entry("My::Plugin"), Rc::from(plugins.as_path())).is_err());
-        let s = parse_spec(
-            entry("badmailfrom reject 0 loglevel -1"),
-            Rc::from(plugins.as_path()),
-        )
-        .unwrap();
+        assert!(parse("My::Plugin").is_err());
+        let s = parse("badmailfrom reject 0 loglevel -1").unwrap();
         assert_eq!(s.args, vec!["reject".to_string(), "0".to_string()]);
         assert_eq!(s.log_adjust, Some(LogAdjust::Shift(-1)));
-        assert!(parse_spec(entry("relay loglevel loud"), Rc::from(plugins.as_path())).is_err());
-        let e = parse_spec(entry("relay \u{7f}"), Rc::from(plugins.as_path())).unwrap_err();
+        assert!(parse("relay loglevel loud").is_err());
+        let e = parse("relay \u{7f}").unwrap_err();
         assert_eq!(e.line, 3);
     }
 }

@@ -47,7 +47,7 @@ impl Default for TlsFiles {
 pub fn tls_files(config: &Config) -> Option<TlsFiles> {
     let lines = config.lines("plugins").ok()?;
     lines.each().find_map(|entry| {
-        let spec = parse_spec(entry, entry.file.into()).ok()?;
+        let spec = parse_spec(entry.text, entry.file.into(), entry.line).ok()?;
         (registry::canonical(spec.base()) == "tls").then(|| TlsFiles::from_args(&spec.args, config.dir()))
     })
 }
