@@ -61,6 +61,16 @@ struct Opts {
     dns_only: bool,
 }
 
+/// `NAME=PATH` of a flag, the path made absolute (each server runs in its own directory).
+fn named_path(arg: Option<String>, flag: &str) -> (String, PathBuf) {
+    let arg = arg.unwrap_or_else(|| panic!("{flag} needs NAME=PATH"));
+    let (name, path) = arg
+        .split_once('=')
+        .unwrap_or_else(|| panic!("{flag} needs NAME=PATH"));
+    let path = std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (name.to_string(), path)
+}
+
 fn opts() -> Opts {
     let mut o = Opts {
         sessions: 2000,
@@ -109,23 +119,12 @@ fn opts() -> Opts {
             }
             "--rounds" => o.rounds = num("--rounds").max(1),
             "--no-peers" => o.peers = false,
-            "--variant" => {
-                let v = args.next().expect("--variant needs NAME=PATH");
-                let (name, path) = v.split_once('=').expect("--variant needs NAME=PATH");
-                // Absolute: each server runs in its own directory.
-                let path = std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                o.variants.push((name.to_string(), path));
-            }
+            "--variant" => o.variants.push(named_path(args.next(), "--variant")),
             "--binary" => {
                 let path = args.next().expect("--binary needs a path");
                 o.binary = Some(std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
             }
-            "--start" => {
-                let v = args.next().expect("--start needs NAME=PATH");
-                let (name, path) = v.split_once('=').expect("--start needs NAME=PATH");
-                let path = std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                o.starts.push((name.to_string(), path));
-            }
+            "--start" => o.starts.push(named_path(args.next(), "--start")),
             "--floor" => {
                 let path = args.next().expect("--floor needs a path");
                 o.floor = Some(std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path}: {e}")))

@@ -45,7 +45,7 @@ pub fn run(probes: &[(String, PathBuf)], n: usize, session_ms: f64) {
         cost::print(name, c);
     }
     let find = |prefix: &str| costs.iter().find(|(name, _)| name.starts_with(prefix));
-    if let (Some((_, glibc)), Some((_, musl))) = (find("glibc"), find("musl")) {
+    if let (Some((_, glibc)), Some((_, musl)), true) = (find("glibc"), find("musl"), session_ms > 0.0) {
         let extra = glibc.cpu_ms - musl.cpu_ms;
         println!(
             "  glibc's start over musl's: {extra:.3} ms CPU per process, {:.0}% of a qpsmtpd-rs sample session's {session_ms:.3} ms",
